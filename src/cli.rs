@@ -1,0 +1,73 @@
+//! What the user typed: clap types only. `options.rs` resolves them; nothing else imports clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Drive real network sockets from rhai scenario scripts.
+///
+/// One FILE runs it and shows what it prints. `--test`, several files or a directory run every
+/// scenario as a test suite: a line per scenario, a summary and an exit code.
+#[derive(Debug, Parser)]
+#[command(name = "sockscript", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Scenario files (`.rhai`) or directories of them.
+    #[arg(value_name = "FILE|DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Test mode: run every scenario, report each, exit with the worst outcome.
+    #[arg(long)]
+    pub test: bool,
+
+    /// Scenarios run at once in test mode [default: the number of CPUs].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Deadline of a blocking call whose handle sets none (`250ms`, `5s`, `1m`).
+    #[arg(long, value_name = "D", default_value = "5s")]
+    pub timeout: String,
+
+    /// Deadline of a whole scenario.
+    #[arg(long, value_name = "D", default_value = "60s")]
+    pub max_time: String,
+
+    /// A constant the scripts see by NAME: an integer or bool where VALUE parses as one,
+    /// else a string. Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Read `NAME=VALUE` lines (and `#` comments) as if each were a `--var`.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+
+    /// Show every socket event (listen, connect, send, recv, close) on stderr, with payloads.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Colour on stderr; `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+
+    /// Only compile the scenarios; run nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+
+    /// Write a TAP 13 report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_tap: Option<PathBuf>,
+
+    /// Write a JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}

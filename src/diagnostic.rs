@@ -1,0 +1,256 @@
+//! Failures as people read them: rhai positions become miette spans here and nowhere else.
+//! One renderer serves the terminal (colour or not) and the reports (never colour), so the
+//! words are the same everywhere.
+
+use std::time::Duration;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use rhai::{EvalAltResult, Map, Position};
+
+use crate::net::fmt_duration;
+use crate::outcome::Status;
+use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
+use crate::transcript::render_payload;
+
+/// Reports are wrapped at this width so they read the same on every terminal and in files.
+const WIDTH: usize = 100;
+
+/// A rendered-on-demand diagnostic: message, the script, labelled spans and help.
+#[derive(Debug, Clone)]
+pub struct Diag {
+    pub code: String,
+    pub message: String,
+    pub file: String,
+    pub source: String,
+    pub labels: Vec<(usize, usize, String)>,
+    pub help: Option<String>,
+    /// The script line of the primary label, 1-based, for reports that want a line number.
+    pub line: Option<usize>,
+}
+
+impl Diag {
+    fn new(code: &str, message: impl Into<String>, file: &str, source: &str) -> Self {
+        Diag {
+            code: code.to_owned(),
+            message: message.into(),
+            file: file.to_owned(),
+            source: source.to_owned(),
+            labels: Vec::new(),
+            help: None,
+            line: None,
+        }
+    }
+
+    /// A diagnostic with no script to point into.
+    pub fn plain(code: &str, message: impl Into<String>, file: &str) -> Self {
+        Diag::new(code, message, file, "")
+    }
+
+    fn label(mut self, pos: Position, text: impl Into<String>) -> Self {
+        if let Some((offset, len)) = span(&self.source, pos) {
+            if self.line.is_none() {
+                self.line = pos.line();
+            }
+            self.labels.push((offset, len, text.into()));
+        }
+        self
+    }
+
+    fn help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    /// The whole report, as miette draws it.
+    pub fn render(&self, color: bool) -> String {
+        let mut diag = MietteDiagnostic::new(self.message.clone()).with_code(self.code.clone());
+        if let Some(help) = &self.help {
+            diag = diag.with_help(help.clone());
+        }
+        let labels = self.labels.iter().enumerate().map(|(i, (offset, len, text))| {
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(text.clone()), (*offset, *len))
+            } else {
+                LabeledSpan::new_with_span(Some(text.clone()), (*offset, *len))
+            }
+        });
+        let diag = diag.with_labels(labels);
+        let report = miette::Report::new(diag)
+            .with_source_code(NamedSource::new(&self.file, self.source.clone()));
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let mut out = String::new();
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(WIDTH)
+            .with_links(false);
+        if handler.render_report(&mut out, report.as_ref()).is_err() {
+            return format!("error: {}", self.message);
+        }
+        out
+    }
+}
+
+/// Classify a failure and describe it.
+pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) -> (Status, Diag) {
+    match failure {
+        Failure::Compile(err) => {
+            let what = err.err_type().to_string();
+            let diag = Diag::new("compile", format!("`{file}` does not compile: {what}"), file, source)
+                .label(err.position(), what);
+            (Status::CompileError, diag)
+        }
+        Failure::MaxTime(limit) => {
+            let diag = Diag::new(
+                "max_time",
+                format!("the scenario ran past its deadline of {}", fmt_duration(*limit)),
+                file,
+                source,
+            )
+            .help(Some("give it longer with `--max-time`, or find the call that never returned with `--trace`".into()));
+            (Status::Errored, diag)
+        }
+        Failure::Interrupted => (
+            Status::Errored,
+            Diag::new("interrupted", "the run was interrupted", file, source),
+        ),
+        Failure::Raised { error, task } => raised(error, task.as_ref(), file, source, timeout),
+    }
+}
+
+fn raised(
+    error: &EvalAltResult,
+    task: Option<&TaskOrigin>,
+    file: &str,
+    source: &str,
+    timeout: Duration,
+) -> (Status, Diag) {
+    let inner = error.unwrap_inner();
+    let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
+    let (status, mut diag) = match abort_of(error) {
+        Some(Abort::Assertion(f)) => {
+            let values = f
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k:>5}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let diag = Diag::new("assertion", format!("{prefix}{}", f.message), file, source)
+                .label(f.position, "this assertion failed")
+                .help((!values.is_empty()).then_some(values));
+            (Status::Failed, diag)
+        }
+        Some(_) => (
+            Status::Errored,
+            Diag::new("cancelled", format!("{prefix}the scenario was cancelled"), file, source),
+        ),
+        None => match inner {
+            EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
+                Some(map) if map.contains_key("kind") => {
+                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout);
+                    (Status::Errored, diag)
+                }
+                _ => (
+                    Status::Errored,
+                    Diag::new("thrown", format!("{prefix}uncaught: {value}"), file, source)
+                        .label(*pos, "thrown here"),
+                ),
+            },
+            other => (
+                Status::Errored,
+                Diag::new("script", format!("{prefix}{}", plain_message(other)), file, source)
+                    .label(other.position(), "here"),
+            ),
+        },
+    };
+    // The calls the error came up through, innermost first.
+    let mut frame = error;
+    let mut frames = Vec::new();
+    while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = frame {
+        frames.push((name.clone(), *pos));
+        frame = inner;
+    }
+    for (name, pos) in frames.into_iter().rev() {
+        let what = if name.starts_with("anon$") {
+            "in the closure called here".to_owned()
+        } else {
+            format!("in `{name}`, called here")
+        };
+        diag = diag.label(pos, what);
+    }
+    if let Some(t) = task {
+        diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));
+    }
+    (status, diag)
+}
+
+fn socket_error(
+    map: &Map,
+    prefix: &str,
+    pos: Position,
+    file: &str,
+    source: &str,
+    timeout: Duration,
+) -> Diag {
+    let get = |k: &str| map.get(k).map(|v| v.to_string()).filter(|s| !s.is_empty() && s != "()");
+    let kind = get("kind").unwrap_or_else(|| "error".into());
+    let message = get("message").unwrap_or_else(|| kind.clone());
+    let mut help = Vec::new();
+    if let Some(w) = get("waiting_for") {
+        help.push(format!("waited for {w}"));
+    }
+    match map.get("received").and_then(|r| r.read_lock::<rhai::Blob>().map(|b| b.clone())) {
+        Some(bytes) => help.push(format!(
+            "received so far ({} bytes, not consumed):\n{}",
+            bytes.len(),
+            render_payload(&bytes, "  ")
+        )),
+        None if get("waiting_for").is_some() => help.push("nothing had arrived".into()),
+        None => {}
+    }
+    if kind == "timeout" && !message.contains("within") {
+        help.push(format!(
+            "the deadline is the handle's `timeout`, else `--timeout` ({})",
+            fmt_duration(timeout)
+        ));
+    }
+    Diag::new(&kind, format!("{prefix}{message}"), file, source)
+        .label(pos, format!("`{kind}`"))
+        .help((!help.is_empty()).then(|| help.join("\n")))
+}
+
+/// The byte span of a rhai position: its line and column, as long as the word there.
+fn span(source: &str, pos: Position) -> Option<(usize, usize)> {
+    let line = pos.line()?;
+    let column = pos.position().unwrap_or(1).max(1);
+    let line_start = if line == 1 {
+        0
+    } else {
+        source.match_indices('\n').nth(line - 2)?.0 + 1
+    };
+    let line_text = source[line_start..].split('\n').next().unwrap_or("");
+    let col_offset: usize = line_text
+        .char_indices()
+        .nth(column - 1)
+        .map_or(line_text.len(), |(i, _)| i);
+    let rest = &line_text[col_offset..];
+    let word = rest
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map_or(rest.len(), |(i, _)| i);
+    Some((line_start + col_offset, word.max(1).min(rest.len().max(1))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_cover_the_word_at_a_position() {
+        let src = "let a = 1;\nlet c = connect(x);\n";
+        let (off, len) = span(src, Position::new(2, 9)).unwrap_or_default();
+        assert_eq!(&src[off..off + len], "connect");
+    }
+}

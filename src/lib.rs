@@ -1,0 +1,54 @@
+//! sockscript drives real network sockets from rhai scenario scripts: one `.rhai` file holds
+//! the servers and clients of a conversation, and a run says what crossed the wire.
+//!
+//! # Layout
+//! - [`cli`] is what the user typed (clap); [`options`] resolves it and finds usage errors.
+//! - [`run`] loads scenarios, runs them, hands outcomes to [`report`], picks the exit code.
+//! - [`script`] is the rhai side: the engine, the API functions, `spawn`, assertions.
+//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
+//! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
+//!   [`diagnostic`] turns rhai positions into miette reports.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod net;
+pub mod options;
+pub mod outcome;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod script;
+pub mod transcript;
+
+use std::ffi::OsString;
+
+use clap::Parser as _;
+
+/// Every scenario passed (or `--check` found every script compiles).
+pub const EXIT_OK: u8 = 0;
+/// An assertion or expectation failed.
+pub const EXIT_FAILED: u8 = 1;
+/// sockscript was called wrongly.
+pub const EXIT_USAGE: u8 = 2;
+/// A script does not compile.
+pub const EXIT_COMPILE: u8 = 3;
+/// A scenario raised an error: a socket error, a timeout, a script error.
+pub const EXIT_ERROR: u8 = 4;
+
+/// Run sockscript with these arguments (the first is the program name); returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match options::Options::resolve(cli) {
+        Ok(options) => run::run(options),
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}

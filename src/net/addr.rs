@@ -1,0 +1,133 @@
+//! Address strings as scripts write them: `127.0.0.1:8080`, `[::1]:0`, `localhost:8080`.
+//! Parsing, name resolution (under the caller's deadline) and the endpoint type handles report.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::error::{ErrorKind, NetError};
+
+/// A host and a port, not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Split `host:port`, `[v6]:port` into a [`Target`]; an IP literal needs no resolution.
+pub fn parse(op: &'static str, addr: &str) -> Result<Target, NetError> {
+    let bad = |why: &str| {
+        NetError::new(
+            ErrorKind::InvalidAddress,
+            op,
+            Some(addr),
+            format!("`{addr}` is not an address: {why}"),
+        )
+    };
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(Target {
+            host: sa.ip().to_string(),
+            port: sa.port(),
+        });
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected `host:port`, e.g. `127.0.0.1:8080`"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("the host is missing (write `127.0.0.1` or `[::1]` for loopback)"));
+    }
+    if host.contains(':') && host.parse::<IpAddr>().is_err() {
+        return Err(bad("an IPv6 address goes in brackets, e.g. `[::1]:8080`"));
+    }
+    Ok(Target {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+impl Target {
+    /// The literal address when the host is an IP, without asking a resolver.
+    pub fn literal(&self) -> Option<SocketAddr> {
+        self.host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+
+    /// Resolve the name; a name that resolves to nothing is kind `dns`.
+    pub async fn resolve(&self, op: &'static str, addr: &str) -> Result<Vec<SocketAddr>, NetError> {
+        if let Some(sa) = self.literal() {
+            return Ok(vec![sa]);
+        }
+        let dns = |why: String| {
+            NetError::new(
+                ErrorKind::Dns,
+                op,
+                Some(addr),
+                format!("{op}: cannot resolve `{}`: {why}", self.host),
+            )
+        };
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| dns(e.to_string().to_lowercase()))?
+            .collect();
+        if found.is_empty() {
+            return Err(dns("no addresses".to_owned()));
+        }
+        Ok(found)
+    }
+}
+
+/// One end of a connection, as handles report it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// `127.0.0.1:41234`, `[::1]:41234`: kept as shared text since the transcript records it often.
+    pub text: Arc<str>,
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr) -> Self {
+        Endpoint {
+            addr,
+            text: Arc::from(addr.to_string()),
+        }
+    }
+
+    pub fn ip(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_scripts_use() {
+        assert_eq!(parse("connect", "127.0.0.1:80").map(|t| t.port).ok(), Some(80));
+        assert_eq!(
+            parse("connect", "[::1]:0").map(|t| t.host).ok().as_deref(),
+            Some("::1")
+        );
+        assert_eq!(
+            parse("connect", "localhost:8080").map(|t| t.host).ok().as_deref(),
+            Some("localhost")
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_address() {
+        for bad in ["127.0.0.1", "localhost:http", ":80", "::1:80", "host:70000"] {
+            let err = parse("connect", bad).err().map(|e| e.kind);
+            assert_eq!(err, Some(ErrorKind::InvalidAddress), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The one place where synchronous script threads wait on asynchronous sockets.
+//!
+//! Every blocking socket call is one [`Session::block_on`]: it runs the operation on the shared
+//! multi-thread runtime, racing it against the call's deadline and the scenario's cancellation.
+//! Script threads are plain OS threads (never runtime workers), so `Handle::block_on` is sound.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{ErrorKind, NetError};
+use crate::transcript::{EventKind, Transcript};
+
+/// Limits that protect the machine from a runaway peer or script.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The furthest `recv_line`, `recv_until` and `expect` search for their delimiter or match.
+    pub max_line: usize,
+    /// The most bytes a connection buffers (what `recv_all` may collect).
+    pub max_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 1024 * 1024,
+            max_buffer: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a scenario's token was cancelled; the first reason wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The main script returned: tasks still blocked are stopped, which is not a failure.
+    Finished,
+    /// A task failed; the scenario fails with that task's error.
+    TaskFailed,
+    /// The scenario ran past `--max-time`.
+    MaxTime,
+    /// The user interrupted the run.
+    Interrupted,
+}
+
+/// Everything the sockets of one scenario share: the runtime, the deadline defaults, the
+/// cancellation token and the transcript.
+pub struct Session {
+    handle: Handle,
+    cancel: CancellationToken,
+    reason: OnceLock<CancelReason>,
+    default_timeout: Duration,
+    pub limits: Limits,
+    transcript: Transcript,
+    connections: AtomicUsize,
+    next_id: AtomicUsize,
+}
+
+impl Session {
+    pub fn new(
+        handle: Handle,
+        default_timeout: Duration,
+        limits: Limits,
+        transcript: Transcript,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            handle,
+            cancel: CancellationToken::new(),
+            reason: OnceLock::new(),
+            default_timeout,
+            limits,
+            transcript,
+            connections: AtomicUsize::new(0),
+            next_id: AtomicUsize::new(1),
+        })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// Stop every blocked call of this scenario; the first reason given is the one kept.
+    pub fn cancel(&self, reason: CancelReason) {
+        let _ = self.reason.set(reason);
+        self.cancel.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.reason.get().copied()
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Connections opened or accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_id(&self) -> usize {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn record(
+        &self,
+        kind: EventKind,
+        local: Option<Arc<str>>,
+        peer: Option<Arc<str>>,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        self.transcript
+            .record(current_task(), kind, local, peer, payload, note);
+    }
+
+    /// Run `op` to completion unless `timeout` (or an enclosing `within`) runs out or the
+    /// scenario is cancelled first. `what` and `addr` name the call in a timeout error.
+    pub fn block_on<T>(
+        &self,
+        what: &'static str,
+        addr: Option<&str>,
+        timeout: Option<Duration>,
+        op: impl Future<Output = Result<T, NetError>>,
+    ) -> Result<T, NetError> {
+        if self.cancel.is_cancelled() {
+            return Err(NetError::cancelled(what));
+        }
+        let timeout = timeout.unwrap_or(self.default_timeout);
+        let now = Instant::now();
+        let mut deadline = now + timeout;
+        let mut by_within = None;
+        if let Some(within) = innermost_within() {
+            if within.deadline < deadline {
+                deadline = within.deadline;
+                by_within = Some(within.length);
+            }
+        }
+        let result = self.handle.block_on(async {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
+                r = op => r,
+                _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
+                    Some(length) => NetError::timeout(what, addr, length, true),
+                    None => NetError::timeout(what, addr, timeout, false),
+                }),
+            }
+        });
+        // A read that lost the race to cancellation reports cancellation, not its own error.
+        match result {
+            Err(e) if e.kind != ErrorKind::Cancelled && self.cancel.is_cancelled() => {
+                Err(NetError::cancelled(what))
+            }
+            other => other,
+        }
+    }
+
+    /// Pause for `d`, waking early only for cancellation; a `within` deadline cuts it short.
+    pub fn sleep(&self, d: Duration) -> Result<(), NetError> {
+        let slept = self.block_on("sleep", None, Some(d + Duration::from_secs(1)), async {
+            tokio::time::sleep(d).await;
+            Ok(())
+        });
+        slept
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Within {
+    deadline: Instant,
+    length: Duration,
+}
+
+thread_local! {
+    static TASK: RefCell<Arc<str>> = RefCell::new(Arc::from("main"));
+    static WITHIN: RefCell<Vec<Within>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Name the script task running on this thread, for the transcript.
+pub fn set_current_task(name: &str) {
+    TASK.with(|t| *t.borrow_mut() = Arc::from(name));
+}
+
+pub fn current_task() -> Arc<str> {
+    TASK.with(|t| t.borrow().clone())
+}
+
+fn innermost_within() -> Option<Within> {
+    WITHIN.with(|w| w.borrow().iter().min_by_key(|w| w.deadline).copied())
+}
+
+/// While the guard lives, every blocking call on this thread ends by `now + length`.
+pub fn enter_within(length: Duration) -> WithinGuard {
+    WITHIN.with(|w| {
+        let mut w = w.borrow_mut();
+        w.push(Within {
+            deadline: Instant::now() + length,
+            length,
+        });
+        WithinGuard { depth: w.len() }
+    })
+}
+
+/// Whether the deadline of the `within` at `depth` (or any enclosing one) has passed.
+pub fn within_expired() -> Option<usize> {
+    WITHIN.with(|w| {
+        let now = Instant::now();
+        w.borrow()
+            .iter()
+            .position(|w| w.deadline <= now)
+            .map(|i| i + 1)
+    })
+}
+
+pub struct WithinGuard {
+    depth: usize,
+}
+
+impl WithinGuard {
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
+impl Drop for WithinGuard {
+    fn drop(&mut self) {
+        WITHIN.with(|w| w.borrow_mut().truncate(self.depth - 1));
+    }
+}

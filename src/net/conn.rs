@@ -1,0 +1,497 @@
+//! A connected stream: a read half with its persistent buffer and a write half, each behind its
+//! own async mutex so one task may send while another receives.
+//!
+//! Reads are cancel-safe: they only ever await `read_buf` into the connection's buffer and take
+//! from it once the whole answer is there, so a read that times out loses nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio_util::sync::CancellationToken;
+
+use super::addr::{self, Endpoint};
+use super::bridge::Session;
+use super::error::{ErrorKind, NetError};
+use crate::transcript::EventKind;
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How much room a read asks for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// How much of the unread buffer a failure diagnostic shows.
+const RECEIVED_PREVIEW: usize = 4096;
+
+/// A connection handle; clones share the socket.
+#[derive(Clone)]
+pub struct Conn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: usize,
+    session: Arc<Session>,
+    local: Endpoint,
+    peer: Endpoint,
+    reader: AsyncMutex<Reader>,
+    writer: AsyncMutex<Writer>,
+    /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
+    timeout: AtomicU64,
+    closed: CancellationToken,
+}
+
+struct Reader {
+    io: Option<BoxRead>,
+    buf: BytesMut,
+    eof: bool,
+}
+
+struct Writer {
+    io: Option<BoxWrite>,
+    /// A send was cut off part-way (timeout or cancellation): what the peer got is unknown.
+    interrupted: bool,
+    shut: bool,
+}
+
+/// What `expect` found: the bytes before the match, the match, and its capture groups.
+pub struct Match {
+    pub before: Bytes,
+    pub text: Bytes,
+    pub groups: Vec<Option<Bytes>>,
+}
+
+impl Conn {
+    /// Connect to `addr`, trying each address a name resolves to.
+    pub fn connect(
+        session: &Arc<Session>,
+        addr: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Conn, NetError> {
+        let target = addr::parse("connect", addr)?;
+        let stream = session.block_on("connect", Some(addr), timeout, async {
+            let mut last = None;
+            for sa in target.resolve("connect", addr).await? {
+                match TcpStream::connect(sa).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => last = Some(NetError::io("connect", Some(addr), &e)),
+                }
+            }
+            Err(last.unwrap_or_else(|| NetError::io("connect", Some(addr), &no_address())))
+        });
+        let stream = stream.inspect_err(|e| {
+            session.record(EventKind::Error, None, Some(Arc::from(addr)), b"", Some(e.message.clone()))
+        })?;
+        let conn = Conn::from_tcp(session, stream, "connect")?;
+        session.record(
+            EventKind::Connect,
+            Some(conn.inner.local.text.clone()),
+            Some(conn.inner.peer.text.clone()),
+            b"",
+            None,
+        );
+        Ok(conn)
+    }
+
+    pub(crate) fn from_tcp(
+        session: &Arc<Session>,
+        stream: TcpStream,
+        op: &'static str,
+    ) -> Result<Conn, NetError> {
+        // Scenarios exchange small messages and wait for answers: Nagle's delay would only hurt.
+        let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .map_err(|e| NetError::io(op, None, &e))?;
+        let peer = stream.peer_addr().map_err(|e| NetError::io(op, None, &e))?;
+        let (r, w) = stream.into_split();
+        Ok(Conn::from_parts(
+            session,
+            Endpoint::new(local),
+            Endpoint::new(peer),
+            Box::new(r),
+            Box::new(w),
+        ))
+    }
+
+    fn from_parts(
+        session: &Arc<Session>,
+        local: Endpoint,
+        peer: Endpoint,
+        r: BoxRead,
+        w: BoxWrite,
+    ) -> Conn {
+        session.count_connection();
+        Conn {
+            inner: Arc::new(Inner {
+                id: session.next_id(),
+                session: session.clone(),
+                local,
+                peer,
+                reader: AsyncMutex::new(Reader {
+                    io: Some(r),
+                    buf: BytesMut::new(),
+                    eof: false,
+                }),
+                writer: AsyncMutex::new(Writer {
+                    io: Some(w),
+                    interrupted: false,
+                    shut: false,
+                }),
+                timeout: AtomicU64::new(u64::MAX),
+                closed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.inner.id
+    }
+
+    pub fn local(&self) -> &Endpoint {
+        &self.inner.local
+    }
+
+    pub fn peer(&self) -> &Endpoint {
+        &self.inner.peer
+    }
+
+    pub fn timeout(&self) -> Option<Duration> {
+        match self.inner.timeout.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    pub fn set_timeout(&self, d: Duration) {
+        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.inner.timeout.store(n, Ordering::Relaxed);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    fn peer_text(&self) -> &str {
+        &self.inner.peer.text
+    }
+
+    /// Send all of `data`; returns its length.
+    pub fn send(&self, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
+        let inner = &self.inner;
+        let addr = self.peer_text();
+        let sent = inner.session.block_on(op, Some(addr), self.timeout(), async {
+            let mut w = inner.writer.lock().await;
+            if w.interrupted {
+                return Err(NetError::new(
+                    ErrorKind::Io,
+                    op,
+                    Some(addr),
+                    format!(
+                        "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer \
+                         has received is unknown; open a new connection"
+                    ),
+                ));
+            }
+            if w.shut {
+                return Err(NetError::new(
+                    ErrorKind::Closed,
+                    op,
+                    Some(addr),
+                    format!("{op} to `{addr}`: this side was shut down for sending"),
+                ));
+            }
+            let w = &mut *w;
+            let io = w.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
+            w.interrupted = true;
+            let result = tokio::select! {
+                _ = inner.closed.cancelled() => Err(NetError::closed(op, Some(addr))),
+                r = async {
+                    io.write_all(data).await?;
+                    io.flush().await
+                } => r.map_err(|e| NetError::io(op, Some(addr), &e)),
+            };
+            w.interrupted = false;
+            result
+        });
+        match sent {
+            Ok(()) => {
+                self.record(EventKind::Send, data, None);
+                Ok(data.len())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Half-close: send FIN, keep receiving.
+    pub fn shutdown(&self) -> Result<(), NetError> {
+        let inner = &self.inner;
+        let addr = self.peer_text();
+        inner
+            .session
+            .block_on("shutdown", Some(addr), self.timeout(), async {
+                let mut w = inner.writer.lock().await;
+                if w.shut {
+                    return Ok(());
+                }
+                let io = w.io.as_mut().ok_or_else(|| NetError::closed("shutdown", Some(addr)))?;
+                io.shutdown()
+                    .await
+                    .map_err(|e| NetError::io("shutdown", Some(addr), &e))?;
+                w.shut = true;
+                Ok(())
+            })
+            .map_err(|e| self.failed(e))?;
+        self.record(EventKind::Shutdown, b"", None);
+        Ok(())
+    }
+
+    /// Close both directions now. Calls blocked on this connection in other tasks fail with
+    /// kind `closed`. Closing twice is harmless.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        if inner.closed.is_cancelled() {
+            return;
+        }
+        inner.closed.cancel();
+        // The blocked calls let go of the locks as soon as they see the token.
+        let _ = inner.session.handle().block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), async {
+                inner.reader.lock().await.io = None;
+                inner.writer.lock().await.io = None;
+            })
+            .await
+        });
+        self.record(EventKind::Close, b"", None);
+    }
+
+    /// The next bytes that arrive, at least one; empty once the peer has closed. With `text`,
+    /// a UTF-8 sequence split across reads is held back until it is whole.
+    pub fn recv(&self, op: &'static str, text: bool) -> Result<Bytes, NetError> {
+        self.read(op, "at least one byte", usize::MAX, |buf, eof| {
+            if buf.is_empty() {
+                return eof.then(Bytes::new);
+            }
+            let n = if text && !eof {
+                whole_utf8_prefix(buf)
+            } else {
+                buf.len()
+            };
+            (n > 0).then(|| buf.split_to(n).freeze())
+        })
+    }
+
+    /// Exactly `n` bytes.
+    pub fn recv_exact(&self, op: &'static str, n: usize) -> Result<Bytes, NetError> {
+        let limit = self.inner.session.limits.max_buffer;
+        if n > limit {
+            return Err(NetError::new(
+                ErrorKind::TooLong,
+                op,
+                Some(self.peer_text()),
+                format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
+            ));
+        }
+        let waiting = format!("{n} bytes");
+        self.read(op, &waiting, usize::MAX, |buf, _| {
+            (buf.len() >= n).then(|| buf.split_to(n).freeze())
+        })
+    }
+
+    /// Everything before `delim`; the delimiter is consumed and not returned.
+    pub fn recv_until(&self, op: &'static str, delim: &[u8]) -> Result<Bytes, NetError> {
+        if delim.is_empty() {
+            return Err(NetError::new(
+                ErrorKind::Io,
+                op,
+                Some(self.peer_text()),
+                format!("{op}: the delimiter is empty"),
+            ));
+        }
+        let waiting = format!("{:?}", String::from_utf8_lossy(delim));
+        let mut scanned: usize = 0;
+        let limit = self.inner.session.limits.max_line;
+        self.read(op, &waiting, limit, |buf, _| {
+            let from = scanned.saturating_sub(delim.len() - 1);
+            let found = memchr::memmem::find(&buf[from..], delim).map(|i| from + i);
+            scanned = buf.len();
+            found.map(|i| {
+                let out = buf.split_to(i).freeze();
+                buf.advance(delim.len());
+                out
+            })
+        })
+    }
+
+    /// One line, without its `\n` or `\r\n`.
+    pub fn recv_line(&self, op: &'static str) -> Result<Bytes, NetError> {
+        let mut line = self.recv_until(op, b"\n")?;
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        Ok(line)
+    }
+
+    /// Everything until the peer closes.
+    pub fn recv_all(&self, op: &'static str) -> Result<Bytes, NetError> {
+        let limit = self.inner.session.limits.max_buffer;
+        self.read(op, "the peer to close the connection", limit, |buf, eof| {
+            eof.then(|| buf.split().freeze())
+        })
+    }
+
+    /// Wait until the buffered input matches `re`; consume through the match.
+    pub fn expect(&self, op: &'static str, re: &regex::bytes::Regex) -> Result<Match, NetError> {
+        let waiting = format!("a match for /{}/", re.as_str());
+        let limit = self.inner.session.limits.max_line;
+        self.read(op, &waiting, limit, |buf, _| {
+            let caps = re.captures(buf)?;
+            let whole = caps.get(0)?;
+            let (start, end) = (whole.start(), whole.end());
+            let groups = caps
+                .iter()
+                .skip(1)
+                .map(|g| g.map(|g| Bytes::copy_from_slice(g.as_bytes())))
+                .collect();
+            let before = buf.split_to(start).freeze();
+            let text = buf.split_to(end - start).freeze();
+            Some(Match {
+                before,
+                text,
+                groups,
+            })
+        })
+    }
+
+    /// The read loop every `recv_*` shares: offer the buffer to `take` until it returns a value,
+    /// reading more whenever it does not; fail on EOF, when the buffer passes `limit`, on error.
+    fn read<T>(
+        &self,
+        op: &'static str,
+        waiting_for: &str,
+        limit: usize,
+        mut take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
+    ) -> Result<T, NetError> {
+        let inner = &self.inner;
+        let addr = self.peer_text();
+        let result = inner.session.block_on(op, Some(addr), self.timeout(), async {
+            let mut guard = inner.reader.lock().await;
+            let r = &mut *guard;
+            loop {
+                if let Some(value) = take(&mut r.buf, r.eof) {
+                    return Ok(value);
+                }
+                if r.eof {
+                    return Err(NetError::eof(op, Some(addr)));
+                }
+                if r.buf.len() >= limit {
+                    return Err(NetError::new(
+                        ErrorKind::TooLong,
+                        op,
+                        Some(addr),
+                        format!(
+                            "{op} from `{addr}`: {} bytes arrived without {waiting_for} (the limit is {limit} bytes)",
+                            r.buf.len()
+                        ),
+                    ));
+                }
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                if r.buf.capacity() - r.buf.len() < READ_CHUNK / 4 {
+                    r.buf.reserve(READ_CHUNK);
+                }
+                let before = r.buf.len();
+                let n = tokio::select! {
+                    _ = inner.closed.cancelled() => return Err(NetError::closed(op, Some(addr))),
+                    n = io.read_buf(&mut r.buf) => n.map_err(|e| NetError::io(op, Some(addr), &e))?,
+                };
+                if n == 0 {
+                    r.eof = true;
+                    self.record(EventKind::Eof, b"", None);
+                } else {
+                    self.record(EventKind::Recv, &r.buf[before..], None);
+                }
+            }
+        });
+        result.map_err(|e| self.failed(e.waiting_for(waiting_for)))
+    }
+
+    /// Attach what had arrived to a failed read, and put the failure in the transcript.
+    fn failed(&self, err: NetError) -> NetError {
+        if err.kind == ErrorKind::Cancelled {
+            return err;
+        }
+        let received = match self.inner.reader.try_lock() {
+            Ok(r) => Bytes::copy_from_slice(&r.buf[..r.buf.len().min(RECEIVED_PREVIEW)]),
+            Err(_) => Bytes::new(),
+        };
+        self.record(EventKind::Error, b"", Some(err.message.clone()));
+        err.with_received(received)
+    }
+
+    fn record(&self, kind: EventKind, payload: &[u8], note: Option<String>) {
+        self.inner.session.record(
+            kind,
+            Some(self.inner.local.text.clone()),
+            Some(self.inner.peer.text.clone()),
+            payload,
+            note,
+        );
+    }
+}
+
+impl std::fmt::Display for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Conn({} -> {}{})",
+            self.inner.local.text,
+            self.inner.peer.text,
+            if self.is_closed() { ", closed" } else { "" }
+        )
+    }
+}
+
+/// The length of the longest prefix of `buf` that does not end inside a UTF-8 sequence.
+/// Invalid bytes count as whole (they decode to U+FFFD); only a valid but unfinished
+/// sequence at the very end is held back.
+fn whole_utf8_prefix(buf: &[u8]) -> usize {
+    let len = buf.len();
+    for back in 1..=len.min(3) {
+        let b = buf[len - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back for the lead
+        }
+        let need = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return len,
+        };
+        return if need > back { len - back } else { len };
+    }
+    len
+}
+
+fn no_address() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to connect to")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_utf8_prefix;
+
+    #[test]
+    fn holds_back_only_an_unfinished_utf8_tail() {
+        assert_eq!(whole_utf8_prefix(b"abc"), 3);
+        let e_acute = "é".as_bytes();
+        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0]]), 1);
+        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0], e_acute[1]]), 3);
+        let euro = "€".as_bytes();
+        assert_eq!(whole_utf8_prefix(&euro[..2]), 0);
+        assert_eq!(whole_utf8_prefix(&[0xff, 0xfe]), 2);
+    }
+}

@@ -1,0 +1,248 @@
+//! The socket layer's one error type: a kind a script can branch on, the operation, the address,
+//! and whatever had arrived when a read gave up. The script layer turns it into a catchable map.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// What went wrong, as the snake_case names scripts see in `e.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    AddrInUse,
+    AddrNotAvailable,
+    ConnectionRefused,
+    ConnectionReset,
+    Timeout,
+    Eof,
+    Dns,
+    InvalidAddress,
+    PermissionDenied,
+    Closed,
+    TooLong,
+    Tls,
+    Io,
+    /// The scenario was cancelled (a task failed, the main script ended, `--max-time`):
+    /// never shown to scripts, which cannot catch it.
+    Cancelled,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::AddrInUse => "addr_in_use",
+            ErrorKind::AddrNotAvailable => "addr_not_available",
+            ErrorKind::ConnectionRefused => "connection_refused",
+            ErrorKind::ConnectionReset => "connection_reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Eof => "eof",
+            ErrorKind::Dns => "dns",
+            ErrorKind::InvalidAddress => "invalid_address",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Closed => "closed",
+            ErrorKind::TooLong => "too_long",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Io => "io",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// Every kind a script may see, for documentation and for checking `assert_err(f, kind)`.
+    pub const PUBLIC: &'static [&'static str] = &[
+        "addr_in_use",
+        "addr_not_available",
+        "connection_refused",
+        "connection_reset",
+        "timeout",
+        "eof",
+        "dns",
+        "invalid_address",
+        "permission_denied",
+        "closed",
+        "too_long",
+        "tls",
+        "io",
+    ];
+
+    fn of_io(err: &io::Error) -> ErrorKind {
+        use io::ErrorKind as K;
+        match err.kind() {
+            K::AddrInUse => ErrorKind::AddrInUse,
+            K::AddrNotAvailable => ErrorKind::AddrNotAvailable,
+            K::ConnectionRefused => ErrorKind::ConnectionRefused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                ErrorKind::ConnectionReset
+            }
+            K::TimedOut => ErrorKind::Timeout,
+            K::UnexpectedEof => ErrorKind::Eof,
+            K::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Io,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed socket operation.
+#[derive(Debug, Clone)]
+pub struct NetError {
+    pub kind: ErrorKind,
+    /// The whole sentence, lower-case: ``recv_line from `127.0.0.1:5000` timed out after 5s``.
+    pub message: String,
+    /// The script-level name of the operation (`connect`, `recv_line`, …).
+    pub op: &'static str,
+    /// The address the operation was about, when there is one.
+    pub addr: Option<String>,
+    /// What a read was waiting for, e.g. ``a line ending in `\n` ``.
+    pub waiting_for: Option<String>,
+    /// What had arrived but was not consumed when a read gave up.
+    pub received: Option<Bytes>,
+}
+
+impl NetError {
+    pub fn new(kind: ErrorKind, op: &'static str, addr: Option<&str>, message: String) -> Self {
+        NetError {
+            kind,
+            message,
+            op,
+            addr: addr.map(str::to_owned),
+            waiting_for: None,
+            received: None,
+        }
+    }
+
+    pub fn io(op: &'static str, addr: Option<&str>, err: &io::Error) -> Self {
+        let kind = ErrorKind::of_io(err);
+        let what = match kind {
+            ErrorKind::AddrInUse => "the address is already in use".to_owned(),
+            ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_owned(),
+            ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
+            ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            ErrorKind::Timeout => "timed out".to_owned(),
+            ErrorKind::Eof => "unexpected end of stream".to_owned(),
+            _ => strip_os_error(&err.to_string()),
+        };
+        Self::new(kind, op, addr, format!("{} failed: {what}", describe(op, addr)))
+    }
+
+    pub fn timeout(op: &'static str, addr: Option<&str>, after: Duration, within: bool) -> Self {
+        let why = if within {
+            format!("timed out: the `within` deadline of {} ran out", fmt_duration(after))
+        } else {
+            format!("timed out after {}", fmt_duration(after))
+        };
+        Self::new(ErrorKind::Timeout, op, addr, format!("{} {why}", describe(op, addr)))
+    }
+
+    pub fn eof(op: &'static str, addr: Option<&str>) -> Self {
+        Self::new(
+            ErrorKind::Eof,
+            op,
+            addr,
+            format!("{}: the peer closed the connection", describe(op, addr)),
+        )
+    }
+
+    pub fn closed(op: &'static str, addr: Option<&str>) -> Self {
+        Self::new(
+            ErrorKind::Closed,
+            op,
+            addr,
+            format!("{}: the handle is closed", describe(op, addr)),
+        )
+    }
+
+    pub fn cancelled(op: &'static str) -> Self {
+        Self::new(ErrorKind::Cancelled, op, None, format!("{op} was cancelled"))
+    }
+
+    pub fn waiting_for(mut self, what: impl Into<String>) -> Self {
+        self.waiting_for = Some(what.into());
+        self
+    }
+
+    pub fn with_received(mut self, received: Bytes) -> Self {
+        if !received.is_empty() {
+            self.received = Some(received);
+        }
+        self
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// `Network is unreachable (os error 101)` -> `network is unreachable`.
+fn strip_os_error(text: &str) -> String {
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    text.to_lowercase()
+}
+
+/// `connect to `addr``, `recv_line from `addr``: the start of every message.
+fn describe(op: &str, addr: Option<&str>) -> String {
+    let prep = match op {
+        "connect" | "send" | "send_line" | "wait_for" => "to",
+        "listen" => "on",
+        op if op.starts_with("recv") || op == "expect" || op == "accept" => "from",
+        _ => "on",
+    };
+    match addr {
+        Some(addr) => format!("{op} {prep} `{addr}`"),
+        None => op.to_owned(),
+    }
+}
+
+/// `250ms`, `5s`, `1m 30s`: how durations read in messages.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 || ms % 1000 != 0 {
+        if ms >= 1000 {
+            return format!("{:.1}s", d.as_secs_f64());
+        }
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    if s < 60 || s % 60 != 0 {
+        return format!("{s}s");
+    }
+    format!("{}m", s / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+    }
+
+    #[test]
+    fn io_errors_map_to_kinds() {
+        let e = NetError::io(
+            "connect",
+            Some("127.0.0.1:9"),
+            &io::Error::from(io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+        assert_eq!(e.message, "connect to `127.0.0.1:9` failed: connection refused");
+    }
+}

@@ -1,0 +1,15 @@
+//! The socket layer: tokio sockets behind synchronous, deadline-bounded calls. It knows nothing
+//! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
+
+pub mod addr;
+pub mod bridge;
+pub mod channel;
+pub mod conn;
+pub mod error;
+pub mod listener;
+
+pub use bridge::{CancelReason, Limits, Session};
+pub use channel::Channel;
+pub use conn::{Conn, Match};
+pub use error::{fmt_duration, ErrorKind, NetError};
+pub use listener::Listener;

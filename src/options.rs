@@ -1,0 +1,164 @@
+//! What the user typed, resolved: durations parsed, variables collected, the mode chosen.
+//! Every usage error (exit 2) is found here, before anything runs.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rhai::Dynamic;
+
+use crate::cli::{Cli, ColorWhen};
+use crate::script::parse_var;
+
+/// Environment variables named `SOCKSCRIPT_VAR_<name>` become variables too.
+pub const ENV_VAR_PREFIX: &str = "SOCKSCRIPT_VAR_";
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// One file: its output as it happens, its failure as a diagnostic.
+    Run(PathBuf),
+    /// Every scenario under these paths, as a suite.
+    Test(Vec<PathBuf>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Reports {
+    pub junit: Option<PathBuf>,
+    pub tap: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub jobs: usize,
+    pub timeout: Duration,
+    pub max_time: Duration,
+    pub vars: Vec<(String, Dynamic)>,
+    pub trace: bool,
+    pub color: bool,
+    pub check: bool,
+    pub reports: Reports,
+}
+
+/// A mistake in how sockscript was called.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Options {
+    pub fn resolve(cli: Cli) -> Result<Options, UsageError> {
+        let timeout = duration("--timeout", &cli.timeout)?;
+        let max_time = duration("--max-time", &cli.max_time)?;
+        if timeout.is_zero() || max_time.is_zero() {
+            return Err(UsageError("`--timeout` and `--max-time` must be more than 0".into()));
+        }
+        let reports = Reports {
+            junit: cli.report_junit,
+            tap: cli.report_tap,
+            json: cli.report_json,
+        };
+        let wants_reports = reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
+        let single_file = cli.paths.len() == 1 && !cli.paths[0].is_dir();
+        let mode = if single_file && !cli.test && !wants_reports {
+            Mode::Run(cli.paths[0].clone())
+        } else {
+            Mode::Test(cli.paths)
+        };
+        let jobs = match cli.jobs {
+            Some(0) => return Err(UsageError("`--jobs` must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(Options {
+            mode,
+            jobs,
+            timeout,
+            max_time,
+            vars: vars(&cli.vars, cli.vars_file.as_ref())?,
+            trace: cli.trace,
+            color: color(cli.color),
+            check: cli.check,
+            reports,
+        })
+    }
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    crate::script::parse_duration(text).map_err(|why| UsageError(format!("{flag}: {why}")))
+}
+
+fn color(when: ColorWhen) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    }
+}
+
+/// Variables from the environment, then the vars file, then `--var`: later ones win.
+fn vars(
+    flags: &[String],
+    file: Option<&PathBuf>,
+) -> Result<Vec<(String, Dynamic)>, UsageError> {
+    let mut found: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix(ENV_VAR_PREFIX)?.to_owned(), v)))
+        .collect();
+    found.sort();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            UsageError(format!("--vars-file: cannot read `{}`: {e}", path.display()))
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = split_var(line).map_err(|why| {
+                UsageError(format!("--vars-file `{}` line {}: {why}", path.display(), n + 1))
+            })?;
+            found.push((k, v));
+        }
+    }
+    for flag in flags {
+        found.push(split_var(flag).map_err(|why| UsageError(format!("--var: {why}")))?);
+    }
+    let mut vars: Vec<(String, Dynamic)> = Vec::new();
+    for (name, value) in found {
+        vars.retain(|(n, _)| *n != name);
+        vars.push((name, parse_var(&value)));
+    }
+    Ok(vars)
+}
+
+fn split_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    let name = name.trim();
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a variable name (letters, digits and `_`, not starting with a digit)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn var_names_are_identifiers() {
+        assert!(split_var("host=127.0.0.1").is_ok());
+        assert_eq!(split_var("a=b=c").ok().map(|(_, v)| v).as_deref(), Some("b=c"));
+        assert!(split_var("1x=2").is_err());
+        assert!(split_var("no-dash=2").is_err());
+        assert!(split_var("novalue").is_err());
+    }
+}

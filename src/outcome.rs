@@ -1,0 +1,62 @@
+//! The one result model every view reads: how a scenario ended, how long it took, what it
+//! printed, what crossed the wire, and the diagnostic of its failure.
+
+use std::time::Duration;
+
+use crate::diagnostic::Diag;
+use crate::transcript::Event;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Passed,
+    /// An assertion or expectation did not hold.
+    Failed,
+    /// A socket error, a timeout or a script error.
+    Errored,
+    /// The script does not compile.
+    CompileError,
+}
+
+impl Status {
+    /// The process exit code this outcome asks for.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Passed => crate::EXIT_OK,
+            Status::Failed => crate::EXIT_FAILED,
+            Status::Errored => crate::EXIT_ERROR,
+            Status::CompileError => crate::EXIT_COMPILE,
+        }
+    }
+
+    /// Severity for "the worst outcome seen": compile errors, then errors, then failures.
+    pub fn severity(self) -> u8 {
+        match self {
+            Status::Passed => 0,
+            Status::Failed => 1,
+            Status::Errored => 2,
+            Status::CompileError => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "ok",
+            Status::Failed => "FAILED",
+            Status::Errored => "ERROR",
+            Status::CompileError => "COMPILE ERROR",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub name: String,
+    pub status: Status,
+    pub duration: Duration,
+    /// Connections opened or accepted.
+    pub connections: usize,
+    /// What the script printed (test mode; empty in run mode, where it went to stdout).
+    pub stdout: String,
+    pub transcript: Vec<Event>,
+    pub diagnostic: Option<Diag>,
+}

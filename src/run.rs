@@ -1,0 +1,176 @@
+//! Orchestration: load scenarios, run them (one in run mode, many in parallel in test mode),
+//! collect outcomes, hand them to the reports, and choose the exit code.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::runtime::Runtime;
+
+use crate::diagnostic;
+use crate::net::{Limits, Session};
+use crate::options::{Mode, Options};
+use crate::outcome::{Outcome, Status};
+use crate::report;
+use crate::scenario::{self, Scenario};
+use crate::script::{self, Output};
+use crate::transcript::{render_event, Transcript};
+
+pub fn run(options: Options) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sockscript-io")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return crate::EXIT_ERROR;
+        }
+    };
+    let code = match &options.mode {
+        Mode::Run(path) => run_one(&runtime, &options, path),
+        Mode::Test(paths) => run_suite(&runtime, &options, paths),
+    };
+    runtime.shutdown_background();
+    code
+}
+
+/// Run mode: the script's output as it happens, its failure as a diagnostic on stderr.
+fn run_one(runtime: &Runtime, options: &Options, path: &Path) -> u8 {
+    let scenario = match Scenario::load(path, path.display().to_string()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::EXIT_USAGE;
+        }
+    };
+    let outcome = execute(runtime, options, &scenario, Output::Stdout, options.trace);
+    if let Some(diag) = &outcome.diagnostic {
+        eprint!("{}", diag.render(options.color));
+    }
+    outcome.status.exit_code()
+}
+
+/// Test mode: every scenario, in parallel, each one's output captured.
+fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf]) -> u8 {
+    let files = match scenario::discover(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::EXIT_USAGE;
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no `.rhai` scenarios found");
+        return crate::EXIT_USAGE;
+    }
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; files.len()]);
+    let stderr_lock = Mutex::new(());
+    std::thread::scope(|s| {
+        for _ in 0..options.jobs.min(files.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, name)) = files.get(i) else { break };
+                let outcome = match Scenario::load(path, name.clone()) {
+                    Ok(scenario) => {
+                        let buf = Arc::new(Mutex::new(String::new()));
+                        let mut o = execute(runtime, options, &scenario, Output::Capture(buf.clone()), false);
+                        o.stdout = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
+                        o
+                    }
+                    Err(e) => unreadable(name, e),
+                };
+                {
+                    let _guard = stderr_lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(report::terminal::status_line(&outcome).as_bytes());
+                    if options.trace {
+                        let _ = err.write_all(report::terminal::transcript(&outcome).as_bytes());
+                    }
+                }
+                outcomes.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
+            });
+        }
+    });
+    let outcomes: Vec<Outcome> = outcomes
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let elapsed = started.elapsed();
+    eprint!("{}", report::terminal::summary(&outcomes, elapsed, options.color));
+    report::write_all(&options.reports, &outcomes, elapsed);
+    outcomes
+        .iter()
+        .map(|o| o.status)
+        .max_by_key(|s| s.severity())
+        .map_or(crate::EXIT_OK, Status::exit_code)
+}
+
+fn unreadable(name: &str, why: String) -> Outcome {
+    Outcome {
+        name: name.to_owned(),
+        status: Status::Errored,
+        duration: std::time::Duration::ZERO,
+        connections: 0,
+        stdout: String::new(),
+        transcript: Vec::new(),
+        diagnostic: Some(diagnostic::Diag::plain("io", why, name)),
+    }
+}
+
+/// Compile and run one scenario to an [`Outcome`].
+pub fn execute(
+    runtime: &Runtime,
+    options: &Options,
+    scenario: &Scenario,
+    output: Output,
+    live_trace: bool,
+) -> Outcome {
+    let started = Instant::now();
+    let transcript = if live_trace {
+        Transcript::with_live(started, |event| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}", render_event(event));
+        })
+    } else {
+        Transcript::new(started)
+    };
+    let session = Session::new(
+        runtime.handle().clone(),
+        options.timeout,
+        Limits::default(),
+        transcript.clone(),
+    );
+    let config = script::Config {
+        max_time: options.max_time,
+        vars: options.vars.clone(),
+    };
+    let result = script::Scenario::compile(&scenario.source, session.clone(), output, config)
+        .and_then(|compiled| if options.check { Ok(()) } else { compiled.run() });
+    let duration = started.elapsed();
+    let (status, diagnostic) = match result {
+        Ok(()) => (Status::Passed, None),
+        Err(failure) => {
+            let (status, diag) =
+                diagnostic::describe(&failure, &scenario.name, &scenario.source, options.timeout);
+            (status, Some(diag))
+        }
+    };
+    let (events, _dropped) = transcript.snapshot();
+    Outcome {
+        name: scenario.name.clone(),
+        status,
+        duration,
+        connections: session.connections(),
+        stdout: String::new(),
+        transcript: events,
+        diagnostic,
+    }
+}

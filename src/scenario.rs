@@ -1,0 +1,71 @@
+//! A scenario file, and finding them: a file as given, a directory's `*.rhai` recursively,
+//! sorted so every run (and every shard of one) sees the same order.
+
+use std::path::{Path, PathBuf};
+
+/// One `.rhai` file, read.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub path: PathBuf,
+    /// How reports name it: the path as the user wrote it, or relative to the directory given.
+    pub name: String,
+    pub source: String,
+}
+
+impl Scenario {
+    pub fn load(path: &Path, name: String) -> Result<Scenario, String> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), lower(&e.to_string())))?;
+        Ok(Scenario {
+            path: path.to_owned(),
+            name,
+            source,
+        })
+    }
+}
+
+/// Every scenario under `paths`, as (path, display name). A path that does not exist is an error.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files)?;
+            files.sort();
+            for file in files {
+                let name = file.strip_prefix(path).unwrap_or(&file).display().to_string();
+                found.push((file, name));
+            }
+        } else if path.exists() {
+            found.push((path.clone(), path.display().to_string()));
+        } else {
+            return Err(format!("`{}` does not exist", path.display()));
+        }
+    }
+    Ok(found)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read `{}`: {}", dir.display(), lower(&e.to_string())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot read `{}`: {}", dir.display(), lower(&e.to_string())))?
+            .path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rhai") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn lower(text: &str) -> String {
+    let text = text.split(" (os error").next().unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,165 @@
+//! The rhai bindings: an engine per scenario whose functions call into `net`, the task threads
+//! of `spawn`, and the assertions. Nothing here knows about the command line or reports: a
+//! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
+
+mod assert;
+mod engine;
+mod error;
+mod net;
+mod task;
+mod value;
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
+
+use crate::net::{CancelReason, Session};
+
+pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
+pub use value::{parse_duration, parse_var};
+
+/// How a scenario runs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The deadline of the whole scenario.
+    pub max_time: Duration,
+    /// `--var` constants, visible to the script by name.
+    pub vars: Vec<(String, Dynamic)>,
+}
+
+/// Where `print` goes: stdout as it happens (run mode), or a per-scenario buffer (test mode).
+#[derive(Clone)]
+pub enum Output {
+    Stdout,
+    Capture(Arc<Mutex<String>>),
+}
+
+impl Output {
+    fn line(&self, text: &str) {
+        match self {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+            Output::Capture(buf) => {
+                let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
+                buf.push_str(text);
+                buf.push('\n');
+            }
+        }
+    }
+}
+
+/// Where a failure happened when it was not the main script: the task and its `spawn`.
+#[derive(Debug, Clone)]
+pub struct TaskOrigin {
+    pub name: String,
+    pub spawned_at: Position,
+}
+
+/// Why a scenario did not pass.
+#[derive(Debug)]
+pub enum Failure {
+    /// The script does not compile.
+    Compile(ParseError),
+    /// An uncaught error or a failed assertion, in the main script or in a task.
+    Raised {
+        error: Box<EvalAltResult>,
+        task: Option<TaskOrigin>,
+    },
+    /// The scenario ran past `--max-time`.
+    MaxTime(Duration),
+    /// The run was interrupted.
+    Interrupted,
+}
+
+/// A compiled scenario, ready to run once.
+pub struct Scenario {
+    engine: Arc<Engine>,
+    ast: Arc<AST>,
+    ctx: Arc<task::ScriptCtx>,
+    config: Config,
+}
+
+impl Scenario {
+    /// Build the scenario's engine over `session` and compile `source`.
+    pub fn compile(
+        source: &str,
+        session: Arc<Session>,
+        output: Output,
+        config: Config,
+    ) -> Result<Scenario, Failure> {
+        let ctx = task::ScriptCtx::new(session, output);
+        let engine = Arc::new(engine::build(&ctx));
+        let ast = engine
+            .compile_with_scope(&var_scope(&config), source)
+            .map_err(Failure::Compile)?;
+        let ast = Arc::new(ast);
+        ctx.attach(&engine, &ast);
+        Ok(Scenario {
+            engine,
+            ast,
+            ctx,
+            config,
+        })
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.ctx.session
+    }
+
+    /// Run the main script to its end, then stop the tasks still blocked. Fails with the first
+    /// failure of any task, or of the main script.
+    pub fn run(self) -> Result<(), Failure> {
+        let session = self.ctx.session.clone();
+        let watchdog = {
+            let session = session.clone();
+            let max_time = self.config.max_time;
+            session.clone().handle().spawn(async move {
+                tokio::select! {
+                    _ = session.token().cancelled() => {}
+                    _ = tokio::time::sleep(max_time) => session.cancel(CancelReason::MaxTime),
+                }
+            })
+        };
+        crate::net::bridge::set_current_task("main");
+        let mut scope = var_scope(&self.config);
+        let main = self.engine.run_ast_with_scope(&mut scope, &self.ast);
+        drop(scope);
+
+        let reason = session.cancel_reason();
+        session.cancel(CancelReason::Finished);
+        watchdog.abort();
+        self.ctx.join_tasks();
+        let task_failure = self.ctx.take_failure();
+
+        let result = match reason {
+            Some(CancelReason::TaskFailed) => match task_failure {
+                Some(f) => Err(Failure::Raised {
+                    error: f.error,
+                    task: Some(f.origin),
+                }),
+                None => Err(Failure::Interrupted),
+            },
+            Some(CancelReason::MaxTime) => Err(Failure::MaxTime(self.config.max_time)),
+            Some(CancelReason::Interrupted) => Err(Failure::Interrupted),
+            _ => match main {
+                Ok(()) => Ok(()),
+                Err(error) => Err(Failure::Raised { error, task: None }),
+            },
+        };
+        self.ctx.detach();
+        result
+    }
+}
+
+fn var_scope(config: &Config) -> Scope<'static> {
+    let mut scope = Scope::new();
+    for (name, value) in &config.vars {
+        scope.push_constant_dynamic(name.clone(), value.clone());
+    }
+    scope
+}

@@ -1,0 +1,184 @@
+//! Script methods and properties of the socket handles: `Conn`, `Listener`, `Channel`, `Task`.
+//! Each is a thin call into `net` with its error turned into a script error.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, INT};
+
+use super::error::{blob, raise, script_error, text, ScriptResult};
+use super::task::Task;
+use super::value::duration;
+use crate::net::{Channel, Conn, Listener, NetError};
+
+fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
+    r.map_err(raise)
+}
+
+fn count(n: usize) -> INT {
+    INT::try_from(n).unwrap_or(INT::MAX)
+}
+
+fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
+    usize::try_from(n)
+        .map_err(|_| script_error("invalid_argument", op, format!("{op}: a byte count cannot be negative ({n})")))
+}
+
+/// The most regexes `expect` keeps compiled per thread.
+const REGEX_CACHE: usize = 64;
+
+thread_local! {
+    static REGEXES: RefCell<HashMap<String, regex::bytes::Regex>> = RefCell::new(HashMap::new());
+}
+
+fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
+    REGEXES.with(|cache| {
+        if let Some(re) = cache.borrow().get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = regex::bytes::Regex::new(pattern).map_err(|e| {
+            script_error("invalid_argument", op, format!("{op}: invalid regex: {e}"))
+        })?;
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= REGEX_CACHE {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), re.clone());
+        Ok(re)
+    })
+}
+
+pub fn register(engine: &mut Engine) {
+    register_conn(engine);
+    register_listener(engine);
+    register_channel(engine);
+    register_task(engine);
+}
+
+fn register_conn(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Conn>("Conn")
+        .register_fn("to_string", |c: &mut Conn| c.to_string())
+        .register_fn("to_debug", |c: &mut Conn| c.to_string())
+        .register_get("peer", |c: &mut Conn| c.peer().text.to_string())
+        .register_get("local", |c: &mut Conn| c.local().text.to_string())
+        .register_get("peer_ip", |c: &mut Conn| c.peer().ip())
+        .register_get("peer_port", |c: &mut Conn| INT::from(c.peer().port()))
+        .register_get("local_ip", |c: &mut Conn| c.local().ip())
+        .register_get("local_port", |c: &mut Conn| INT::from(c.local().port()))
+        .register_get("closed", |c: &mut Conn| c.is_closed())
+        .register_get("timeout", |c: &mut Conn| {
+            c.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+        })
+        .register_set("timeout", |c: &mut Conn, d: Dynamic| -> ScriptResult<()> {
+            c.set_timeout(duration("timeout", &d)?);
+            Ok(())
+        })
+        // Sending.
+        .register_fn("send", |c: Conn, data: ImmutableString| -> ScriptResult<INT> {
+            ok(c.send("send", data.as_bytes())).map(count)
+        })
+        .register_fn("send", |c: Conn, data: Blob| -> ScriptResult<INT> {
+            ok(c.send("send", &data)).map(count)
+        })
+        .register_fn("send_line", |c: Conn, line: ImmutableString| -> ScriptResult<INT> {
+            let mut data = Vec::with_capacity(line.len() + 1);
+            data.extend_from_slice(line.as_bytes());
+            data.push(b'\n');
+            ok(c.send("send_line", &data)).map(count)
+        })
+        // Receiving, as text.
+        .register_fn("recv", |c: Conn| -> ScriptResult<String> {
+            ok(c.recv("recv", true)).map(|b| text(&b))
+        })
+        .register_fn("recv_line", |c: Conn| -> ScriptResult<String> {
+            ok(c.recv_line("recv_line")).map(|b| text(&b))
+        })
+        .register_fn("recv_until", |c: Conn, delim: ImmutableString| -> ScriptResult<String> {
+            ok(c.recv_until("recv_until", delim.as_bytes())).map(|b| text(&b))
+        })
+        .register_fn("recv_exact", |c: Conn, n: INT| -> ScriptResult<String> {
+            ok(c.recv_exact("recv_exact", byte_count("recv_exact", n)?)).map(|b| text(&b))
+        })
+        .register_fn("recv_all", |c: Conn| -> ScriptResult<String> {
+            ok(c.recv_all("recv_all")).map(|b| text(&b))
+        })
+        .register_fn("expect", |c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
+            let re = cached_regex("expect", &pattern)?;
+            let m = ok(c.expect("expect", &re))?;
+            let mut map = Map::new();
+            map.insert("text".into(), text(&m.text).into());
+            map.insert("before".into(), text(&m.before).into());
+            let groups: rhai::Array = m
+                .groups
+                .iter()
+                .map(|g| g.as_ref().map_or(Dynamic::UNIT, |g| text(g).into()))
+                .collect();
+            map.insert("groups".into(), groups.into());
+            Ok(map)
+        })
+        // Receiving, as Blobs.
+        .register_fn("recv_bytes", |c: Conn| -> ScriptResult<Blob> {
+            ok(c.recv("recv_bytes", false)).map(|b| blob(&b))
+        })
+        .register_fn("recv_exact_bytes", |c: Conn, n: INT| -> ScriptResult<Blob> {
+            ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?)).map(|b| blob(&b))
+        })
+        .register_fn("recv_until_bytes", |c: Conn, delim: Blob| -> ScriptResult<Blob> {
+            ok(c.recv_until("recv_until_bytes", &delim)).map(|b| blob(&b))
+        })
+        .register_fn("recv_until_bytes", |c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
+            ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(|b| blob(&b))
+        })
+        .register_fn("recv_all_bytes", |c: Conn| -> ScriptResult<Blob> {
+            ok(c.recv_all("recv_all_bytes")).map(|b| blob(&b))
+        })
+        // Ending.
+        .register_fn("shutdown", |c: Conn| -> ScriptResult<()> { ok(c.shutdown()) })
+        .register_fn("close", |c: Conn| c.close());
+}
+
+fn register_listener(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Listener>("Listener")
+        .register_fn("to_string", |l: &mut Listener| l.to_string())
+        .register_fn("to_debug", |l: &mut Listener| l.to_string())
+        .register_get("addr", |l: &mut Listener| l.local().text.to_string())
+        .register_get("port", |l: &mut Listener| INT::from(l.local().port()))
+        .register_get("host", |l: &mut Listener| l.local().ip())
+        .register_get("closed", |l: &mut Listener| l.is_closed())
+        .register_get("timeout", |l: &mut Listener| {
+            l.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+        })
+        .register_set("timeout", |l: &mut Listener, d: Dynamic| -> ScriptResult<()> {
+            l.set_timeout(duration("timeout", &d)?);
+            Ok(())
+        })
+        .register_fn("accept", |l: Listener| -> ScriptResult<Conn> { ok(l.accept()) })
+        .register_fn("close", |l: Listener| l.close());
+}
+
+fn register_channel(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Channel<Dynamic>>("Channel")
+        .register_fn("to_string", |_: &mut Channel<Dynamic>| "Channel".to_string())
+        .register_fn("to_debug", |_: &mut Channel<Dynamic>| "Channel".to_string())
+        .register_fn("send", |ch: Channel<Dynamic>, value: Dynamic| {
+            ch.send(value.flatten_clone());
+        })
+        .register_fn("recv", |ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
+            ok(ch.recv(None))
+        })
+        .register_fn("recv", |ch: Channel<Dynamic>, timeout: Dynamic| -> ScriptResult<Dynamic> {
+            ok(ch.recv(Some(duration("recv", &timeout)?)))
+        });
+}
+
+fn register_task(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Task>("Task")
+        .register_fn("to_string", |t: &mut Task| t.to_string())
+        .register_fn("to_debug", |t: &mut Task| t.to_string())
+        .register_get("name", |t: &mut Task| t.name().to_string())
+        .register_get("done", |t: &mut Task| t.is_done());
+}

@@ -1,0 +1,219 @@
+//! Script tasks: `spawn` runs a closure on its own OS thread, against the scenario's shared
+//! engine and AST. Captures are copied at spawn time, like Rust's `move`, so no two threads
+//! ever wait on one rhai variable lock. The first task to fail fails the scenario and cancels
+//! every blocked call.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Position, AST};
+use tokio::sync::watch;
+
+use super::error::{abort, abort_of, Abort, ScriptResult};
+use super::{Output, TaskOrigin};
+use crate::net::{bridge, CancelReason, Session};
+
+/// Threads a scenario may start, so a runaway loop of `spawn` cannot exhaust the machine.
+pub const MAX_TASKS: usize = 10_000;
+/// Stack of each task thread: deep enough for rhai's call depth limit.
+const TASK_STACK: usize = 8 * 1024 * 1024;
+/// How long the end of a scenario waits for cancelled tasks to unwind.
+const JOIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What the engine's functions share: the session, where `print` goes, and the tasks.
+pub struct ScriptCtx {
+    pub session: Arc<Session>,
+    pub output: Output,
+    /// Set once compiled; weak so the engine's own closures do not keep it alive.
+    engine: OnceLock<Weak<Engine>>,
+    ast: Mutex<Option<Arc<AST>>>,
+    tasks: Mutex<Vec<Task>>,
+    started: AtomicUsize,
+    failure: Mutex<Option<TaskFailure>>,
+}
+
+pub struct TaskFailure {
+    pub origin: TaskOrigin,
+    pub error: Box<EvalAltResult>,
+}
+
+impl ScriptCtx {
+    pub fn new(session: Arc<Session>, output: Output) -> Arc<Self> {
+        Arc::new(ScriptCtx {
+            session,
+            output,
+            engine: OnceLock::new(),
+            ast: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+        })
+    }
+
+    pub fn attach(&self, engine: &Arc<Engine>, ast: &Arc<AST>) {
+        let _ = self.engine.set(Arc::downgrade(engine));
+        *self.ast.lock().unwrap_or_else(|p| p.into_inner()) = Some(ast.clone());
+    }
+
+    /// Drop the AST so its closures (which hold handles) are freed with the scenario.
+    pub fn detach(&self) {
+        self.ast.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn record_failure(&self, failure: TaskFailure) {
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(failure);
+        }
+        drop(slot);
+        self.session.cancel(CancelReason::TaskFailed);
+    }
+
+    pub fn take_failure(&self) -> Option<TaskFailure> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Wait (briefly: they are cancelled) for every task thread, including ones tasks started.
+    pub fn join_tasks(&self) {
+        let deadline = std::time::Instant::now() + JOIN_GRACE;
+        loop {
+            let pending: Vec<Task> = {
+                let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                std::mem::take(&mut *tasks)
+            };
+            if pending.is_empty() {
+                return;
+            }
+            for task in pending {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let mut done = task.inner.done.clone();
+                let finished = self.session.handle().block_on(async {
+                    tokio::time::timeout(left, done.wait_for(|d| *d)).await.is_ok()
+                });
+                if finished {
+                    if let Some(thread) = task.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = thread.join();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A running or finished task; clones share it.
+#[derive(Clone)]
+pub struct Task {
+    inner: Arc<TaskInner>,
+}
+
+struct TaskInner {
+    origin: TaskOrigin,
+    done: watch::Receiver<bool>,
+    value: Mutex<Option<Result<Dynamic, ()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Task {
+    pub fn name(&self) -> &str {
+        &self.inner.origin.name
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self.inner.done.borrow()
+    }
+
+    /// The closure's value; if the task failed, the scenario is already failing, so this stops.
+    pub fn join(&self, session: &Session) -> ScriptResult<Dynamic> {
+        let mut done = self.inner.done.clone();
+        // A join waits as long as the scenario may: the task's own calls carry the deadlines.
+        let forever = Duration::from_secs(60 * 60 * 24 * 365);
+        session
+            .block_on("join", None, Some(forever), async {
+                let _ = done.wait_for(|d| *d).await;
+                Ok(())
+            })
+            .map_err(super::error::raise)?;
+        match &*self.inner.value.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => Err(abort(Abort::Cancelled, Position::NONE)),
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.is_done() { "done" } else { "running" };
+        write!(f, "Task({}, {state})", self.inner.origin.name)
+    }
+}
+
+/// Start `closure` on a new thread. Its captured variables are copied first.
+pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptResult<Task> {
+    let n = ctx.started.fetch_add(1, Ordering::Relaxed) + 1;
+    if n > MAX_TASKS {
+        return Err(super::error::script_error(
+            "too_many_tasks",
+            "spawn",
+            format!("spawn: a scenario may start at most {MAX_TASKS} tasks"),
+        ));
+    }
+    for captured in closure.iter_curry_mut() {
+        *captured = captured.flatten_clone();
+    }
+    let engine = ctx
+        .engine
+        .get()
+        .and_then(Weak::upgrade)
+        .ok_or("spawn: the scenario is not running")?;
+    let ast = ctx
+        .ast
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .ok_or("spawn: the scenario is not running")?;
+    let origin = TaskOrigin {
+        name: format!("task {n}"),
+        spawned_at: at,
+    };
+    let (done_tx, done_rx) = watch::channel(false);
+    let task = Task {
+        inner: Arc::new(TaskInner {
+            origin: origin.clone(),
+            done: done_rx,
+            value: Mutex::new(None),
+            thread: Mutex::new(None),
+        }),
+    };
+    let thread = {
+        let ctx = ctx.clone();
+        let task = task.clone();
+        std::thread::Builder::new()
+            .name(format!("sockscript {}", origin.name))
+            .stack_size(TASK_STACK)
+            .spawn(move || {
+                bridge::set_current_task(&origin.name);
+                let result = closure.call::<Dynamic>(&engine, &ast, ());
+                drop((engine, ast));
+                let value = match result {
+                    Ok(v) => Ok(v.flatten()),
+                    Err(error) => {
+                        if !matches!(abort_of(&error), Some(Abort::Cancelled)) {
+                            ctx.record_failure(TaskFailure { origin, error });
+                        }
+                        Err(())
+                    }
+                };
+                *task.inner.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+                let _ = done_tx.send(true);
+            })
+            .map_err(|e| format!("spawn: cannot start a thread: {e}"))?
+    };
+    *task.inner.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+    ctx.tasks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(task.clone());
+    Ok(task)
+}

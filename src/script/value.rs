@@ -1,0 +1,78 @@
+//! Script values that need interpreting: durations (`250`, `"250ms"`, `"2s"`) and `--var` values.
+
+use std::time::Duration;
+
+use rhai::{Dynamic, INT};
+
+use super::error::{script_error, ScriptResult};
+
+/// A duration as scripts write it: integer milliseconds, or a string with a unit.
+pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
+    if let Ok(ms) = value.as_int() {
+        return duration_ms(op, ms);
+    }
+    if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        return parse_duration(&text).map_err(|why| script_error("invalid_argument", op, why));
+    }
+    Err(script_error(
+        "invalid_argument",
+        op,
+        format!(
+            "{op}: a duration is milliseconds (`250`) or a string with a unit (`\"2s\"`), not {}",
+            value.type_name()
+        ),
+    ))
+}
+
+pub fn duration_ms(op: &str, ms: INT) -> ScriptResult<Duration> {
+    u64::try_from(ms).map(Duration::from_millis).map_err(|_| {
+        script_error(
+            "invalid_argument",
+            op,
+            format!("{op}: a duration cannot be negative ({ms})"),
+        )
+    })
+}
+
+/// `250ms`, `2s`, `1m`, `1m 30s`; a bare number is milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
+    }
+    humantime::parse_duration(text)
+        .map_err(|_| format!("`{text}` is not a duration: write `250ms`, `2s` or `1m`"))
+}
+
+/// A `--var` value: an integer or bool where it parses as one, else a string.
+pub fn parse_var(value: &str) -> Dynamic {
+    if let Ok(n) = value.parse::<INT>() {
+        return n.into();
+    }
+    match value {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => value.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("100"), Ok(Duration::from_millis(100)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn vars_take_the_type_they_spell() {
+        assert_eq!(parse_var("6379").as_int(), Ok(6379));
+        assert_eq!(parse_var("true").as_bool(), Ok(true));
+        assert_eq!(parse_var("127.0.0.1").into_string().ok().as_deref(), Some("127.0.0.1"));
+    }
+}
