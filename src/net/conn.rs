@@ -304,6 +304,16 @@ impl Conn {
 
     /// Everything before `delim`; the delimiter is consumed and not returned.
     pub fn recv_until(&self, op: &'static str, delim: &[u8]) -> Result<Bytes, NetError> {
+        let waiting = format!("{:?}", String::from_utf8_lossy(delim));
+        self.recv_delimited(op, delim, &waiting)
+    }
+
+    fn recv_delimited(
+        &self,
+        op: &'static str,
+        delim: &[u8],
+        waiting: &str,
+    ) -> Result<Bytes, NetError> {
         if delim.is_empty() {
             return Err(NetError::new(
                 ErrorKind::Io,
@@ -312,10 +322,9 @@ impl Conn {
                 format!("{op}: the delimiter is empty"),
             ));
         }
-        let waiting = format!("{:?}", String::from_utf8_lossy(delim));
         let mut scanned: usize = 0;
         let limit = self.inner.session.limits.max_line;
-        self.read(op, &waiting, limit, |buf, _| {
+        self.read(op, waiting, limit, |buf, _| {
             let from = scanned.saturating_sub(delim.len() - 1);
             let found = memchr::memmem::find(&buf[from..], delim).map(|i| from + i);
             scanned = buf.len();
@@ -329,7 +338,7 @@ impl Conn {
 
     /// One line, without its `\n` or `\r\n`.
     pub fn recv_line(&self, op: &'static str) -> Result<Bytes, NetError> {
-        let mut line = self.recv_until(op, b"\n")?;
+        let mut line = self.recv_delimited(op, b"\n", "a line ending in \"\\n\"")?;
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
@@ -346,7 +355,7 @@ impl Conn {
 
     /// Wait until the buffered input matches `re`; consume through the match.
     pub fn expect(&self, op: &'static str, re: &regex::bytes::Regex) -> Result<Match, NetError> {
-        let waiting = format!("a match for /{}/", re.as_str());
+        let waiting = format!("a match for /{}/", re.as_str().escape_debug());
         let limit = self.inner.session.limits.max_line;
         self.read(op, &waiting, limit, |buf, _| {
             let caps = re.captures(buf)?;
