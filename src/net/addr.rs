@@ -35,11 +35,12 @@ pub fn parse(op: &'static str, addr: &str) -> Result<Target, NetError> {
     let port: u16 = port
         .parse()
         .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad("the host is missing (write `127.0.0.1` or `[::1]` for loopback)"));
     }
-    if host.contains(':') && host.parse::<IpAddr>().is_err() {
+    if host.contains(':') && (!bracketed || host.parse::<IpAddr>().is_err()) {
         return Err(bad("an IPv6 address goes in brackets, e.g. `[::1]:8080`"));
     }
     Ok(Target {

@@ -88,9 +88,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A failed socket operation.
+/// A failed socket operation; boxed, so the `Ok` path of every call stays small.
 #[derive(Debug, Clone)]
-pub struct NetError {
+pub struct NetError(Box<Details>);
+
+/// What a [`NetError`] says; reached through `Deref`.
+#[derive(Debug, Clone)]
+pub struct Details {
     pub kind: ErrorKind,
     /// The whole sentence, lower-case: ``recv_line from `127.0.0.1:5000` timed out after 5s``.
     pub message: String,
@@ -106,14 +110,14 @@ pub struct NetError {
 
 impl NetError {
     pub fn new(kind: ErrorKind, op: &'static str, addr: Option<&str>, message: String) -> Self {
-        NetError {
+        NetError(Box::new(Details {
             kind,
             message,
             op,
             addr: addr.map(str::to_owned),
             waiting_for: None,
             received: None,
-        }
+        }))
     }
 
     pub fn io(op: &'static str, addr: Option<&str>, err: &io::Error) -> Self {
@@ -163,15 +167,23 @@ impl NetError {
     }
 
     pub fn waiting_for(mut self, what: impl Into<String>) -> Self {
-        self.waiting_for = Some(what.into());
+        self.0.waiting_for = Some(what.into());
         self
     }
 
     pub fn with_received(mut self, received: Bytes) -> Self {
         if !received.is_empty() {
-            self.received = Some(received);
+            self.0.received = Some(received);
         }
         self
+    }
+}
+
+impl std::ops::Deref for NetError {
+    type Target = Details;
+
+    fn deref(&self) -> &Details {
+        &self.0
     }
 }
 

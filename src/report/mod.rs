@@ -1,6 +1,9 @@
 //! Views of the outcomes. Each format renders `&[Outcome]` to a string and never runs anything;
 //! writing a file is the caller's one line.
 
+pub mod json;
+pub mod junit;
+pub mod tap;
 pub mod terminal;
 
 use std::time::Duration;

@@ -163,3 +163,36 @@ fn var_scope(config: &Config) -> Scope<'static> {
     }
     scope
 }
+
+#[cfg(test)]
+mod tests {
+    /// The README's function reference must name every function and property scripts get.
+    #[test]
+    fn readme_documents_every_registered_name() {
+        let readme = include_str!("../../README.md");
+        let sources = [
+            include_str!("engine.rs"),
+            include_str!("net.rs"),
+            include_str!("assert.rs"),
+        ];
+        let re = regex::Regex::new(r#"register_(?:fn|get|set)\(\s*"([a-z_]+)""#).expect("regex");
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for source in sources {
+            for cap in re.captures_iter(source) {
+                let name = &cap[1];
+                checked += 1;
+                if matches!(name, "to_string" | "to_debug") {
+                    continue;
+                }
+                let word = regex::Regex::new(&format!(r"\b{name}\b")).expect("regex");
+                if !word.is_match(readme) {
+                    missing.push(name.to_owned());
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} registrations found: is the pattern stale?");
+        assert!(readme.contains("spawn(closure)"));
+        assert!(missing.is_empty(), "not in the README: {missing:?}");
+    }
+}
