@@ -102,13 +102,14 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
                 .label(err.position(), what);
             (Status::CompileError, diag)
         }
-        Failure::MaxTime(limit) => {
+        Failure::MaxTime(limit, at) => {
             let diag = Diag::new(
                 "max_time",
                 format!("the scenario ran past its deadline of {}", fmt_duration(*limit)),
                 file,
                 source,
             )
+            .label(*at, "the main script was here")
             .help(Some("give it longer with `--max-time`, or find the call that never returned with `--trace`".into()));
             (Status::Errored, diag)
         }

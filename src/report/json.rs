@@ -195,7 +195,11 @@ mod tests {
         let errored = outcome(
             "refused.rhai",
             Status::Errored,
-            Some(Diag::plain("connection_refused", "connect failed", "refused.rhai")),
+            Some(Diag::plain(
+                "connection_refused",
+                "connect failed",
+                "refused.rhai",
+            )),
         );
         let broken = outcome("broken.rhai", Status::CompileError, None);
         vec![passed, failed, errored, broken]
@@ -255,7 +259,9 @@ mod tests {
         assert_eq!(d["line"], 2);
         let rendered = outcomes[1].diagnostic.as_ref().map(|d| d.render(false));
         assert_eq!(d["rendered"].as_str(), rendered.as_deref());
-        assert!(d["rendered"].as_str().is_some_and(|r| r.contains("assert_eq failed")));
+        assert!(d["rendered"]
+            .as_str()
+            .is_some_and(|r| r.contains("assert_eq failed")));
         assert_eq!(v["scenarios"][2]["diagnostic"]["line"], Value::Null);
         assert_eq!(v["scenarios"][3]["diagnostic"], Value::Null);
     }

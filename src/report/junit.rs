@@ -58,13 +58,14 @@ fn not_passed(o: &Outcome, kind: NonSuccessKind) -> TestCaseStatus {
 
 /// XML 1.0 cannot hold most control characters, not even as `&#1;`, and quick-junit drops them
 /// (and whole ANSI escape sequences). A peer's stray byte is evidence, so it is kept visible as
-/// its Unicode control picture (`\x01` becomes `␁`) instead.
+/// its Unicode control picture (`\x01` becomes `␁`) instead, or as `�` where it has none.
 fn xml_text(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
             '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+            // C1 controls have no pictures, and quick-junit would drop them.
+            '\u{80}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
             _ => c,
         })
         .collect()
@@ -103,7 +104,11 @@ mod tests {
         let errored = outcome(
             "refused.rhai",
             Status::Errored,
-            Some(Diag::plain("connection_refused", "connect failed\nsecond line", "x.rhai")),
+            Some(Diag::plain(
+                "connection_refused",
+                "connect failed\nsecond line",
+                "x.rhai",
+            )),
         );
         let broken = outcome("broken.rhai", Status::CompileError, None);
         vec![passed, failed, errored, broken]
@@ -154,7 +159,10 @@ mod tests {
         assert_eq!(suite.name.as_str(), "sockscript");
         assert_eq!((suite.tests, suite.failures, suite.errors), (4, 1, 2));
         let names: Vec<&str> = suite.test_cases.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["greeting.rhai", "bad.rhai", "refused.rhai", "broken.rhai"]);
+        assert_eq!(
+            names,
+            ["greeting.rhai", "bad.rhai", "refused.rhai", "broken.rhai"]
+        );
 
         // quick-junit's reader trims the text it reads back; the literal test above has it whole.
         let out = suite.test_cases[0].system_out.as_deref().map(str::trim_end);
@@ -192,13 +200,21 @@ mod tests {
 
     #[test]
     fn control_characters_become_visible_and_legal() {
-        assert_eq!(xml_text("a\x00b\x01\t\n\r\x1b\u{ffff}é"), "a␀b␁\t\n\r␛\u{fffd}é");
+        assert_eq!(
+            xml_text("a\x00b\x01\t\n\r\x1b\u{ffff}é"),
+            "a␀b␁\t\n\r␛\u{fffd}é"
+        );
         let mut o = outcome("x\x02.rhai", Status::Passed, None);
-        o.stdout = "\x07\x08\x0b\x0c\x7f".into();
+        o.stdout = "\x07\x08\x0b\x0c\x7f \u{9b}31m".into();
         let xml = render(&[o], Duration::ZERO);
         assert!(xml.contains(r#"<testcase name="x␂.rhai""#), "{xml}");
-        assert!(xml.contains("<system-out>␇␈␋␌\x7f</system-out>"), "{xml}");
-        assert!(!xml.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\x7f')));
+        assert!(
+            xml.contains("<system-out>␇␈␋␌\x7f \u{fffd}31m</system-out>"),
+            "{xml:?}"
+        );
+        assert!(!xml
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\x7f')));
     }
 
     #[test]

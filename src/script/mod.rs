@@ -70,8 +70,8 @@ pub enum Failure {
         error: Box<EvalAltResult>,
         task: Option<TaskOrigin>,
     },
-    /// The scenario ran past `--max-time`.
-    MaxTime(Duration),
+    /// The scenario ran past `--max-time`; where the main script was stopped, if known.
+    MaxTime(Duration, Position),
     /// The run was interrupted.
     Interrupted,
 }
@@ -144,7 +144,10 @@ impl Scenario {
                 }),
                 None => Err(Failure::Interrupted),
             },
-            Some(CancelReason::MaxTime) => Err(Failure::MaxTime(self.config.max_time)),
+            Some(CancelReason::MaxTime) => Err(Failure::MaxTime(
+                self.config.max_time,
+                main.err().map_or(Position::NONE, |e| e.position()),
+            )),
             Some(CancelReason::Interrupted) => Err(Failure::Interrupted),
             _ => match main {
                 Ok(()) => Ok(()),
