@@ -23,6 +23,19 @@ pub struct Cli {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Run only the K-th of N deterministic shards of the scenario list (e.g. `2/4`), to spread
+    /// a suite across a CI system's parallel jobs.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+
+    /// Run only the scenarios whose path contains TEXT. Repeatable: any match selects.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Vec<String>,
+
+    /// Re-run a scenario that did not pass, up to N more times; reports say it was retried.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
     /// Deadline of a blocking call whose handle sets none (`250ms`, `5s`, `1m`).
     #[arg(long, value_name = "D", default_value = "5s")]
     pub timeout: String,

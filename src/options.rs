@@ -28,10 +28,20 @@ pub struct Reports {
     pub json: Option<PathBuf>,
 }
 
+/// `--partition K/N`: the K-th (1-based) of N shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub k: usize,
+    pub n: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mode: Mode,
     pub jobs: usize,
+    pub partition: Option<Partition>,
+    pub filters: Vec<String>,
+    pub retry: u32,
     pub timeout: Duration,
     pub max_time: Duration,
     pub vars: Vec<(String, Dynamic)>,
@@ -59,8 +69,10 @@ impl Options {
             json: cli.report_json,
         };
         let wants_reports = reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
+        let partition = cli.partition.as_deref().map(partition).transpose()?;
+        let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
         let single_file = cli.paths.len() == 1 && !cli.paths[0].is_dir();
-        let mode = if single_file && !cli.test && !wants_reports {
+        let mode = if single_file && !cli.test && !wants_reports && !selects {
             Mode::Run(cli.paths[0].clone())
         } else {
             Mode::Test(cli.paths)
@@ -73,6 +85,9 @@ impl Options {
         Ok(Options {
             mode,
             jobs,
+            partition,
+            filters: cli.filter,
+            retry: cli.retry,
             timeout,
             max_time,
             vars: vars(&cli.vars, cli.vars_file.as_ref())?,
@@ -82,6 +97,17 @@ impl Options {
             reports,
         })
     }
+}
+
+fn partition(text: &str) -> Result<Partition, UsageError> {
+    let bad = || UsageError(format!("--partition: `{text}` is not K/N with 1 <= K <= N, e.g. `2/4`"));
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let k: usize = k.trim().parse().map_err(|_| bad())?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Partition { k, n })
 }
 
 fn duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
@@ -152,6 +178,14 @@ fn split_var(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_are_k_of_n() {
+        assert_eq!(partition("2/4").ok(), Some(Partition { k: 2, n: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(partition(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn var_names_are_identifiers() {

@@ -59,4 +59,6 @@ pub struct Outcome {
     pub stdout: String,
     pub transcript: Vec<Event>,
     pub diagnostic: Option<Diag>,
+    /// How many times it ran: more than 1 when `--retry` ran it again.
+    pub attempts: u32,
 }

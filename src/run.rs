@@ -54,49 +54,46 @@ fn run_one(runtime: &Runtime, options: &Options, path: &Path) -> u8 {
     outcome.status.exit_code()
 }
 
-/// Test mode: every scenario, in parallel, each one's output captured.
+/// Test mode: every selected scenario, in parallel, each one's output captured.
 fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf]) -> u8 {
-    let files = match scenario::discover(paths) {
+    let found = match scenario::discover(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return crate::EXIT_USAGE;
         }
     };
-    if files.is_empty() {
+    if found.is_empty() {
         eprintln!("error: no `.rhai` scenarios found");
         return crate::EXIT_USAGE;
     }
+    let shard = options.partition.map(|p| (p.k, p.n));
+    let files = scenario::select(found, &options.filters, shard);
+    if files.is_empty() && !options.filters.is_empty() && shard.is_none() {
+        eprintln!("error: no scenario matches --filter {}", options.filters.join(", "));
+        return crate::EXIT_USAGE;
+    }
     let started = Instant::now();
+    let progress = Progress::new(files.len(), options);
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; files.len()]);
-    let stderr_lock = Mutex::new(());
     std::thread::scope(|s| {
         for _ in 0..options.jobs.min(files.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, name)) = files.get(i) else { break };
-                let outcome = match Scenario::load(path, name.clone()) {
-                    Ok(scenario) => {
-                        let buf = Arc::new(Mutex::new(String::new()));
-                        let mut o = execute(runtime, options, &scenario, Output::Capture(buf.clone()), false);
-                        o.stdout = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
-                        o
-                    }
-                    Err(e) => unreadable(name, e),
-                };
-                {
-                    let _guard = stderr_lock.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut err = std::io::stderr().lock();
-                    let _ = err.write_all(report::terminal::status_line(&outcome).as_bytes());
-                    if options.trace {
-                        let _ = err.write_all(report::terminal::transcript(&outcome).as_bytes());
-                    }
+                progress.start(name);
+                let outcome = run_with_retries(runtime, options, path, name);
+                let mut text = report::terminal::status_line(&outcome);
+                if options.trace {
+                    text.push_str(&report::terminal::transcript(&outcome));
                 }
+                progress.finish(name, &text);
                 outcomes.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
             });
         }
     });
+    progress.clear();
     let outcomes: Vec<Outcome> = outcomes
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
@@ -113,6 +110,91 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
         .map_or(crate::EXIT_OK, Status::exit_code)
 }
 
+/// Run a scenario, again up to `--retry` times while it does not pass. A script that does
+/// not compile is not retried: it cannot change.
+fn run_with_retries(runtime: &Runtime, options: &Options, path: &Path, name: &str) -> Outcome {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut outcome = match Scenario::load(path, name.to_owned()) {
+            Ok(scenario) => {
+                let buf = Arc::new(Mutex::new(String::new()));
+                let mut o = execute(runtime, options, &scenario, Output::Capture(buf.clone()), false);
+                o.stdout = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
+                o
+            }
+            Err(e) => unreadable(name, e),
+        };
+        outcome.attempts = attempts;
+        let again = matches!(outcome.status, Status::Failed | Status::Errored);
+        if !again || attempts > options.retry {
+            return outcome;
+        }
+    }
+}
+
+/// Test mode's live view: a progress bar on a terminal, plain lines everywhere else (CI, pipes).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    running: Mutex<Vec<String>>,
+}
+
+impl Progress {
+    fn new(total: usize, options: &Options) -> Progress {
+        use std::io::IsTerminal;
+        let interactive = std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && !options.trace;
+        let bar = interactive.then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{pos}/{len}] {elapsed} {wide_msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn start(&self, name: &str) {
+        if let Some(bar) = &self.bar {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.push(name.to_owned());
+            bar.set_message(running.join(", "));
+        }
+    }
+
+    /// Print a finished scenario's lines whole, so parallel scenarios never interleave.
+    fn finish(&self, name: &str, text: &str) {
+        match &self.bar {
+            Some(bar) => {
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                running.retain(|n| n != name);
+                bar.set_message(running.join(", "));
+                bar.println(text.trim_end());
+                bar.inc(1);
+            }
+            None => {
+                let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn unreadable(name: &str, why: String) -> Outcome {
     Outcome {
         name: name.to_owned(),
@@ -122,6 +204,7 @@ fn unreadable(name: &str, why: String) -> Outcome {
         stdout: String::new(),
         transcript: Vec::new(),
         diagnostic: Some(diagnostic::Diag::plain("io", why, name)),
+        attempts: 1,
     }
 }
 
@@ -172,5 +255,6 @@ pub fn execute(
         stdout: String::new(),
         transcript: events,
         diagnostic,
+        attempts: 1,
     }
 }

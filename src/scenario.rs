@@ -69,3 +69,53 @@ fn lower(text: &str) -> String {
         None => String::new(),
     }
 }
+
+/// Keep the scenarios whose path contains any of `filters` (all when none), then the
+/// `k`-th of `n` round-robin shards of what is left: every scenario lands in exactly one shard.
+pub fn select(
+    found: Vec<(PathBuf, String)>,
+    filters: &[String],
+    shard: Option<(usize, usize)>,
+) -> Vec<(PathBuf, String)> {
+    found
+        .into_iter()
+        .filter(|(path, _)| {
+            filters.is_empty() || {
+                let text = path.to_string_lossy();
+                filters.iter().any(|f| text.contains(f.as_str()))
+            }
+        })
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, item)| item)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(names: &[&str]) -> Vec<(PathBuf, String)> {
+        names.iter().map(|n| (PathBuf::from(n), n.to_string())).collect()
+    }
+
+    #[test]
+    fn shards_cover_every_scenario_once() {
+        let all = list(&["a", "b", "c", "d", "e"]);
+        let mut seen: Vec<String> = (1..=3)
+            .flat_map(|k| select(all.clone(), &[], Some((k, 3))))
+            .map(|(_, n)| n)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        let first: Vec<String> = select(all, &[], Some((1, 3))).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(first, ["a", "d"]);
+    }
+
+    #[test]
+    fn filters_select_by_path() {
+        let all = list(&["smoke/redis.rhai", "echo.rhai", "smoke/http.rhai"]);
+        let picked = select(all, &["smoke/".into()], None);
+        assert_eq!(picked.len(), 2);
+    }
+}

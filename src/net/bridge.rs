@@ -7,7 +7,9 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -56,7 +58,9 @@ pub struct Session {
     default_timeout: Duration,
     pub limits: Limits,
     transcript: Transcript,
-    connections: AtomicUsize,
+    /// Each connection once, by its endpoints in a fixed order: a connection between two
+    /// tasks of the scenario is seen from both ends but is one connection.
+    connections: Mutex<HashSet<(SocketAddr, SocketAddr)>>,
     next_id: AtomicUsize,
 }
 
@@ -74,7 +78,7 @@ impl Session {
             default_timeout,
             limits,
             transcript,
-            connections: AtomicUsize::new(0),
+            connections: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(1),
         })
     }
@@ -109,13 +113,17 @@ impl Session {
         &self.cancel
     }
 
-    /// Connections opened or accepted so far.
+    /// Distinct connections opened or accepted so far.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    pub(crate) fn count_connection(&self) {
-        self.connections.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_connection(&self, a: SocketAddr, b: SocketAddr) {
+        let key = if a <= b { (a, b) } else { (b, a) };
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
     }
 
     pub(crate) fn next_id(&self) -> usize {

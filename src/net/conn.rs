@@ -97,6 +97,46 @@ impl Conn {
         Ok(conn)
     }
 
+    /// Retry connecting to `addr` until something accepts, for services still starting.
+    /// Each probe connection is closed at once. Returns how many attempts it took.
+    pub fn wait_for(
+        session: &Arc<Session>,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<u32, NetError> {
+        let target = addr::parse("wait_for", addr)?;
+        // Why the latest attempt failed, for the message when time runs out.
+        let mut last = String::from("no attempt finished");
+        let waited = session.block_on("wait_for", Some(addr), Some(timeout), async {
+            let mut attempts = 0;
+            let mut pause = Duration::from_millis(10);
+            loop {
+                attempts += 1;
+                for sa in target.resolve("wait_for", addr).await? {
+                    match TcpStream::connect(sa).await {
+                        Ok(_) => return Ok(attempts),
+                        Err(e) => last = NetError::io("wait_for", None, &e).message.clone(),
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+        });
+        waited.map_err(|e| match e.kind {
+            ErrorKind::Timeout => NetError::new(
+                ErrorKind::Timeout,
+                "wait_for",
+                Some(addr),
+                format!(
+                    "wait_for `{addr}`: nothing accepted a connection within {} (last attempt: {})",
+                    super::fmt_duration(timeout),
+                    last.trim_start_matches("wait_for failed: ")
+                ),
+            ),
+            _ => e,
+        })
+    }
+
     pub(crate) fn from_tcp(
         session: &Arc<Session>,
         stream: TcpStream,
@@ -125,7 +165,7 @@ impl Conn {
         r: BoxRead,
         w: BoxWrite,
     ) -> Conn {
-        session.count_connection();
+        session.count_connection(local.addr, peer.addr);
         Conn {
             inner: Arc::new(Inner {
                 id: session.next_id(),

@@ -13,8 +13,12 @@ pub fn status_line(o: &Outcome) -> String {
         1 => "1 connection".to_owned(),
         n => format!("{n} connections"),
     };
+    let retried = match o.attempts {
+        0 | 1 => String::new(),
+        n => format!(", {n} attempts"),
+    };
     format!(
-        "{}: {} ({conns}, {} ms)\n",
+        "{}: {} ({conns}, {} ms{retried})\n",
         o.name,
         o.status.as_str(),
         o.duration.as_millis()

@@ -5,13 +5,17 @@
 use std::sync::Arc;
 
 use rhai::module_resolvers::DummyModuleResolver;
-use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT};
 
 use super::error::{raise, script_error, Abort, ScriptResult};
 use super::task::{self, ScriptCtx, Task};
 use super::value::duration;
 use super::{assert, net};
 use crate::net::{bridge, Channel, Conn, Listener};
+
+/// How long `wait_for(addr)` waits when the call gives no timeout (at least `--timeout`):
+/// services in a pipeline often take a while to start.
+const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often (in rhai operations) a script checks for cancellation and `within` deadlines.
 const PROGRESS_EVERY: u64 = 1024;
@@ -106,6 +110,22 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             Ok(c)
         },
     );
+    let s = ctx.session.clone();
+    engine.register_fn("wait_for", move |addr: ImmutableString| -> ScriptResult<INT> {
+        let timeout = s.default_timeout().max(WAIT_FOR_DEFAULT);
+        Conn::wait_for(&s, &addr, timeout).map(INT::from).map_err(raise)
+    });
+    let s = ctx.session.clone();
+    engine.register_fn(
+        "wait_for",
+        move |addr: ImmutableString, timeout: Dynamic| -> ScriptResult<INT> {
+            let timeout = duration("wait_for", &timeout)?;
+            Conn::wait_for(&s, &addr, timeout).map(INT::from).map_err(raise)
+        },
+    );
+    engine.register_fn("env", |name: ImmutableString| {
+        std::env::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from)
+    });
     let s = ctx.session.clone();
     engine.register_fn("sleep", move |d: Dynamic| -> ScriptResult<()> {
         s.sleep(duration("sleep", &d)?).map_err(raise)
