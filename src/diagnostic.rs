@@ -98,8 +98,16 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
     match failure {
         Failure::Compile(err) => {
             let what = err.err_type().to_string();
+            let help = match err.err_type() {
+                rhai::ParseErrorType::VariableUndefined(name) => Some(format!(
+                    "if `{name}` should come from outside the script, pass `--var {name}=VALUE`, \
+                     a `{name}=VALUE` line in `--vars-file`, or set `SOCKSCRIPT_VAR_{name}`"
+                )),
+                _ => None,
+            };
             let diag = Diag::new("compile", format!("`{file}` does not compile: {what}"), file, source)
-                .label(err.position(), what);
+                .label(err.position(), what)
+                .help(help);
             (Status::CompileError, diag)
         }
         Failure::MaxTime(limit, at) => {
