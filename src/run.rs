@@ -102,12 +102,16 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
         .collect();
     let elapsed = started.elapsed();
     eprint!("{}", report::terminal::summary(&outcomes, elapsed, options.color));
-    report::write_all(&options.reports, &outcomes, elapsed);
-    outcomes
+    let written = report::write_all(&options.reports, &outcomes, elapsed);
+    let code = outcomes
         .iter()
         .map(|o| o.status)
         .max_by_key(|s| s.severity())
-        .map_or(crate::EXIT_OK, Status::exit_code)
+        .map_or(crate::EXIT_OK, Status::exit_code);
+    if !written && code == crate::EXIT_OK {
+        return crate::EXIT_USAGE;
+    }
+    code
 }
 
 /// Run a scenario, again up to `--retry` times while it does not pass. A script that does

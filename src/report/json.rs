@@ -55,6 +55,8 @@ struct Scenario<'a> {
     status: &'static str,
     duration_ms: u64,
     connections: usize,
+    /// More than 1 when `--retry` ran it again; the rest describes the last attempt.
+    attempts: u32,
     stdout: &'a str,
     diagnostic: Option<Diagnostic<'a>>,
     transcript: Vec<Record<'a>>,
@@ -90,6 +92,7 @@ fn scenario(o: &Outcome) -> Scenario<'_> {
         status: status_name(o.status),
         duration_ms: millis(o.duration),
         connections: o.connections,
+        attempts: o.attempts,
         stdout: &o.stdout,
         diagnostic: o.diagnostic.as_ref().map(|d| Diagnostic {
             code: &d.code,
@@ -157,6 +160,7 @@ mod tests {
             stdout: String::new(),
             transcript: Vec::new(),
             diagnostic,
+            attempts: 1,
         }
     }
 
@@ -231,6 +235,7 @@ mod tests {
         assert_eq!(s["name"], "greeting.rhai");
         assert_eq!(s["duration_ms"], 12);
         assert_eq!(s["connections"], 2);
+        assert_eq!(s["attempts"], 1);
         assert_eq!(s["stdout"], "Thank you for connecting\n");
         assert_eq!(s["diagnostic"], Value::Null);
         assert_eq!(

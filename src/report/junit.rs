@@ -85,6 +85,7 @@ mod tests {
             stdout: String::new(),
             transcript: Vec::new(),
             diagnostic,
+            attempts: 1,
         }
     }
 

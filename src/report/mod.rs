@@ -11,7 +11,22 @@ use std::time::Duration;
 use crate::options::Reports;
 use crate::outcome::Outcome;
 
-/// Write every report the user asked for; a report that cannot be written is said on stderr.
-pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) {
-    let _ = (reports, outcomes, elapsed);
+/// Write every report the user asked for. A report that cannot be written is said on stderr,
+/// and the result is `false` so the run cannot pass without it.
+pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) -> bool {
+    type Render = fn(&[Outcome], Duration) -> String;
+    let wanted: [(&Option<std::path::PathBuf>, Render); 3] = [
+        (&reports.junit, junit::render),
+        (&reports.tap, tap::render),
+        (&reports.json, json::render),
+    ];
+    let mut ok = true;
+    for (path, render) in wanted {
+        let Some(path) = path else { continue };
+        if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
+            eprintln!("error: cannot write the report `{}`: {e}", path.display());
+            ok = false;
+        }
+    }
+    ok
 }

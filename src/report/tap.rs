@@ -51,6 +51,9 @@ fn yaml_block(out: &mut String, o: &Outcome) {
         }
     }
     let _ = writeln!(out, "  duration_ms: {}", o.duration.as_millis());
+    if o.attempts > 1 {
+        let _ = writeln!(out, "  attempts: {}", o.attempts);
+    }
     if let Some(d) = &o.diagnostic {
         text_field(out, "diagnostic", &d.render(false));
     }
@@ -122,6 +125,7 @@ mod tests {
             stdout: String::new(),
             transcript: Vec::new(),
             diagnostic,
+            attempts: 1,
         }
     }
 
@@ -148,7 +152,8 @@ mod tests {
                 "refused.rhai",
             )),
         );
-        let broken = outcome("broken.rhai", Status::CompileError, None);
+        let mut broken = outcome("broken.rhai", Status::CompileError, None);
+        broken.attempts = 2;
         vec![passed, failed, errored, broken]
     }
 
@@ -197,6 +202,7 @@ not ok 4 - broken.rhai
   status: compile_error
   message: compile_error
   duration_ms: 12
+  attempts: 2
   ...
 # 4 scenarios in 1.50s
 "#;
