@@ -1,8 +1,31 @@
-//! Address strings as scripts write them: `127.0.0.1:8080`, `[::1]:0`, `localhost:8080`.
-//! Parsing, name resolution (under the caller's deadline) and the endpoint type handles report.
+//! Address strings as scripts write them: `127.0.0.1:8080`, `[::1]:0`, `localhost:8080`,
+//! `unix:/path/to.sock`. Parsing, name resolution (under the caller's deadline) and the
+//! endpoint type handles report.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Where a stream socket lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Ip(Target),
+    Unix(PathBuf),
+}
+
+/// `unix:/path` or `host:port`.
+pub fn parse_address(op: &'static str, addr: &str) -> Result<Address, NetError> {
+    match addr.strip_prefix("unix:") {
+        Some("") => Err(NetError::new(
+            ErrorKind::InvalidAddress,
+            op,
+            Some(addr),
+            format!("`{addr}` is not an address: the socket path is missing, e.g. `unix:/tmp/app.sock`"),
+        )),
+        Some(path) => Ok(Address::Unix(PathBuf::from(path))),
+        None => parse(op, addr).map(Address::Ip),
+    }
+}
 
 use super::error::{ErrorKind, NetError};
 
@@ -85,25 +108,39 @@ impl Target {
 /// One end of a connection, as handles report it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub addr: SocketAddr,
-    /// `127.0.0.1:41234`, `[::1]:41234`: kept as shared text since the transcript records it often.
+    /// The IP address and port; `None` for a Unix socket.
+    pub addr: Option<SocketAddr>,
+    /// `127.0.0.1:41234`, `[::1]:41234`, `unix:/tmp/app.sock`: kept as shared text since the
+    /// transcript records it often.
     pub text: Arc<str>,
 }
 
 impl Endpoint {
     pub fn new(addr: SocketAddr) -> Self {
         Endpoint {
-            addr,
+            addr: Some(addr),
             text: Arc::from(addr.to_string()),
         }
     }
 
-    pub fn ip(&self) -> String {
-        self.addr.ip().to_string()
+    /// A Unix socket end: its path, or `unix:` alone for an unnamed client socket.
+    pub fn unix(path: Option<&std::path::Path>) -> Self {
+        let text = match path {
+            Some(p) if !p.as_os_str().is_empty() => format!("unix:{}", p.display()),
+            _ => "unix:".to_owned(),
+        };
+        Endpoint {
+            addr: None,
+            text: Arc::from(text),
+        }
     }
 
-    pub fn port(&self) -> u16 {
-        self.addr.port()
+    pub fn ip(&self) -> Option<String> {
+        self.addr.map(|a| a.ip().to_string())
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.addr.map(|a| a.port())
     }
 }
 
@@ -122,6 +159,15 @@ mod tests {
             parse("connect", "localhost:8080").map(|t| t.host).ok().as_deref(),
             Some("localhost")
         );
+    }
+
+    #[test]
+    fn unix_addresses_are_paths() {
+        assert_eq!(
+            parse_address("connect", "unix:/tmp/a.sock").ok(),
+            Some(Address::Unix(PathBuf::from("/tmp/a.sock")))
+        );
+        assert!(parse_address("connect", "unix:").is_err());
     }
 
     #[test]

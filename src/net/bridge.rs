@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,10 @@ pub struct Session {
     /// Each connection once, by its endpoints in a fixed order: a connection between two
     /// tasks of the scenario is seen from both ends but is one connection.
     connections: Mutex<HashSet<(SocketAddr, SocketAddr)>>,
+    /// Connections without an IP pair to tell their two ends apart (Unix sockets).
+    other_connections: AtomicUsize,
+    /// The Unix socket paths this scenario listens on.
+    unix_paths: Mutex<HashSet<PathBuf>>,
     next_id: AtomicUsize,
 }
 
@@ -79,6 +84,8 @@ impl Session {
             limits,
             transcript,
             connections: Mutex::new(HashSet::new()),
+            other_connections: AtomicUsize::new(0),
+            unix_paths: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(1),
         })
     }
@@ -116,14 +123,36 @@ impl Session {
     /// Distinct connections opened or accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self.other_connections.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count_connection(&self, a: SocketAddr, b: SocketAddr) {
-        let key = if a <= b { (a, b) } else { (b, a) };
-        self.connections
+    /// Count a connection by its endpoint pair (the same from both ends), or once if it has none.
+    pub(crate) fn count_connection(&self, key: Option<(SocketAddr, SocketAddr)>) {
+        match key {
+            Some(key) => {
+                self.connections
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
+            }
+            None => {
+                self.other_connections.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn add_unix_path(&self, path: &Path) {
+        self.unix_paths
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key);
+            .insert(path.to_owned());
+    }
+
+    pub(crate) fn listens_on(&self, path: &Path) -> bool {
+        self.unix_paths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
     }
 
     pub(crate) fn next_id(&self) -> usize {

@@ -9,18 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio_util::sync::CancellationToken;
 
-use super::addr::{self, Endpoint};
+use super::addr::{self, Address, Endpoint};
 use super::bridge::Session;
 use super::error::{ErrorKind, NetError};
+use super::stream::{self, BoxRead, BoxWrite, Opened};
+use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
 
-type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// How much room a read asks for at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -38,6 +37,7 @@ struct Inner {
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
+    tls: Option<TlsInfo>,
     reader: AsyncMutex<Reader>,
     writer: AsyncMutex<Writer>,
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
@@ -66,33 +66,36 @@ pub struct Match {
 }
 
 impl Conn {
-    /// Connect to `addr`, trying each address a name resolves to.
+    /// Connect to `addr` (`host:port` or `unix:/path`), trying each address a name resolves
+    /// to, then do the TLS handshake if `tls` asks for it; all under one deadline.
     pub fn connect(
         session: &Arc<Session>,
         addr: &str,
         timeout: Option<Duration>,
+        tls: Option<&ClientTls>,
     ) -> Result<Conn, NetError> {
-        let target = addr::parse("connect", addr)?;
-        let stream = session.block_on("connect", Some(addr), timeout, async {
-            let mut last = None;
-            for sa in target.resolve("connect", addr).await? {
-                match TcpStream::connect(sa).await {
-                    Ok(stream) => return Ok(stream),
-                    Err(e) => last = Some(NetError::io("connect", Some(addr), &e)),
-                }
-            }
-            Err(last.unwrap_or_else(|| NetError::io("connect", Some(addr), &no_address())))
-        });
-        let stream = stream.inspect_err(|e| {
+        let address = addr::parse_address("connect", addr)?;
+        let opened = session.block_on(
+            "connect",
+            Some(addr),
+            timeout,
+            stream::connect("connect", &address, addr, tls),
+        );
+        let opened = opened.inspect_err(|e| {
             session.record(EventKind::Error, None, Some(Arc::from(addr)), b"", Some(e.message.clone()))
         })?;
-        let conn = Conn::from_tcp(session, stream, "connect")?;
+        // A Unix connection to this scenario's own listener is counted once, when accepted.
+        let counted = match &address {
+            Address::Unix(path) => !session.listens_on(path),
+            Address::Ip(_) => true,
+        };
+        let conn = Conn::from_opened(session, opened, counted);
         session.record(
             EventKind::Connect,
             Some(conn.inner.local.text.clone()),
             Some(conn.inner.peer.text.clone()),
             b"",
-            None,
+            conn.tls_note(),
         );
         Ok(conn)
     }
@@ -104,7 +107,7 @@ impl Conn {
         addr: &str,
         timeout: Duration,
     ) -> Result<u32, NetError> {
-        let target = addr::parse("wait_for", addr)?;
+        let address = addr::parse_address("wait_for", addr)?;
         // Why the latest attempt failed, for the message when time runs out.
         let mut last = String::from("no attempt finished");
         let waited = session.block_on("wait_for", Some(addr), Some(timeout), async {
@@ -112,11 +115,12 @@ impl Conn {
             let mut pause = Duration::from_millis(10);
             loop {
                 attempts += 1;
-                for sa in target.resolve("wait_for", addr).await? {
-                    match TcpStream::connect(sa).await {
-                        Ok(_) => return Ok(attempts),
-                        Err(e) => last = NetError::io("wait_for", None, &e).message.clone(),
+                match stream::connect("wait_for", &address, addr, None).await {
+                    Ok(_) => return Ok(attempts),
+                    Err(e) if e.kind == ErrorKind::Dns || e.kind == ErrorKind::InvalidAddress => {
+                        return Err(e)
                     }
+                    Err(e) => last = e.message.clone(),
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(250));
@@ -130,55 +134,31 @@ impl Conn {
                 format!(
                     "wait_for `{addr}`: nothing accepted a connection within {} (last attempt: {})",
                     super::fmt_duration(timeout),
-                    last.trim_start_matches("wait_for failed: ")
+                    last.rsplit(": ").next().unwrap_or(&last)
                 ),
             ),
             _ => e,
         })
     }
 
-    pub(crate) fn from_tcp(
-        session: &Arc<Session>,
-        stream: TcpStream,
-        op: &'static str,
-    ) -> Result<Conn, NetError> {
-        // Scenarios exchange small messages and wait for answers: Nagle's delay would only hurt.
-        let _ = stream.set_nodelay(true);
-        let local = stream
-            .local_addr()
-            .map_err(|e| NetError::io(op, None, &e))?;
-        let peer = stream.peer_addr().map_err(|e| NetError::io(op, None, &e))?;
-        let (r, w) = stream.into_split();
-        Ok(Conn::from_parts(
-            session,
-            Endpoint::new(local),
-            Endpoint::new(peer),
-            Box::new(r),
-            Box::new(w),
-        ))
-    }
-
-    fn from_parts(
-        session: &Arc<Session>,
-        local: Endpoint,
-        peer: Endpoint,
-        r: BoxRead,
-        w: BoxWrite,
-    ) -> Conn {
-        session.count_connection(local.addr, peer.addr);
+    pub(crate) fn from_opened(session: &Arc<Session>, opened: Opened, counted: bool) -> Conn {
+        if counted {
+            session.count_connection(stream::ip_key(&opened.local, &opened.peer));
+        }
         Conn {
             inner: Arc::new(Inner {
                 id: session.next_id(),
                 session: session.clone(),
-                local,
-                peer,
+                local: opened.local,
+                peer: opened.peer,
+                tls: opened.tls,
                 reader: AsyncMutex::new(Reader {
-                    io: Some(r),
+                    io: Some(opened.r),
                     buf: BytesMut::new(),
                     eof: false,
                 }),
                 writer: AsyncMutex::new(Writer {
-                    io: Some(w),
+                    io: Some(opened.w),
                     interrupted: false,
                     shut: false,
                 }),
@@ -186,6 +166,19 @@ impl Conn {
                 closed: CancellationToken::new(),
             }),
         }
+    }
+
+    /// What the TLS handshake settled on, for the transcript.
+    pub(crate) fn tls_note(&self) -> Option<String> {
+        self.inner.tls.as_ref().map(|t| {
+            let alpn = t.alpn.as_deref().map_or(String::new(), |a| format!(", alpn {a}"));
+            format!("tls {} {}{alpn}", t.version, t.cipher)
+        })
+    }
+
+    /// The TLS parameters, when this connection is TLS.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.inner.tls.as_ref()
     }
 
     pub fn id(&self) -> usize {
@@ -298,11 +291,18 @@ impl Conn {
             return;
         }
         inner.closed.cancel();
-        // The blocked calls let go of the locks as soon as they see the token.
+        // The blocked calls let go of the locks as soon as they see the token. Shutting the
+        // write side first sends TLS's close_notify; TCP sends its FIN on drop either way.
         let _ = inner.session.handle().block_on(async {
             tokio::time::timeout(Duration::from_secs(1), async {
+                let mut guard = inner.writer.lock().await;
+                let w = &mut *guard;
+                if let (Some(io), false) = (w.io.as_mut(), w.shut || w.interrupted) {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), io.shutdown()).await;
+                }
+                w.io = None;
+                drop(guard);
                 inner.reader.lock().await.io = None;
-                inner.writer.lock().await.io = None;
             })
             .await
         });
@@ -455,7 +455,13 @@ impl Conn {
                 let before = r.buf.len();
                 let n = tokio::select! {
                     _ = inner.closed.cancelled() => return Err(NetError::closed(op, Some(addr))),
-                    n = io.read_buf(&mut r.buf) => n.map_err(|e| NetError::io(op, Some(addr), &e))?,
+                    n = io.read_buf(&mut r.buf) => match n {
+                        Ok(n) => n,
+                        // A TLS peer that closes without close_notify has still closed: most
+                        // servers do it, and every client treats it as the end of the stream.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && inner.tls.is_some() => 0,
+                        Err(e) => return Err(NetError::io(op, Some(addr), &e)),
+                    },
                 };
                 if n == 0 {
                     r.eof = true;
@@ -525,9 +531,6 @@ fn whole_utf8_prefix(buf: &[u8]) -> usize {
     len
 }
 
-fn no_address() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to connect to")
-}
 
 #[cfg(test)]
 mod tests {

@@ -205,7 +205,7 @@ fn strip_os_error(text: &str) -> String {
 }
 
 /// `connect to `addr``, `recv_line from `addr``: the start of every message.
-fn describe(op: &str, addr: Option<&str>) -> String {
+pub(crate) fn describe(op: &str, addr: Option<&str>) -> String {
     let prep = match op {
         "connect" | "send" | "send_line" | "wait_for" => "to",
         "listen" => "on",

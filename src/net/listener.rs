@@ -1,64 +1,101 @@
-//! A listening TCP socket. `accept` may be called from several tasks at once; `close` releases
-//! the port at once and fails any `accept` still waiting.
+//! A listening socket, TCP or Unix, optionally TLS. `accept` may be called from several tasks
+//! at once; `close` releases the port (or removes the socket file) at once and fails any
+//! `accept` still waiting.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::sync::CancellationToken;
 
-use super::addr::{self, Endpoint};
+use super::addr::{self, Address, Endpoint};
 use super::bridge::Session;
 use super::conn::Conn;
-use super::error::NetError;
+use super::error::{ErrorKind, NetError};
+use super::stream::Plain;
+use super::tls::{self, ServerTls};
 use crate::transcript::EventKind;
 
 /// Pending connections the kernel queues before `accept`.
 const BACKLOG: u32 = 4096;
+
+/// What `listen(addr, opts)` may ask for beyond the address.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// Remove a socket file left at a Unix path before binding.
+    pub unlink: bool,
+    pub tls: Option<ServerTls>,
+}
 
 #[derive(Clone)]
 pub struct Listener {
     inner: Arc<Inner>,
 }
 
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
 struct Inner {
     session: Arc<Session>,
-    io: Mutex<Option<Arc<TcpListener>>>,
+    socket: Mutex<Option<Arc<Socket>>>,
     local: Endpoint,
+    /// The socket file this listener made, removed when it closes.
+    unix_path: Option<PathBuf>,
+    tls: Option<tls::Acceptor>,
     timeout: AtomicU64,
     closed: CancellationToken,
 }
 
 impl Listener {
     /// Bind `addr` and listen. Port 0 asks the OS for a free port.
-    pub fn bind(session: &Arc<Session>, addr: &str) -> Result<Listener, NetError> {
-        let target = addr::parse("listen", addr)?;
-        let listener = session.block_on("listen", Some(addr), None, async {
-            let mut last = None;
-            for sa in target.resolve("listen", addr).await? {
-                match bind(sa) {
-                    Ok(l) => return Ok(l),
-                    Err(e) => last = Some(NetError::io("listen", Some(addr), &e)),
+    pub fn bind(session: &Arc<Session>, addr: &str, opts: &ListenOptions) -> Result<Listener, NetError> {
+        let address = addr::parse_address("listen", addr)?;
+        let bound = match &address {
+            Address::Ip(target) => session.block_on("listen", Some(addr), None, async {
+                let mut last = None;
+                for sa in target.resolve("listen", addr).await? {
+                    match bind_tcp(sa) {
+                        Ok(l) => return Ok(l),
+                        Err(e) => last = Some(NetError::io("listen", Some(addr), &e)),
+                    }
                 }
-            }
-            Err(last.unwrap_or_else(|| {
-                NetError::io("listen", Some(addr), &std::io::ErrorKind::AddrNotAvailable.into())
-            }))
-        });
-        let listener = listener.inspect_err(|e| {
+                Err(last.unwrap_or_else(|| {
+                    NetError::io("listen", Some(addr), &std::io::ErrorKind::AddrNotAvailable.into())
+                }))
+            }),
+            Address::Unix(path) => bind_unix(session, path, addr, opts.unlink),
+        };
+        let socket = bound.inspect_err(|e| {
             session.record(EventKind::Error, Some(Arc::from(addr)), None, b"", Some(e.message.clone()))
         })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| NetError::io("listen", Some(addr), &e))?;
-        let local = Endpoint::new(local);
-        session.record(EventKind::Listen, Some(local.text.clone()), None, b"", None);
+        let (local, unix_path) = match (&socket, &address) {
+            (Socket::Tcp(l), _) => (
+                Endpoint::new(l.local_addr().map_err(|e| NetError::io("listen", Some(addr), &e))?),
+                None,
+            ),
+            (Socket::Unix(_), Address::Unix(path)) => {
+                session.add_unix_path(path);
+                (Endpoint::unix(Some(path)), Some(path.clone()))
+            }
+            (Socket::Unix(_), Address::Ip(_)) => unreachable!("a Unix socket comes from a unix: address"),
+        };
+        let tls = match &opts.tls {
+            Some(t) => Some(tls::acceptor(t, certificate_names(&local), addr)?),
+            None => None,
+        };
+        let note = tls.as_ref().map(|_| "tls".to_owned());
+        session.record(EventKind::Listen, Some(local.text.clone()), None, b"", note);
         Ok(Listener {
             inner: Arc::new(Inner {
                 session: session.clone(),
-                io: Mutex::new(Some(Arc::new(listener))),
+                socket: Mutex::new(Some(Arc::new(socket))),
                 local,
+                unix_path,
+                tls,
                 timeout: AtomicU64::new(u64::MAX),
                 closed: CancellationToken::new(),
             }),
@@ -67,6 +104,11 @@ impl Listener {
 
     pub fn local(&self) -> &Endpoint {
         &self.inner.local
+    }
+
+    /// The PEM certificate of a TLS listener, for clients to trust.
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.inner.tls.as_ref().map(|t| t.cert_pem.as_str())
     }
 
     pub fn timeout(&self) -> Option<Duration> {
@@ -85,25 +127,40 @@ impl Listener {
         self.inner.closed.is_cancelled()
     }
 
-    /// The next connection.
+    /// The next connection (its TLS handshake done, for a TLS listener).
     pub fn accept(&self) -> Result<Conn, NetError> {
         let inner = &self.inner;
         let addr = &*inner.local.text;
-        let io = inner
-            .io
+        let socket = inner
+            .socket
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| NetError::closed("accept", Some(addr)))?;
         let accepted = inner.session.block_on("accept", Some(addr), self.timeout(), async {
+            let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
             tokio::select! {
                 _ = inner.closed.cancelled() => Err(NetError::closed("accept", Some(addr))),
-                r = io.accept() => r.map_err(|e| NetError::io("accept", Some(addr), &e)),
+                r = async {
+                    let plain = match &*socket {
+                        Socket::Tcp(l) => {
+                            let (s, _) = l.accept().await.map_err(io)?;
+                            let _ = s.set_nodelay(true);
+                            Plain::Tcp(s)
+                        }
+                        Socket::Unix(l) => Plain::Unix(l.accept().await.map_err(io)?.0),
+                    };
+                    let path = inner.unix_path.as_deref();
+                    match &inner.tls {
+                        Some(t) => plain.server_tls("accept", &t.acceptor, addr, path).await,
+                        None => plain.open("accept", path),
+                    }
+                } => r,
             }
         });
-        drop(io);
-        let (stream, _) = accepted.inspect_err(|e| {
-            if e.kind != super::ErrorKind::Cancelled {
+        drop(socket);
+        let opened = accepted.inspect_err(|e| {
+            if e.kind != ErrorKind::Cancelled {
                 inner.session.record(
                     EventKind::Error,
                     Some(inner.local.text.clone()),
@@ -113,28 +170,31 @@ impl Listener {
                 )
             }
         })?;
-        let conn = Conn::from_tcp(&inner.session, stream, "accept")?;
+        let conn = Conn::from_opened(&inner.session, opened, true);
         inner.session.record(
             EventKind::Accept,
             Some(conn.local().text.clone()),
             Some(conn.peer().text.clone()),
             b"",
-            None,
+            conn.tls_note(),
         );
         Ok(conn)
     }
 
-    /// Stop listening and release the port.
+    /// Stop listening and release the port (or remove the socket file).
     pub fn close(&self) {
         if self.inner.closed.is_cancelled() {
             return;
         }
         self.inner.closed.cancel();
         self.inner
-            .io
+            .socket
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        if let Some(path) = &self.inner.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
         self.inner.session.record(
             EventKind::Close,
             Some(self.inner.local.text.clone()),
@@ -145,18 +205,41 @@ impl Listener {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let (Some(path), false) = (&self.unix_path, self.closed.is_cancelled()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl std::fmt::Display for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Listener({}{})",
+            "Listener({}{}{})",
             self.inner.local.text,
+            if self.inner.tls.is_some() { ", tls" } else { "" },
             if self.is_closed() { ", closed" } else { "" }
         )
     }
 }
 
-fn bind(sa: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+/// The names a self-signed certificate is made for: `localhost` and the bound IP.
+fn certificate_names(local: &Endpoint) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned()];
+    if let Some(ip) = local.ip() {
+        if ip != "0.0.0.0" && ip != "::" {
+            names.push(ip);
+        }
+    }
+    names.push("127.0.0.1".to_owned());
+    names.push("::1".to_owned());
+    names.dedup();
+    names
+}
+
+fn bind_tcp(sa: std::net::SocketAddr) -> std::io::Result<Socket> {
     let socket = if sa.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -164,8 +247,37 @@ fn bind(sa: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     };
     // Lets a scenario re-listen on a port whose old connections sit in TIME_WAIT; a port with a
     // live listener still fails with `addr_in_use`.
-    #[cfg(unix)]
     socket.set_reuseaddr(true)?;
     socket.bind(sa)?;
-    socket.listen(BACKLOG)
+    socket.listen(BACKLOG).map(Socket::Tcp)
+}
+
+/// Bind a Unix socket. A file already at the path is reported, never silently replaced:
+/// either a server is listening there, or one died and left it (then `unlink: true` removes it).
+fn bind_unix(session: &Session, path: &Path, addr: &str, unlink: bool) -> Result<Socket, NetError> {
+    if unlink && path.exists() {
+        std::fs::remove_file(path).map_err(|e| NetError::io("listen", Some(addr), &e))?;
+    }
+    // Binding needs the runtime's reactor for the listener it registers.
+    let _guard = session.handle().enter();
+    match UnixListener::bind(path) {
+        Ok(l) => Ok(Socket::Unix(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let alive = std::os::unix::net::UnixStream::connect(path).is_ok();
+            let why = if alive {
+                "a server is listening on this socket file".to_owned()
+            } else {
+                "a stale socket file is left from a server that is gone; remove it, or pass \
+                 `#{unlink: true}` to remove it first"
+                    .to_owned()
+            };
+            Err(NetError::new(
+                ErrorKind::AddrInUse,
+                "listen",
+                Some(addr),
+                format!("listen on `{addr}` failed: {why}"),
+            ))
+        }
+        Err(e) => Err(NetError::io("listen", Some(addr), &e)),
+    }
 }

@@ -7,9 +7,12 @@ pub mod channel;
 pub mod conn;
 pub mod error;
 pub mod listener;
+mod stream;
+pub mod tls;
 
 pub use bridge::{CancelReason, Limits, Session};
 pub use channel::Channel;
 pub use conn::{Conn, Match};
 pub use error::{fmt_duration, ErrorKind, NetError};
-pub use listener::Listener;
+pub use listener::{ListenOptions, Listener};
+pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};

@@ -10,8 +10,10 @@ use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT}
 use super::error::{raise, script_error, Abort, ScriptResult};
 use super::task::{self, ScriptCtx, Task};
 use super::value::duration;
-use super::{assert, net};
-use crate::net::{bridge, Channel, Conn, Listener};
+use super::{assert, binary, net};
+use std::time::Duration;
+
+use crate::net::{bridge, Channel, ClientTls, Conn, ListenOptions, Listener, ServerCert, ServerTls};
 
 /// How long `wait_for(addr)` waits when the call gives no timeout (at least `--timeout`):
 /// services in a pipeline often take a while to start.
@@ -49,6 +51,7 @@ pub fn build(ctx: &Arc<ScriptCtx>) -> Engine {
 
     net::register(&mut engine);
     assert::register(&mut engine);
+    binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx);
     register_spawn(&mut engine, ctx);
     engine
@@ -63,31 +66,132 @@ fn set_limits(engine: &mut Engine) {
     engine.set_max_map_size(100_000);
 }
 
-/// `timeout` is the one option TCP handles take; later transports add their own.
-fn handle_timeout(op: &str, opts: &Map) -> ScriptResult<Option<std::time::Duration>> {
-    for key in opts.keys() {
-        if key.as_str() != "timeout" {
-            return Err(script_error(
-                "invalid_argument",
-                op,
-                format!("{op}: unknown option `{key}` (known: `timeout`)"),
-            ));
+fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
+    script_error(
+        "invalid_argument",
+        op,
+        format!("{op}: unknown option `{key}` (known: {known})"),
+    )
+}
+
+fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
+    value.clone().into_string().map_err(|t| {
+        script_error("invalid_argument", op, format!("{op}: `{key}` must be a string, not {t}"))
+    })
+}
+
+fn bool_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<bool> {
+    value.as_bool().map_err(|t| {
+        script_error("invalid_argument", op, format!("{op}: `{key}` must be true or false, not {t}"))
+    })
+}
+
+fn alpn_opt(op: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
+    match value.read_lock::<rhai::Array>() {
+        Some(list) => list.iter().map(|p| string_opt(op, "alpn", p)).collect(),
+        None => Ok(vec![string_opt(op, "alpn", value)?]),
+    }
+}
+
+/// `connect(addr, #{timeout, tls})`: `tls` is `true` or `#{ca, sni, alpn, insecure}`.
+fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientTls>)> {
+    let op = "connect";
+    let mut timeout = None;
+    let mut tls = None;
+    for (key, value) in opts {
+        match key.as_str() {
+            "timeout" => timeout = Some(duration(op, value)?),
+            "tls" => {
+                if let Ok(on) = value.as_bool() {
+                    tls = on.then(ClientTls::default);
+                    continue;
+                }
+                let Some(map) = value.read_lock::<Map>() else {
+                    return Err(script_error(
+                        "invalid_argument",
+                        op,
+                        "connect: `tls` is `true` or a map like `#{ca: pem, sni: \"name\"}`",
+                    ));
+                };
+                let mut t = ClientTls::default();
+                for (k, v) in map.iter() {
+                    match k.as_str() {
+                        "ca" => t.ca = Some(string_opt(op, "ca", v)?),
+                        "sni" => t.sni = Some(string_opt(op, "sni", v)?),
+                        "alpn" => t.alpn = alpn_opt(op, v)?,
+                        "insecure" => t.insecure = bool_opt(op, "insecure", v)?,
+                        other => return Err(unknown_option(op, &format!("tls.{other}"), "`ca`, `sni`, `alpn`, `insecure`")),
+                    }
+                }
+                tls = Some(t);
+            }
+            other => return Err(unknown_option(op, other, "`timeout`, `tls`")),
         }
     }
-    opts.get("timeout").map(|d| duration(op, d)).transpose()
+    Ok((timeout, tls))
+}
+
+/// `listen(addr, #{timeout, unlink, tls})`: `tls` is `"self-signed"` or `#{cert, key, alpn}`.
+fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)> {
+    let op = "listen";
+    let mut timeout = None;
+    let mut listen = ListenOptions::default();
+    for (key, value) in opts {
+        match key.as_str() {
+            "timeout" => timeout = Some(duration(op, value)?),
+            "unlink" => listen.unlink = bool_opt(op, "unlink", value)?,
+            "tls" => {
+                if value.read_lock::<ImmutableString>().is_some_and(|s| s.as_str() == "self-signed") {
+                    listen.tls = Some(ServerTls { cert: ServerCert::SelfSigned, alpn: Vec::new() });
+                    continue;
+                }
+                let Some(map) = value.read_lock::<Map>() else {
+                    return Err(script_error(
+                        "invalid_argument",
+                        op,
+                        "listen: `tls` is `\"self-signed\"` or a map like `#{cert: pem, key: pem}`",
+                    ));
+                };
+                let (mut cert, mut key, mut alpn, mut self_signed) = (None, None, Vec::new(), false);
+                for (k, v) in map.iter() {
+                    match k.as_str() {
+                        "cert" => cert = Some(string_opt(op, "cert", v)?),
+                        "key" => key = Some(string_opt(op, "key", v)?),
+                        "alpn" => alpn = alpn_opt(op, v)?,
+                        "self_signed" => self_signed = bool_opt(op, "self_signed", v)?,
+                        other => return Err(unknown_option(op, &format!("tls.{other}"), "`cert`, `key`, `alpn`, `self_signed`")),
+                    }
+                }
+                let cert = match (cert, key, self_signed) {
+                    (Some(cert), Some(key), _) => ServerCert::Pem { cert, key },
+                    (None, None, true) => ServerCert::SelfSigned,
+                    _ => {
+                        return Err(script_error(
+                            "invalid_argument",
+                            op,
+                            "listen: `tls` needs both `cert` and `key` (PEM text), or `self_signed: true`",
+                        ))
+                    }
+                };
+                listen.tls = Some(ServerTls { cert, alpn });
+            }
+            other => return Err(unknown_option(op, other, "`timeout`, `unlink`, `tls`")),
+        }
+    }
+    Ok((timeout, listen))
 }
 
 fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let s = ctx.session.clone();
     engine.register_fn("listen", move |addr: ImmutableString| -> ScriptResult<Listener> {
-        Listener::bind(&s, &addr).map_err(raise)
+        Listener::bind(&s, &addr, &ListenOptions::default()).map_err(raise)
     });
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
         move |addr: ImmutableString, opts: Map| -> ScriptResult<Listener> {
-            let timeout = handle_timeout("listen", &opts)?;
-            let l = Listener::bind(&s, &addr).map_err(raise)?;
+            let (timeout, options) = listen_options(&opts)?;
+            let l = Listener::bind(&s, &addr, &options).map_err(raise)?;
             if let Some(t) = timeout {
                 l.set_timeout(t);
             }
@@ -96,14 +200,14 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     );
     let s = ctx.session.clone();
     engine.register_fn("connect", move |addr: ImmutableString| -> ScriptResult<Conn> {
-        Conn::connect(&s, &addr, None).map_err(raise)
+        Conn::connect(&s, &addr, None, None).map_err(raise)
     });
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
         move |addr: ImmutableString, opts: Map| -> ScriptResult<Conn> {
-            let timeout = handle_timeout("connect", &opts)?;
-            let c = Conn::connect(&s, &addr, timeout).map_err(raise)?;
+            let (timeout, tls) = connect_options(&opts)?;
+            let c = Conn::connect(&s, &addr, timeout, tls.as_ref()).map_err(raise)?;
             if let Some(t) = timeout {
                 c.set_timeout(t);
             }

@@ -15,6 +15,21 @@ fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
 }
 
+/// A value, or `()` where there is none (the port of a Unix socket).
+fn opt<T: Into<Dynamic>>(value: Option<T>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Into::into)
+}
+
+/// `#{version, cipher, alpn, sni}` for `conn.tls`.
+fn tls_map(t: &crate::net::TlsInfo) -> Map {
+    let mut map = Map::new();
+    map.insert("version".into(), t.version.clone().into());
+    map.insert("cipher".into(), t.cipher.clone().into());
+    map.insert("alpn".into(), opt(t.alpn.clone()));
+    map.insert("sni".into(), opt(t.sni.clone()));
+    map
+}
+
 fn count(n: usize) -> INT {
     INT::try_from(n).unwrap_or(INT::MAX)
 }
@@ -62,10 +77,11 @@ fn register_conn(engine: &mut Engine) {
         .register_fn("to_debug", |c: &mut Conn| c.to_string())
         .register_get("peer", |c: &mut Conn| c.peer().text.to_string())
         .register_get("local", |c: &mut Conn| c.local().text.to_string())
-        .register_get("peer_ip", |c: &mut Conn| c.peer().ip())
-        .register_get("peer_port", |c: &mut Conn| INT::from(c.peer().port()))
-        .register_get("local_ip", |c: &mut Conn| c.local().ip())
-        .register_get("local_port", |c: &mut Conn| INT::from(c.local().port()))
+        .register_get("peer_ip", |c: &mut Conn| opt(c.peer().ip()))
+        .register_get("peer_port", |c: &mut Conn| opt(c.peer().port().map(INT::from)))
+        .register_get("local_ip", |c: &mut Conn| opt(c.local().ip()))
+        .register_get("local_port", |c: &mut Conn| opt(c.local().port().map(INT::from)))
+        .register_get("tls", |c: &mut Conn| opt(c.tls().map(tls_map)))
         .register_get("closed", |c: &mut Conn| c.is_closed())
         .register_get("timeout", |c: &mut Conn| {
             c.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
@@ -144,8 +160,9 @@ fn register_listener(engine: &mut Engine) {
         .register_fn("to_string", |l: &mut Listener| l.to_string())
         .register_fn("to_debug", |l: &mut Listener| l.to_string())
         .register_get("addr", |l: &mut Listener| l.local().text.to_string())
-        .register_get("port", |l: &mut Listener| INT::from(l.local().port()))
-        .register_get("host", |l: &mut Listener| l.local().ip())
+        .register_get("port", |l: &mut Listener| opt(l.local().port().map(INT::from)))
+        .register_get("host", |l: &mut Listener| opt(l.local().ip()))
+        .register_get("cert_pem", |l: &mut Listener| opt(l.cert_pem().map(str::to_owned)))
         .register_get("closed", |l: &mut Listener| l.is_closed())
         .register_get("timeout", |l: &mut Listener| {
             l.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())

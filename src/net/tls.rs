@@ -1,0 +1,246 @@
+//! TLS over stream connections (rustls with the ring provider): client configurations that
+//! verify against the system roots or a given CA, server configurations from PEM or a
+//! self-signed certificate made for the listener's names, and what a handshake negotiated.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::error::{ErrorKind, NetError};
+
+/// How a client connection does TLS: `connect(addr, #{tls: true})` or `#{tls: #{…}}`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// Trust these PEM certificates instead of the system roots.
+    pub ca: Option<String>,
+    /// The name to ask for and verify; the address's host when not given.
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    /// Accept any certificate (for poking at a server, never for checking one).
+    pub insecure: bool,
+}
+
+/// Where a TLS listener's certificate comes from.
+#[derive(Debug, Clone)]
+pub enum ServerCert {
+    Pem { cert: String, key: String },
+    /// Made at `listen` for the listener's names (`localhost` and its IP).
+    SelfSigned,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: ServerCert,
+    pub alpn: Vec<String>,
+}
+
+/// What a handshake settled on, for `conn.tls`.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// `TLSv1_3`, `TLSv1_2`.
+    pub version: String,
+    pub cipher: String,
+    pub alpn: Option<String>,
+    /// The name the client asked for, as the server saw it (server side only).
+    pub sni: Option<String>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+fn tls_error(op: &'static str, addr: &str, why: impl std::fmt::Display) -> NetError {
+    NetError::new(
+        ErrorKind::Tls,
+        op,
+        Some(addr),
+        format!("{}: tls: {why}", super::error::describe(op, Some(addr))),
+    )
+}
+
+/// The system's trusted roots, read once.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut store = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let _ = store.add_parsable_certificates(found.certs);
+            Arc::new(store)
+        })
+        .clone()
+}
+
+fn certs_from_pem(op: &'static str, addr: &str, what: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error(op, addr, format!("the {what} is not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(tls_error(op, addr, format!("the {what} holds no PEM certificate")));
+    }
+    Ok(certs)
+}
+
+/// The connector for `opts`, and the name to verify.
+pub(crate) fn connector(
+    opts: &ClientTls,
+    host: &str,
+    addr: &str,
+) -> Result<(TlsConnector, ServerName<'static>), NetError> {
+    let op = "connect";
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(op, addr, e))?;
+    let mut config = if opts.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider())))
+            .with_no_client_auth()
+    } else {
+        let roots = match &opts.ca {
+            Some(pem) => {
+                let mut store = RootCertStore::empty();
+                for cert in certs_from_pem(op, addr, "`ca`", pem)? {
+                    store
+                        .add(cert)
+                        .map_err(|e| tls_error(op, addr, format!("bad `ca` certificate: {e}")))?;
+                }
+                Arc::new(store)
+            }
+            None => system_roots(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let name = opts.sni.as_deref().unwrap_or(host);
+    let name = ServerName::try_from(name.to_owned())
+        .map_err(|_| tls_error(op, addr, format!("`{name}` is not a valid server name")))?;
+    Ok((TlsConnector::from(Arc::new(config)), name))
+}
+
+/// A listener's TLS side: the acceptor, and its certificate for clients to trust.
+pub(crate) struct Acceptor {
+    pub acceptor: TlsAcceptor,
+    pub cert_pem: String,
+}
+
+/// The acceptor for `opts`; a self-signed certificate names `names`.
+pub(crate) fn acceptor(opts: &ServerTls, names: Vec<String>, addr: &str) -> Result<Acceptor, NetError> {
+    let op = "listen";
+    let (cert_pem, key_pem) = match &opts.cert {
+        ServerCert::Pem { cert, key } => (cert.clone(), key.clone()),
+        ServerCert::SelfSigned => {
+            let made = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| tls_error(op, addr, format!("cannot make a certificate: {e}")))?;
+            (made.cert.pem(), made.signing_key.serialize_pem())
+        }
+    };
+    let certs = certs_from_pem(op, addr, "`cert`", &cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| tls_error(op, addr, format!("the `key` is not a PEM private key: {e}")))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(op, addr, e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_error(op, addr, format!("the certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(Acceptor {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        cert_pem,
+    })
+}
+
+/// The handshake failed: say why in words, from rustls' error when there is one.
+pub(crate) fn handshake_error(op: &'static str, addr: &str, err: &std::io::Error) -> NetError {
+    let why = match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(cert)) => {
+            format!("the peer's certificate was rejected: {}", describe_cert_error(cert))
+        }
+        Some(rustls::Error::AlertReceived(alert)) => {
+            format!("the peer refused the handshake (alert: {alert:?})")
+        }
+        Some(other) => other.to_string(),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the peer closed the connection during the handshake".to_owned()
+        }
+        None => err.to_string(),
+    };
+    tls_error(op, addr, format!("handshake failed: {why}"))
+}
+
+fn describe_cert_error(err: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match err {
+        E::UnknownIssuer => "unknown issuer (not signed by a trusted CA; pass `ca` or `insecure`)".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "the certificate is not valid for this name (set `sni`?)".into()
+        }
+        E::Expired | E::ExpiredContext { .. } => "the certificate has expired".into(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
+        E::BadSignature => "bad signature".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub(crate) fn info_of(conn: &rustls::CommonState, sni: Option<&str>) -> TlsInfo {
+    TlsInfo {
+        version: conn
+            .protocol_version()
+            .map_or_else(String::new, |v| format!("{v:?}")),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map_or_else(String::new, |c| format!("{:?}", c.suite())),
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        sni: sni.map(str::to_owned),
+    }
+}
+
+/// `insecure: true`: any certificate is accepted; signatures are still checked.
+#[derive(Debug)]
+struct AcceptAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
