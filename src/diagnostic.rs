@@ -63,17 +63,22 @@ impl Diag {
 
     /// The whole report, as miette draws it.
     pub fn render(&self, color: bool) -> String {
-        let mut diag = MietteDiagnostic::new(self.message.clone()).with_code(self.code.clone());
+        // The code (`timeout`, `assertion`) is for reports to sort by; the message says it.
+        let mut diag = MietteDiagnostic::new(self.message.clone());
         if let Some(help) = &self.help {
             diag = diag.with_help(help.clone());
         }
-        let labels = self.labels.iter().enumerate().map(|(i, (offset, len, text))| {
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(Some(text.clone()), (*offset, *len))
-            } else {
-                LabeledSpan::new_with_span(Some(text.clone()), (*offset, *len))
-            }
-        });
+        let labels = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, (offset, len, text))| {
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(Some(text.clone()), (*offset, *len))
+                } else {
+                    LabeledSpan::new_with_span(Some(text.clone()), (*offset, *len))
+                }
+            });
         let diag = diag.with_labels(labels);
         let report = miette::Report::new(diag)
             .with_source_code(NamedSource::new(&self.file, self.source.clone()));
@@ -105,9 +110,14 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
                 )),
                 _ => None,
             };
-            let diag = Diag::new("compile", format!("`{file}` does not compile: {what}"), file, source)
-                .label(err.position(), what)
-                .help(help);
+            let diag = Diag::new(
+                "compile",
+                format!("`{file}` does not compile: {what}"),
+                file,
+                source,
+            )
+            .label(err.position(), what)
+            .help(help);
             (Status::CompileError, diag)
         }
         Failure::MaxTime(limit, at) => {
@@ -147,13 +157,18 @@ fn raised(
                 .collect::<Vec<_>>()
                 .join("\n");
             let diag = Diag::new("assertion", format!("{prefix}{}", f.message), file, source)
-                .label(f.position, "this assertion failed")
+                .label(f.position, f.label)
                 .help((!values.is_empty()).then_some(values));
             (Status::Failed, diag)
         }
         Some(_) => (
             Status::Errored,
-            Diag::new("cancelled", format!("{prefix}the scenario was cancelled"), file, source),
+            Diag::new(
+                "cancelled",
+                format!("{prefix}the scenario was cancelled"),
+                file,
+                source,
+            ),
         ),
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
@@ -169,8 +184,13 @@ fn raised(
             },
             other => (
                 Status::Errored,
-                Diag::new("script", format!("{prefix}{}", plain_message(other)), file, source)
-                    .label(other.position(), "here"),
+                Diag::new(
+                    "script",
+                    format!("{prefix}{}", plain_message(other)),
+                    file,
+                    source,
+                )
+                .label(other.position(), "here"),
             ),
         },
     };
@@ -203,14 +223,21 @@ fn socket_error(
     source: &str,
     timeout: Duration,
 ) -> Diag {
-    let get = |k: &str| map.get(k).map(|v| v.to_string()).filter(|s| !s.is_empty() && s != "()");
+    let get = |k: &str| {
+        map.get(k)
+            .map(|v| v.to_string())
+            .filter(|s| !s.is_empty() && s != "()")
+    };
     let kind = get("kind").unwrap_or_else(|| "error".into());
     let message = get("message").unwrap_or_else(|| kind.clone());
     let mut help = Vec::new();
     if let Some(w) = get("waiting_for") {
         help.push(format!("waited for {w}"));
     }
-    match map.get("received").and_then(|r| r.read_lock::<rhai::Blob>().map(|b| b.clone())) {
+    match map
+        .get("received")
+        .and_then(|r| r.read_lock::<rhai::Blob>().map(|b| b.clone()))
+    {
         Some(bytes) => help.push(format!(
             "received so far ({} bytes, not consumed):\n{}",
             bytes.len(),
@@ -219,9 +246,9 @@ fn socket_error(
         None if get("waiting_for").is_some() => help.push("nothing had arrived".into()),
         None => {}
     }
-    if kind == "timeout" && !message.contains("within") {
+    if get("deadline").as_deref() == Some("default") {
         help.push(format!(
-            "the deadline is the handle's `timeout`, else `--timeout` ({})",
+            "the deadline is `--timeout` ({}); give one handle longer with `conn.timeout = \"10s\"`",
             fmt_duration(timeout)
         ));
     }

@@ -61,14 +61,17 @@ impl Options {
         let timeout = duration("--timeout", &cli.timeout)?;
         let max_time = duration("--max-time", &cli.max_time)?;
         if timeout.is_zero() || max_time.is_zero() {
-            return Err(UsageError("`--timeout` and `--max-time` must be more than 0".into()));
+            return Err(UsageError(
+                "`--timeout` and `--max-time` must be more than 0".into(),
+            ));
         }
         let reports = Reports {
             junit: cli.report_junit,
             tap: cli.report_tap,
             json: cli.report_json,
         };
-        let wants_reports = reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
+        let wants_reports =
+            reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
         let single_file = cli.paths.len() == 1 && !cli.paths[0].is_dir();
@@ -100,7 +103,11 @@ impl Options {
 }
 
 fn partition(text: &str) -> Result<Partition, UsageError> {
-    let bad = || UsageError(format!("--partition: `{text}` is not K/N with 1 <= K <= N, e.g. `2/4`"));
+    let bad = || {
+        UsageError(format!(
+            "--partition: `{text}` is not K/N with 1 <= K <= N, e.g. `2/4`"
+        ))
+    };
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
     let k: usize = k.trim().parse().map_err(|_| bad())?;
     let n: usize = n.trim().parse().map_err(|_| bad())?;
@@ -126,17 +133,17 @@ fn color(when: ColorWhen) -> bool {
 }
 
 /// Variables from the environment, then the vars file, then `--var`: later ones win.
-fn vars(
-    flags: &[String],
-    file: Option<&PathBuf>,
-) -> Result<Vec<(String, Dynamic)>, UsageError> {
+fn vars(flags: &[String], file: Option<&PathBuf>) -> Result<Vec<(String, Dynamic)>, UsageError> {
     let mut found: Vec<(String, String)> = std::env::vars()
         .filter_map(|(k, v)| Some((k.strip_prefix(ENV_VAR_PREFIX)?.to_owned(), v)))
         .collect();
     found.sort();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            UsageError(format!("--vars-file: cannot read `{}`: {e}", path.display()))
+            UsageError(format!(
+                "--vars-file: cannot read `{}`: {e}",
+                path.display()
+            ))
         })?;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -144,7 +151,11 @@ fn vars(
                 continue;
             }
             let (k, v) = split_var(line).map_err(|why| {
-                UsageError(format!("--vars-file `{}` line {}: {why}", path.display(), n + 1))
+                UsageError(format!(
+                    "--vars-file `{}` line {}: {why}",
+                    path.display(),
+                    n + 1
+                ))
             })?;
             found.push((k, v));
         }
@@ -165,7 +176,10 @@ fn split_var(text: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
     let name = name.trim();
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         return Err(format!(
@@ -190,7 +204,10 @@ mod tests {
     #[test]
     fn var_names_are_identifiers() {
         assert!(split_var("host=127.0.0.1").is_ok());
-        assert_eq!(split_var("a=b=c").ok().map(|(_, v)| v).as_deref(), Some("b=c"));
+        assert_eq!(
+            split_var("a=b=c").ok().map(|(_, v)| v).as_deref(),
+            Some("b=c")
+        );
         assert!(split_var("1x=2").is_err());
         assert!(split_var("no-dash=2").is_err());
         assert!(split_var("novalue").is_err());

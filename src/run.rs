@@ -19,6 +19,8 @@ use crate::script::{self, Output};
 use crate::transcript::{render_event, Transcript};
 
 pub fn run(options: Options) -> u8 {
+    // Thousands of connections in one scenario should not need the user to touch `ulimit`.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sockscript-io")
@@ -70,7 +72,10 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
     let shard = options.partition.map(|p| (p.k, p.n));
     let files = scenario::select(found, &options.filters, shard);
     if files.is_empty() && !options.filters.is_empty() && shard.is_none() {
-        eprintln!("error: no scenario matches --filter {}", options.filters.join(", "));
+        eprintln!(
+            "error: no scenario matches --filter {}",
+            options.filters.join(", ")
+        );
         return crate::EXIT_USAGE;
     }
     let started = Instant::now();
@@ -81,7 +86,9 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
         for _ in 0..options.jobs.min(files.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, name)) = files.get(i) else { break };
+                let Some((path, name)) = files.get(i) else {
+                    break;
+                };
                 progress.start(name);
                 let outcome = run_with_retries(runtime, options, path, name);
                 let mut text = report::terminal::status_line(&outcome);
@@ -101,7 +108,10 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
         .flatten()
         .collect();
     let elapsed = started.elapsed();
-    eprint!("{}", report::terminal::summary(&outcomes, elapsed, options.color));
+    eprint!(
+        "{}",
+        report::terminal::summary(&outcomes, elapsed, options.color)
+    );
     let written = report::write_all(&options.reports, &outcomes, elapsed);
     let code = outcomes
         .iter()
@@ -123,7 +133,13 @@ fn run_with_retries(runtime: &Runtime, options: &Options, path: &Path, name: &st
         let mut outcome = match Scenario::load(path, name.to_owned()) {
             Ok(scenario) => {
                 let buf = Arc::new(Mutex::new(String::new()));
-                let mut o = execute(runtime, options, &scenario, Output::Capture(buf.clone()), false);
+                let mut o = execute(
+                    runtime,
+                    options,
+                    &scenario,
+                    Output::Capture(buf.clone()),
+                    false,
+                );
                 o.stdout = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
                 o
             }
@@ -146,9 +162,8 @@ struct Progress {
 impl Progress {
     fn new(total: usize, options: &Options) -> Progress {
         use std::io::IsTerminal;
-        let interactive = std::io::stderr().is_terminal()
-            && std::env::var_os("CI").is_none()
-            && !options.trace;
+        let interactive =
+            std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !options.trace;
         let bar = interactive.then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -240,7 +255,13 @@ pub fn execute(
         vars: options.vars.clone(),
     };
     let result = script::Scenario::compile(&scenario.source, session.clone(), output, config)
-        .and_then(|compiled| if options.check { Ok(()) } else { compiled.run() });
+        .and_then(|compiled| {
+            if options.check {
+                Ok(())
+            } else {
+                compiled.run()
+            }
+        });
     let duration = started.elapsed();
     let (status, diagnostic) = match result {
         Ok(()) => (Status::Passed, None),

@@ -14,8 +14,13 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path, name: String) -> Result<Scenario, String> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {}", path.display(), lower(&e.to_string())))?;
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                lower(&e.to_string())
+            )
+        })?;
         Ok(Scenario {
             path: path.to_owned(),
             name,
@@ -33,7 +38,11 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
             walk(path, &mut files)?;
             files.sort();
             for file in files {
-                let name = file.strip_prefix(path).unwrap_or(&file).display().to_string();
+                let name = file
+                    .strip_prefix(path)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
                 found.push((file, name));
             }
         } else if path.exists() {
@@ -96,7 +105,10 @@ mod tests {
     use super::*;
 
     fn list(names: &[&str]) -> Vec<(PathBuf, String)> {
-        names.iter().map(|n| (PathBuf::from(n), n.to_string())).collect()
+        names
+            .iter()
+            .map(|n| (PathBuf::from(n), n.to_string()))
+            .collect()
     }
 
     #[test]
@@ -108,7 +120,10 @@ mod tests {
             .collect();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
-        let first: Vec<String> = select(all, &[], Some((1, 3))).into_iter().map(|(_, n)| n).collect();
+        let first: Vec<String> = select(all, &[], Some((1, 3)))
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
         assert_eq!(first, ["a", "d"]);
     }
 

@@ -257,7 +257,14 @@ mod tests {
     #[test]
     fn long_payloads_keep_a_preview() {
         let t = Transcript::new(Instant::now());
-        t.record("main".into(), EventKind::Send, None, None, &[b'a'; 5000], None);
+        t.record(
+            "main".into(),
+            EventKind::Send,
+            None,
+            None,
+            &[b'a'; 5000],
+            None,
+        );
         let (events, dropped) = t.snapshot();
         assert_eq!(dropped, 0);
         assert_eq!(events[0].len, 5000);

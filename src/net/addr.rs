@@ -20,7 +20,9 @@ pub fn parse_address(op: &'static str, addr: &str) -> Result<Address, NetError> 
             ErrorKind::InvalidAddress,
             op,
             Some(addr),
-            format!("`{addr}` is not an address: the socket path is missing, e.g. `unix:/tmp/app.sock`"),
+            format!(
+                "`{addr}` is not an address: the socket path is missing, e.g. `unix:/tmp/app.sock`"
+            ),
         )),
         Some(path) => Ok(Address::Unix(PathBuf::from(path))),
         None => parse(op, addr).map(Address::Ip),
@@ -61,7 +63,9 @@ pub fn parse(op: &'static str, addr: &str) -> Result<Target, NetError> {
     let bracketed = host.starts_with('[') && host.ends_with(']');
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(bad("the host is missing (write `127.0.0.1` or `[::1]` for loopback)"));
+        return Err(bad(
+            "the host is missing (write `127.0.0.1` or `[::1]` for loopback)",
+        ));
     }
     if host.contains(':') && (!bracketed || host.parse::<IpAddr>().is_err()) {
         return Err(bad("an IPv6 address goes in brackets, e.g. `[::1]:8080`"));
@@ -150,13 +154,19 @@ mod tests {
 
     #[test]
     fn parses_the_forms_scripts_use() {
-        assert_eq!(parse("connect", "127.0.0.1:80").map(|t| t.port).ok(), Some(80));
+        assert_eq!(
+            parse("connect", "127.0.0.1:80").map(|t| t.port).ok(),
+            Some(80)
+        );
         assert_eq!(
             parse("connect", "[::1]:0").map(|t| t.host).ok().as_deref(),
             Some("::1")
         );
         assert_eq!(
-            parse("connect", "localhost:8080").map(|t| t.host).ok().as_deref(),
+            parse("connect", "localhost:8080")
+                .map(|t| t.host)
+                .ok()
+                .as_deref(),
             Some("localhost")
         );
     }

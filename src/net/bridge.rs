@@ -5,11 +5,11 @@
 //! Script threads are plain OS threads (never runtime workers), so `Handle::block_on` is sound.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_line: 1024 * 1024,
-            max_buffer: 256 * 1024 * 1024,
+            max_buffer: 64 * 1024 * 1024,
         }
     }
 }
@@ -122,7 +122,10 @@ impl Session {
 
     /// Distinct connections opened or accepted so far.
     pub fn connections(&self) -> usize {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
             + self.other_connections.load(Ordering::Relaxed)
     }
 
@@ -183,6 +186,11 @@ impl Session {
         if self.cancel.is_cancelled() {
             return Err(NetError::cancelled(what));
         }
+        let whose = if timeout.is_some() {
+            "handle"
+        } else {
+            "default"
+        };
         let timeout = timeout.unwrap_or(self.default_timeout);
         let now = Instant::now();
         let mut deadline = now + timeout;
@@ -199,8 +207,8 @@ impl Session {
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
                 _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
-                    Some(length) => NetError::timeout(what, addr, length, true),
-                    None => NetError::timeout(what, addr, timeout, false),
+                    Some(length) => NetError::timeout(what, addr, length, "within"),
+                    None => NetError::timeout(what, addr, timeout, whose),
                 }),
             }
         });

@@ -47,11 +47,13 @@ impl<T: Send> Channel<T> {
 
     pub fn recv(&self, timeout: Option<Duration>) -> Result<T, NetError> {
         let inner = &self.inner;
-        inner.session.block_on("channel.recv", None, timeout, async {
-            let mut rx = inner.rx.lock().await;
-            rx.recv()
-                .await
-                .ok_or_else(|| NetError::closed("channel.recv", None))
-        })
+        inner
+            .session
+            .block_on("channel.recv", None, timeout, async {
+                let mut rx = inner.rx.lock().await;
+                rx.recv()
+                    .await
+                    .ok_or_else(|| NetError::closed("channel.recv", None))
+            })
     }
 }

@@ -20,7 +20,6 @@ use super::stream::{self, BoxRead, BoxWrite, Opened};
 use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
 
-
 /// How much room a read asks for at a time.
 const READ_CHUNK: usize = 64 * 1024;
 /// How much of the unread buffer a failure diagnostic shows.
@@ -82,7 +81,13 @@ impl Conn {
             stream::connect("connect", &address, addr, tls),
         );
         let opened = opened.inspect_err(|e| {
-            session.record(EventKind::Error, None, Some(Arc::from(addr)), b"", Some(e.message.clone()))
+            session.record(
+                EventKind::Error,
+                None,
+                Some(Arc::from(addr)),
+                b"",
+                Some(e.message.clone()),
+            )
         })?;
         // A Unix connection to this scenario's own listener is counted once, when accepted.
         let counted = match &address {
@@ -171,7 +176,10 @@ impl Conn {
     /// What the TLS handshake settled on, for the transcript.
     pub(crate) fn tls_note(&self) -> Option<String> {
         self.inner.tls.as_ref().map(|t| {
-            let alpn = t.alpn.as_deref().map_or(String::new(), |a| format!(", alpn {a}"));
+            let alpn = t
+                .alpn
+                .as_deref()
+                .map_or(String::new(), |a| format!(", alpn {a}"));
             format!("tls {} {}{alpn}", t.version, t.cipher)
         })
     }
@@ -217,45 +225,49 @@ impl Conn {
     pub fn send(&self, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
         let inner = &self.inner;
         let addr = self.peer_text();
-        let sent = inner.session.block_on(op, Some(addr), self.timeout(), async {
-            let mut w = inner.writer.lock().await;
-            if w.interrupted {
-                return Err(NetError::new(
-                    ErrorKind::Io,
-                    op,
-                    Some(addr),
-                    format!(
+        // Recorded as it starts, so the transcript never shows the peer receiving first; a
+        // send that then fails is followed by an error event.
+        self.record(EventKind::Send, data, None);
+        let sent = inner
+            .session
+            .block_on(op, Some(addr), self.timeout(), async {
+                let mut w = inner.writer.lock().await;
+                if w.interrupted {
+                    return Err(NetError::new(
+                        ErrorKind::Io,
+                        op,
+                        Some(addr),
+                        format!(
                         "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer \
                          has received is unknown; open a new connection"
                     ),
-                ));
-            }
-            if w.shut {
-                return Err(NetError::new(
-                    ErrorKind::Closed,
-                    op,
-                    Some(addr),
-                    format!("{op} to `{addr}`: this side was shut down for sending"),
-                ));
-            }
-            let w = &mut *w;
-            let io = w.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
-            w.interrupted = true;
-            let result = tokio::select! {
-                _ = inner.closed.cancelled() => Err(NetError::closed(op, Some(addr))),
-                r = async {
-                    io.write_all(data).await?;
-                    io.flush().await
-                } => r.map_err(|e| NetError::io(op, Some(addr), &e)),
-            };
-            w.interrupted = false;
-            result
-        });
+                    ));
+                }
+                if w.shut {
+                    return Err(NetError::new(
+                        ErrorKind::Closed,
+                        op,
+                        Some(addr),
+                        format!("{op} to `{addr}`: this side was shut down for sending"),
+                    ));
+                }
+                let w = &mut *w;
+                let io =
+                    w.io.as_mut()
+                        .ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                w.interrupted = true;
+                let result = tokio::select! {
+                    _ = inner.closed.cancelled() => Err(NetError::closed(op, Some(addr))),
+                    r = async {
+                        io.write_all(data).await?;
+                        io.flush().await
+                    } => r.map_err(|e| NetError::io(op, Some(addr), &e)),
+                };
+                w.interrupted = false;
+                result
+            });
         match sent {
-            Ok(()) => {
-                self.record(EventKind::Send, data, None);
-                Ok(data.len())
-            }
+            Ok(()) => Ok(data.len()),
             Err(e) => Err(self.failed(e)),
         }
     }
@@ -271,7 +283,9 @@ impl Conn {
                 if w.shut {
                     return Ok(());
                 }
-                let io = w.io.as_mut().ok_or_else(|| NetError::closed("shutdown", Some(addr)))?;
+                let io =
+                    w.io.as_mut()
+                        .ok_or_else(|| NetError::closed("shutdown", Some(addr)))?;
                 io.shutdown()
                     .await
                     .map_err(|e| NetError::io("shutdown", Some(addr), &e))?;
@@ -530,7 +544,6 @@ fn whole_utf8_prefix(buf: &[u8]) -> usize {
     }
     len
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -71,9 +71,7 @@ impl ErrorKind {
             K::AddrInUse => ErrorKind::AddrInUse,
             K::AddrNotAvailable => ErrorKind::AddrNotAvailable,
             K::ConnectionRefused => ErrorKind::ConnectionRefused,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
-                ErrorKind::ConnectionReset
-            }
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::ConnectionReset,
             K::TimedOut => ErrorKind::Timeout,
             K::UnexpectedEof => ErrorKind::Eof,
             K::PermissionDenied => ErrorKind::PermissionDenied,
@@ -106,6 +104,8 @@ pub struct Details {
     pub waiting_for: Option<String>,
     /// What had arrived but was not consumed when a read gave up.
     pub received: Option<Bytes>,
+    /// For a timeout, whose deadline ran out: `default` (`--timeout`), `handle`, `within`.
+    pub deadline: Option<&'static str>,
 }
 
 impl NetError {
@@ -117,6 +117,7 @@ impl NetError {
             addr: addr.map(str::to_owned),
             waiting_for: None,
             received: None,
+            deadline: None,
         }))
     }
 
@@ -124,7 +125,9 @@ impl NetError {
         let kind = ErrorKind::of_io(err);
         let what = match kind {
             ErrorKind::AddrInUse => "the address is already in use".to_owned(),
-            ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_owned(),
+            ErrorKind::AddrNotAvailable => {
+                "the address is not available on this machine".to_owned()
+            }
             ErrorKind::ConnectionRefused => "connection refused".to_owned(),
             ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
             ErrorKind::PermissionDenied => "permission denied".to_owned(),
@@ -132,16 +135,38 @@ impl NetError {
             ErrorKind::Eof => "unexpected end of stream".to_owned(),
             _ => strip_os_error(&err.to_string()),
         };
-        Self::new(kind, op, addr, format!("{} failed: {what}", describe(op, addr)))
+        Self::new(
+            kind,
+            op,
+            addr,
+            format!("{} failed: {what}", describe(op, addr)),
+        )
     }
 
-    pub fn timeout(op: &'static str, addr: Option<&str>, after: Duration, within: bool) -> Self {
+    /// The call's deadline ran out; `deadline` says whose it was (see [`Details::deadline`]).
+    pub fn timeout(
+        op: &'static str,
+        addr: Option<&str>,
+        after: Duration,
+        deadline: &'static str,
+    ) -> Self {
+        let within = deadline == "within";
         let why = if within {
-            format!("timed out: the `within` deadline of {} ran out", fmt_duration(after))
+            format!(
+                "timed out: the `within` deadline of {} ran out",
+                fmt_duration(after)
+            )
         } else {
             format!("timed out after {}", fmt_duration(after))
         };
-        Self::new(ErrorKind::Timeout, op, addr, format!("{} {why}", describe(op, addr)))
+        let mut err = Self::new(
+            ErrorKind::Timeout,
+            op,
+            addr,
+            format!("{} {why}", describe(op, addr)),
+        );
+        err.0.deadline = Some(deadline);
+        err
     }
 
     pub fn eof(op: &'static str, addr: Option<&str>) -> Self {
@@ -163,7 +188,12 @@ impl NetError {
     }
 
     pub fn cancelled(op: &'static str) -> Self {
-        Self::new(ErrorKind::Cancelled, op, None, format!("{op} was cancelled"))
+        Self::new(
+            ErrorKind::Cancelled,
+            op,
+            None,
+            format!("{op} was cancelled"),
+        )
     }
 
     pub fn waiting_for(mut self, what: impl Into<String>) -> Self {
@@ -255,6 +285,9 @@ mod tests {
             &io::Error::from(io::ErrorKind::ConnectionRefused),
         );
         assert_eq!(e.kind, ErrorKind::ConnectionRefused);
-        assert_eq!(e.message, "connect to `127.0.0.1:9` failed: connection refused");
+        assert_eq!(
+            e.message,
+            "connect to `127.0.0.1:9` failed: connection refused"
+        );
     }
 }

@@ -52,7 +52,11 @@ struct Inner {
 
 impl Listener {
     /// Bind `addr` and listen. Port 0 asks the OS for a free port.
-    pub fn bind(session: &Arc<Session>, addr: &str, opts: &ListenOptions) -> Result<Listener, NetError> {
+    pub fn bind(
+        session: &Arc<Session>,
+        addr: &str,
+        opts: &ListenOptions,
+    ) -> Result<Listener, NetError> {
         let address = addr::parse_address("listen", addr)?;
         let bound = match &address {
             Address::Ip(target) => session.block_on("listen", Some(addr), None, async {
@@ -64,24 +68,39 @@ impl Listener {
                     }
                 }
                 Err(last.unwrap_or_else(|| {
-                    NetError::io("listen", Some(addr), &std::io::ErrorKind::AddrNotAvailable.into())
+                    NetError::io(
+                        "listen",
+                        Some(addr),
+                        &std::io::ErrorKind::AddrNotAvailable.into(),
+                    )
                 }))
             }),
             Address::Unix(path) => bind_unix(session, path, addr, opts.unlink),
         };
         let socket = bound.inspect_err(|e| {
-            session.record(EventKind::Error, Some(Arc::from(addr)), None, b"", Some(e.message.clone()))
+            session.record(
+                EventKind::Error,
+                Some(Arc::from(addr)),
+                None,
+                b"",
+                Some(e.message.clone()),
+            )
         })?;
         let (local, unix_path) = match (&socket, &address) {
             (Socket::Tcp(l), _) => (
-                Endpoint::new(l.local_addr().map_err(|e| NetError::io("listen", Some(addr), &e))?),
+                Endpoint::new(
+                    l.local_addr()
+                        .map_err(|e| NetError::io("listen", Some(addr), &e))?,
+                ),
                 None,
             ),
             (Socket::Unix(_), Address::Unix(path)) => {
                 session.add_unix_path(path);
                 (Endpoint::unix(Some(path)), Some(path.clone()))
             }
-            (Socket::Unix(_), Address::Ip(_)) => unreachable!("a Unix socket comes from a unix: address"),
+            (Socket::Unix(_), Address::Ip(_)) => {
+                unreachable!("a Unix socket comes from a unix: address")
+            }
         };
         let tls = match &opts.tls {
             Some(t) => Some(tls::acceptor(t, certificate_names(&local), addr)?),
@@ -137,27 +156,29 @@ impl Listener {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| NetError::closed("accept", Some(addr)))?;
-        let accepted = inner.session.block_on("accept", Some(addr), self.timeout(), async {
-            let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
-            tokio::select! {
-                _ = inner.closed.cancelled() => Err(NetError::closed("accept", Some(addr))),
-                r = async {
-                    let plain = match &*socket {
-                        Socket::Tcp(l) => {
-                            let (s, _) = l.accept().await.map_err(io)?;
-                            let _ = s.set_nodelay(true);
-                            Plain::Tcp(s)
+        let accepted = inner
+            .session
+            .block_on("accept", Some(addr), self.timeout(), async {
+                let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
+                tokio::select! {
+                    _ = inner.closed.cancelled() => Err(NetError::closed("accept", Some(addr))),
+                    r = async {
+                        let plain = match &*socket {
+                            Socket::Tcp(l) => {
+                                let (s, _) = l.accept().await.map_err(io)?;
+                                let _ = s.set_nodelay(true);
+                                Plain::Tcp(s)
+                            }
+                            Socket::Unix(l) => Plain::Unix(l.accept().await.map_err(io)?.0),
+                        };
+                        let path = inner.unix_path.as_deref();
+                        match &inner.tls {
+                            Some(t) => plain.server_tls("accept", &t.acceptor, addr, path).await,
+                            None => plain.open("accept", path),
                         }
-                        Socket::Unix(l) => Plain::Unix(l.accept().await.map_err(io)?.0),
-                    };
-                    let path = inner.unix_path.as_deref();
-                    match &inner.tls {
-                        Some(t) => plain.server_tls("accept", &t.acceptor, addr, path).await,
-                        None => plain.open("accept", path),
-                    }
-                } => r,
-            }
-        });
+                    } => r,
+                }
+            });
         drop(socket);
         let opened = accepted.inspect_err(|e| {
             if e.kind != ErrorKind::Cancelled {
@@ -219,7 +240,11 @@ impl std::fmt::Display for Listener {
             f,
             "Listener({}{}{})",
             self.inner.local.text,
-            if self.inner.tls.is_some() { ", tls" } else { "" },
+            if self.inner.tls.is_some() {
+                ", tls"
+            } else {
+                ""
+            },
             if self.is_closed() { ", closed" } else { "" }
         )
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod listener;
 mod stream;
 pub mod tls;
+pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};
 pub use channel::Channel;
@@ -16,3 +17,4 @@ pub use conn::{Conn, Match};
 pub use error::{fmt_duration, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
+pub use udp::Udp;

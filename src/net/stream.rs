@@ -31,7 +31,11 @@ pub(crate) struct Opened {
 }
 
 impl Plain {
-    fn endpoints(&self, op: &'static str, listen_path: Option<&std::path::Path>) -> Result<(Endpoint, Endpoint), NetError> {
+    fn endpoints(
+        &self,
+        op: &'static str,
+        listen_path: Option<&std::path::Path>,
+    ) -> Result<(Endpoint, Endpoint), NetError> {
         let io = |e: std::io::Error| NetError::io(op, None, &e);
         match self {
             Plain::Tcp(s) => Ok((
@@ -43,13 +47,20 @@ impl Plain {
                 let peer = s.peer_addr().map_err(io)?;
                 // An accepted socket has no name of its own: it is the listener's path.
                 let local_path = local.as_pathname().or(listen_path);
-                Ok((Endpoint::unix(local_path), Endpoint::unix(peer.as_pathname())))
+                Ok((
+                    Endpoint::unix(local_path),
+                    Endpoint::unix(peer.as_pathname()),
+                ))
             }
         }
     }
 
     /// Use the stream as it is.
-    pub fn open(self, op: &'static str, listen_path: Option<&std::path::Path>) -> Result<Opened, NetError> {
+    pub fn open(
+        self,
+        op: &'static str,
+        listen_path: Option<&std::path::Path>,
+    ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
         let (r, w): (BoxRead, BoxWrite) = match self {
             Plain::Tcp(s) => {
@@ -61,7 +72,13 @@ impl Plain {
                 (Box::new(r), Box::new(w))
             }
         };
-        Ok(Opened { r, w, local, peer, tls: None })
+        Ok(Opened {
+            r,
+            w,
+            local,
+            peer,
+            tls: None,
+        })
     }
 
     /// The client side of a TLS handshake.
@@ -77,7 +94,13 @@ impl Plain {
             Plain::Tcp(s) => client_handshake(s, connector, name, op, addr).await?,
             Plain::Unix(s) => client_handshake(s, connector, name, op, addr).await?,
         };
-        Ok(Opened { r, w, local, peer, tls: Some(info) })
+        Ok(Opened {
+            r,
+            w,
+            local,
+            peer,
+            tls: Some(info),
+        })
     }
 
     /// The server side of a TLS handshake.
@@ -93,7 +116,13 @@ impl Plain {
             Plain::Tcp(s) => server_handshake(s, acceptor, op, addr).await?,
             Plain::Unix(s) => server_handshake(s, acceptor, op, addr).await?,
         };
-        Ok(Opened { r, w, local, peer, tls: Some(info) })
+        Ok(Opened {
+            r,
+            w,
+            local,
+            peer,
+            tls: Some(info),
+        })
     }
 }
 
@@ -153,7 +182,11 @@ pub(crate) async fn connect(
             }
             match found {
                 Some(s) => Plain::Tcp(s),
-                None => return Err(last.unwrap_or_else(|| NetError::io(op, Some(addr), &std::io::ErrorKind::AddrNotAvailable.into()))),
+                None => {
+                    return Err(last.unwrap_or_else(|| {
+                        NetError::io(op, Some(addr), &std::io::ErrorKind::AddrNotAvailable.into())
+                    }))
+                }
             }
         }
         Address::Unix(path) => match UnixStream::connect(path).await {
@@ -163,7 +196,10 @@ pub(crate) async fn connect(
                     ErrorKind::ConnectionRefused,
                     op,
                     Some(addr),
-                    format!("{op} to `{addr}` failed: no socket file at `{}`", path.display()),
+                    format!(
+                        "{op} to `{addr}` failed: no socket file at `{}`",
+                        path.display()
+                    ),
                 ))
             }
             Err(e) => return Err(NetError::io(op, Some(addr), &e)),

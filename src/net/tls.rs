@@ -28,7 +28,10 @@ pub struct ClientTls {
 /// Where a TLS listener's certificate comes from.
 #[derive(Debug, Clone)]
 pub enum ServerCert {
-    Pem { cert: String, key: String },
+    Pem {
+        cert: String,
+        key: String,
+    },
     /// Made at `listen` for the listener's names (`localhost` and its IP).
     SelfSigned,
 }
@@ -79,12 +82,21 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-fn certs_from_pem(op: &'static str, addr: &str, what: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, NetError> {
+fn certs_from_pem(
+    op: &'static str,
+    addr: &str,
+    what: &str,
+    pem: &str,
+) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| tls_error(op, addr, format!("the {what} is not PEM certificates: {e}")))?;
     if certs.is_empty() {
-        return Err(tls_error(op, addr, format!("the {what} holds no PEM certificate")));
+        return Err(tls_error(
+            op,
+            addr,
+            format!("the {what} holds no PEM certificate"),
+        ));
     }
     Ok(certs)
 }
@@ -133,7 +145,11 @@ pub(crate) struct Acceptor {
 }
 
 /// The acceptor for `opts`; a self-signed certificate names `names`.
-pub(crate) fn acceptor(opts: &ServerTls, names: Vec<String>, addr: &str) -> Result<Acceptor, NetError> {
+pub(crate) fn acceptor(
+    opts: &ServerTls,
+    names: Vec<String>,
+    addr: &str,
+) -> Result<Acceptor, NetError> {
     let op = "listen";
     let (cert_pem, key_pem) = match &opts.cert {
         ServerCert::Pem { cert, key } => (cert.clone(), key.clone()),
@@ -161,9 +177,15 @@ pub(crate) fn acceptor(opts: &ServerTls, names: Vec<String>, addr: &str) -> Resu
 
 /// The handshake failed: say why in words, from rustls' error when there is one.
 pub(crate) fn handshake_error(op: &'static str, addr: &str, err: &std::io::Error) -> NetError {
-    let why = match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+    let why = match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::InvalidCertificate(cert)) => {
-            format!("the peer's certificate was rejected: {}", describe_cert_error(cert))
+            format!(
+                "the peer's certificate was rejected: {}",
+                describe_cert_error(cert)
+            )
         }
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the peer refused the handshake (alert: {alert:?})")
@@ -180,7 +202,9 @@ pub(crate) fn handshake_error(op: &'static str, addr: &str, err: &std::io::Error
 fn describe_cert_error(err: &rustls::CertificateError) -> String {
     use rustls::CertificateError as E;
     match err {
-        E::UnknownIssuer => "unknown issuer (not signed by a trusted CA; pass `ca` or `insecure`)".into(),
+        E::UnknownIssuer => {
+            "unknown issuer (not signed by a trusted CA; pass `ca` or `insecure`)".into()
+        }
         E::NotValidForName | E::NotValidForNameContext { .. } => {
             "the certificate is not valid for this name (set `sni`?)".into()
         }
@@ -228,7 +252,12 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -237,7 +266,12 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -47,7 +47,7 @@ fn not_passed(o: &Outcome, kind: NonSuccessKind) -> TestCaseStatus {
             status
                 .set_message(xml_text(first))
                 .set_type(xml_text(&d.code))
-                .set_description(xml_text(&d.render(false)));
+                .set_description(xml_text(d.render(false).trim_start()));
         }
         None => {
             status.set_message(super::json::status_name(o.status));
@@ -126,9 +126,7 @@ mod tests {
 </system-out>
         </testcase>
         <testcase name="bad.rhai" classname="sockscript" time="1.500">
-            <failure message="expected `&lt;ok&gt;` &amp; got &quot;no&quot;" type="assertion">assertion
-
-  × expected `&lt;ok&gt;` &amp; got &quot;no&quot;
+            <failure message="expected `&lt;ok&gt;` &amp; got &quot;no&quot;" type="assertion">× expected `&lt;ok&gt;` &amp; got &quot;no&quot;
    ╭─[bad.rhai:1:1]
  1 │ assert(false);
    · ───┬──
@@ -137,9 +135,7 @@ mod tests {
 </failure>
         </testcase>
         <testcase name="refused.rhai" classname="sockscript" time="1.500">
-            <error message="connect failed" type="connection_refused">connection_refused
-
-  × connect failed
+            <error message="connect failed" type="connection_refused">× connect failed
   │ second line
 </error>
         </testcase>
@@ -177,10 +173,8 @@ mod tests {
             } => {
                 assert_eq!(message.as_deref(), Some("expected `<ok>` & got \"no\""));
                 let rendered = outcomes[1].diagnostic.as_ref().map(|d| d.render(false));
-                assert_eq!(
-                    description.as_deref().map(str::trim_end),
-                    rendered.as_deref().map(str::trim_end)
-                );
+                let rendered = rendered.as_deref().map(str::trim);
+                assert_eq!(description.as_deref().map(str::trim_end), rendered);
             }
             other => panic!("expected a failure, got {other:?}"),
         }

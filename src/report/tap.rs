@@ -55,7 +55,9 @@ fn yaml_block(out: &mut String, o: &Outcome) {
         let _ = writeln!(out, "  attempts: {}", o.attempts);
     }
     if let Some(d) = &o.diagnostic {
-        text_field(out, "diagnostic", &d.render(false));
+        // The first line's margin would set the block's indentation deeper than the lines
+        // after it (the gutter is narrower): start the block at the `×`.
+        text_field(out, "diagnostic", d.render(false).trim_start());
     }
     if !o.stdout.is_empty() {
         text_field(out, "stdout", &o.stdout);
@@ -173,9 +175,7 @@ not ok 2 - bad \#1.rhai
   line: 2
   duration_ms: 12
   diagnostic: |
-    assertion
-    
-      × assert_eq failed: "a" != "b"
+    × assert_eq failed: "a" != "b"
        ╭─[bad.rhai:2:1]
      1 │ let x = 1;
      2 │ assert_eq(x, 2);
@@ -193,9 +193,7 @@ not ok 3 - refused.rhai
   message: "connect failed"
   duration_ms: 12
   diagnostic: |
-    connection_refused
-    
-      × connect failed
+    × connect failed
   ...
 not ok 4 - broken.rhai
   ---

@@ -37,7 +37,10 @@ pub fn transcript(o: &Outcome) -> String {
 /// The failures in full, then the counts; the last line is `N passed, N failed`.
 pub fn summary(outcomes: &[Outcome], elapsed: Duration, color: bool) -> String {
     let mut out = String::new();
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != Status::Passed).collect();
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status != Status::Passed)
+        .collect();
     if !failed.is_empty() {
         out.push_str("\nfailures:\n");
     }

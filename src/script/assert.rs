@@ -6,12 +6,17 @@ use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext};
 
 use super::error::{abort, catchable_map, Abort, AssertionFailure, ScriptResult};
 
-fn failed(ctx: &NativeCallContext, message: impl Into<String>, values: Vec<(String, String)>) -> Box<rhai::EvalAltResult> {
+fn failed(
+    ctx: &NativeCallContext,
+    message: impl Into<String>,
+    values: Vec<(String, String)>,
+) -> Box<rhai::EvalAltResult> {
     abort(
         Abort::Assertion(AssertionFailure {
             message: message.into(),
             values,
             position: ctx.call_position(),
+            label: "this assertion failed",
         }),
         ctx.call_position(),
     )
@@ -44,13 +49,24 @@ fn values(ctx: &NativeCallContext, left: &Dynamic, right: &Dynamic) -> Vec<(Stri
 
 pub fn register(engine: &mut Engine) {
     engine
-        .register_fn("assert", |ctx: NativeCallContext, cond: bool| -> ScriptResult<()> {
-            if cond { Ok(()) } else { Err(failed(&ctx, "assertion failed", vec![])) }
-        })
+        .register_fn(
+            "assert",
+            |ctx: NativeCallContext, cond: bool| -> ScriptResult<()> {
+                if cond {
+                    Ok(())
+                } else {
+                    Err(failed(&ctx, "assertion failed", vec![]))
+                }
+            },
+        )
         .register_fn(
             "assert",
             |ctx: NativeCallContext, cond: bool, msg: ImmutableString| -> ScriptResult<()> {
-                if cond { Ok(()) } else { Err(failed(&ctx, format!("assertion failed: {msg}"), vec![])) }
+                if cond {
+                    Ok(())
+                } else {
+                    Err(failed(&ctx, format!("assertion failed: {msg}"), vec![]))
+                }
             },
         )
         .register_fn(
@@ -59,16 +75,28 @@ pub fn register(engine: &mut Engine) {
                 if equal(&ctx, &a, &b) {
                     return Ok(());
                 }
-                Err(failed(&ctx, "assert_eq failed: the values differ", values(&ctx, &a, &b)))
+                Err(failed(
+                    &ctx,
+                    "assert_eq failed: the values differ",
+                    values(&ctx, &a, &b),
+                ))
             },
         )
         .register_fn(
             "assert_eq",
-            |ctx: NativeCallContext, a: Dynamic, b: Dynamic, msg: ImmutableString| -> ScriptResult<()> {
+            |ctx: NativeCallContext,
+             a: Dynamic,
+             b: Dynamic,
+             msg: ImmutableString|
+             -> ScriptResult<()> {
                 if equal(&ctx, &a, &b) {
                     return Ok(());
                 }
-                Err(failed(&ctx, format!("assert_eq failed: {msg}"), values(&ctx, &a, &b)))
+                Err(failed(
+                    &ctx,
+                    format!("assert_eq failed: {msg}"),
+                    values(&ctx, &a, &b),
+                ))
             },
         )
         .register_fn(
@@ -77,12 +105,19 @@ pub fn register(engine: &mut Engine) {
                 if !equal(&ctx, &a, &b) {
                     return Ok(());
                 }
-                Err(failed(&ctx, "assert_ne failed: the values are equal", values(&ctx, &a, &b)))
+                Err(failed(
+                    &ctx,
+                    "assert_ne failed: the values are equal",
+                    values(&ctx, &a, &b),
+                ))
             },
         )
         .register_fn(
             "assert_match",
-            |ctx: NativeCallContext, text: ImmutableString, pattern: ImmutableString| -> ScriptResult<()> {
+            |ctx: NativeCallContext,
+             text: ImmutableString,
+             pattern: ImmutableString|
+             -> ScriptResult<()> {
                 let re = regex::Regex::new(&pattern).map_err(|e| {
                     super::error::script_error(
                         "invalid_argument",
@@ -103,18 +138,32 @@ pub fn register(engine: &mut Engine) {
                 ))
             },
         )
-        .register_fn("assert_err", |ctx: NativeCallContext, f: FnPtr| -> ScriptResult<Map> {
-            expect_error(&ctx, &f, None)
-        })
+        .register_fn(
+            "assert_err",
+            |ctx: NativeCallContext, f: FnPtr| -> ScriptResult<Map> {
+                expect_error(&ctx, &f, None)
+            },
+        )
         .register_fn(
             "assert_err",
             |ctx: NativeCallContext, f: FnPtr, kind: ImmutableString| -> ScriptResult<Map> {
                 expect_error(&ctx, &f, Some(&kind))
             },
         )
-        .register_fn("fail", |ctx: NativeCallContext, msg: ImmutableString| -> ScriptResult<()> {
-            Err(failed(&ctx, msg.to_string(), vec![]))
-        });
+        .register_fn(
+            "fail",
+            |ctx: NativeCallContext, msg: ImmutableString| -> ScriptResult<()> {
+                Err(abort(
+                    Abort::Assertion(AssertionFailure {
+                        message: msg.to_string(),
+                        values: vec![],
+                        position: ctx.call_position(),
+                        label: "failed here",
+                    }),
+                    ctx.call_position(),
+                ))
+            },
+        );
 }
 
 /// Run `f`; it must raise a catchable error (of `kind`, when given). Returns the error map.
@@ -129,13 +178,13 @@ fn expect_error(ctx: &NativeCallContext, f: &FnPtr, kind: Option<&str>) -> Scrip
         Err(err) if !err.is_catchable() || super::error::abort_of(&err).is_some() => Err(err),
         Err(err) => {
             let map = catchable_map(&err);
-            let got = map
-                .get("kind")
-                .map(|k| k.to_string())
-                .unwrap_or_default();
+            let got = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
             match kind {
                 Some(k) if k != got => {
-                    let message = map.get("message").map(|m| m.to_string()).unwrap_or_default();
+                    let message = map
+                        .get("message")
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
                     Err(failed(
                         ctx,
                         format!("assert_err failed: expected an error{wanted}, got kind `{got}`"),

@@ -13,11 +13,16 @@ use super::value::duration;
 use super::{assert, binary, net};
 use std::time::Duration;
 
-use crate::net::{bridge, Channel, ClientTls, Conn, ListenOptions, Listener, ServerCert, ServerTls};
+use crate::net::{
+    bridge, Channel, ClientTls, Conn, ListenOptions, Listener, ServerCert, ServerTls, Udp,
+};
 
 /// How long `wait_for(addr)` waits when the call gives no timeout (at least `--timeout`):
 /// services in a pipeline often take a while to start.
 const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The largest string, Blob or array a script may hold, and the most a connection buffers.
+pub const MAX_DATA: usize = 64 * 1024 * 1024;
 
 /// How often (in rhai operations) a script checks for cancellation and `within` deadlines.
 const PROGRESS_EVERY: u64 = 1024;
@@ -49,6 +54,7 @@ pub fn build(ctx: &Arc<ScriptCtx>) -> Engine {
         bridge::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
     });
 
+    blob_bytes_as_integers(&mut engine);
     net::register(&mut engine);
     assert::register(&mut engine);
     binary::register(&mut engine);
@@ -57,12 +63,25 @@ pub fn build(ctx: &Arc<ScriptCtx>) -> Engine {
     engine
 }
 
+/// `for b in blob` yields integers, like `blob[i]` does: rhai's own iterator yields bytes of a
+/// type that arithmetic does not accept (`sum += b` would fail).
+fn blob_bytes_as_integers(engine: &mut Engine) {
+    let mut module = rhai::Module::new();
+    module.set_iter(std::any::TypeId::of::<rhai::Blob>(), |blob: Dynamic| {
+        let bytes = blob.cast::<rhai::Blob>();
+        Box::new(bytes.into_iter().map(|b| Dynamic::from(INT::from(b))))
+    });
+    engine.register_global_module(module.into());
+}
+
 fn set_limits(engine: &mut Engine) {
     // Debug builds default to a call depth of 8; scripts recurse more than that.
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    engine.set_max_string_size(64 * 1024 * 1024);
-    engine.set_max_array_size(1_000_000);
+    // Arrays and Blobs share a limit; it matches the most a connection buffers, so a
+    // `recv_all_bytes` that fits the buffer always fits a Blob.
+    engine.set_max_string_size(MAX_DATA);
+    engine.set_max_array_size(MAX_DATA);
     engine.set_max_map_size(100_000);
 }
 
@@ -76,13 +95,21 @@ fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> 
 
 fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
     value.clone().into_string().map_err(|t| {
-        script_error("invalid_argument", op, format!("{op}: `{key}` must be a string, not {t}"))
+        script_error(
+            "invalid_argument",
+            op,
+            format!("{op}: `{key}` must be a string, not {t}"),
+        )
     })
 }
 
 fn bool_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<bool> {
     value.as_bool().map_err(|t| {
-        script_error("invalid_argument", op, format!("{op}: `{key}` must be true or false, not {t}"))
+        script_error(
+            "invalid_argument",
+            op,
+            format!("{op}: `{key}` must be true or false, not {t}"),
+        )
     })
 }
 
@@ -120,7 +147,13 @@ fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientT
                         "sni" => t.sni = Some(string_opt(op, "sni", v)?),
                         "alpn" => t.alpn = alpn_opt(op, v)?,
                         "insecure" => t.insecure = bool_opt(op, "insecure", v)?,
-                        other => return Err(unknown_option(op, &format!("tls.{other}"), "`ca`, `sni`, `alpn`, `insecure`")),
+                        other => {
+                            return Err(unknown_option(
+                                op,
+                                &format!("tls.{other}"),
+                                "`ca`, `sni`, `alpn`, `insecure`",
+                            ))
+                        }
                     }
                 }
                 tls = Some(t);
@@ -141,8 +174,14 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
             "timeout" => timeout = Some(duration(op, value)?),
             "unlink" => listen.unlink = bool_opt(op, "unlink", value)?,
             "tls" => {
-                if value.read_lock::<ImmutableString>().is_some_and(|s| s.as_str() == "self-signed") {
-                    listen.tls = Some(ServerTls { cert: ServerCert::SelfSigned, alpn: Vec::new() });
+                if value
+                    .read_lock::<ImmutableString>()
+                    .is_some_and(|s| s.as_str() == "self-signed")
+                {
+                    listen.tls = Some(ServerTls {
+                        cert: ServerCert::SelfSigned,
+                        alpn: Vec::new(),
+                    });
                     continue;
                 }
                 let Some(map) = value.read_lock::<Map>() else {
@@ -152,14 +191,21 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
                         "listen: `tls` is `\"self-signed\"` or a map like `#{cert: pem, key: pem}`",
                     ));
                 };
-                let (mut cert, mut key, mut alpn, mut self_signed) = (None, None, Vec::new(), false);
+                let (mut cert, mut key, mut alpn, mut self_signed) =
+                    (None, None, Vec::new(), false);
                 for (k, v) in map.iter() {
                     match k.as_str() {
                         "cert" => cert = Some(string_opt(op, "cert", v)?),
                         "key" => key = Some(string_opt(op, "key", v)?),
                         "alpn" => alpn = alpn_opt(op, v)?,
                         "self_signed" => self_signed = bool_opt(op, "self_signed", v)?,
-                        other => return Err(unknown_option(op, &format!("tls.{other}"), "`cert`, `key`, `alpn`, `self_signed`")),
+                        other => {
+                            return Err(unknown_option(
+                                op,
+                                &format!("tls.{other}"),
+                                "`cert`, `key`, `alpn`, `self_signed`",
+                            ))
+                        }
                     }
                 }
                 let cert = match (cert, key, self_signed) {
@@ -183,9 +229,12 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
 
 fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let s = ctx.session.clone();
-    engine.register_fn("listen", move |addr: ImmutableString| -> ScriptResult<Listener> {
-        Listener::bind(&s, &addr, &ListenOptions::default()).map_err(raise)
-    });
+    engine.register_fn(
+        "listen",
+        move |addr: ImmutableString| -> ScriptResult<Listener> {
+            Listener::bind(&s, &addr, &ListenOptions::default()).map_err(raise)
+        },
+    );
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
@@ -199,9 +248,12 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         },
     );
     let s = ctx.session.clone();
-    engine.register_fn("connect", move |addr: ImmutableString| -> ScriptResult<Conn> {
-        Conn::connect(&s, &addr, None, None).map_err(raise)
-    });
+    engine.register_fn(
+        "connect",
+        move |addr: ImmutableString| -> ScriptResult<Conn> {
+            Conn::connect(&s, &addr, None, None).map_err(raise)
+        },
+    );
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
@@ -215,16 +267,34 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         },
     );
     let s = ctx.session.clone();
-    engine.register_fn("wait_for", move |addr: ImmutableString| -> ScriptResult<INT> {
-        let timeout = s.default_timeout().max(WAIT_FOR_DEFAULT);
-        Conn::wait_for(&s, &addr, timeout).map(INT::from).map_err(raise)
+    engine.register_fn("udp", move |addr: ImmutableString| -> ScriptResult<Udp> {
+        Udp::bind(&s, &addr).map_err(raise)
     });
+    let s = ctx.session.clone();
+    engine.register_fn(
+        "udp_connect",
+        move |addr: ImmutableString| -> ScriptResult<Udp> {
+            Udp::connect(&s, &addr).map_err(raise)
+        },
+    );
+    let s = ctx.session.clone();
+    engine.register_fn(
+        "wait_for",
+        move |addr: ImmutableString| -> ScriptResult<INT> {
+            let timeout = s.default_timeout().max(WAIT_FOR_DEFAULT);
+            Conn::wait_for(&s, &addr, timeout)
+                .map(INT::from)
+                .map_err(raise)
+        },
+    );
     let s = ctx.session.clone();
     engine.register_fn(
         "wait_for",
         move |addr: ImmutableString, timeout: Dynamic| -> ScriptResult<INT> {
             let timeout = duration("wait_for", &timeout)?;
-            Conn::wait_for(&s, &addr, timeout).map(INT::from).map_err(raise)
+            Conn::wait_for(&s, &addr, timeout)
+                .map(INT::from)
+                .map_err(raise)
         },
     );
     engine.register_fn("env", |name: ImmutableString| {
@@ -233,6 +303,20 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let s = ctx.session.clone();
     engine.register_fn("sleep", move |d: Dynamic| -> ScriptResult<()> {
         s.sleep(duration("sleep", &d)?).map_err(raise)
+    });
+    // rhai's own `sleep(seconds)` would win for a number; this one means milliseconds and
+    // stops when the scenario is cancelled.
+    let s = ctx.session.clone();
+    engine.register_fn("sleep", move |ms: INT| -> ScriptResult<()> {
+        s.sleep(super::value::duration_ms("sleep", ms)?)
+            .map_err(raise)
+    });
+    engine.register_fn("sleep", |_: rhai::FLOAT| -> ScriptResult<()> {
+        Err(script_error(
+            "invalid_argument",
+            "sleep",
+            "sleep: a duration is integer milliseconds (`250`) or a string with a unit (`\"0.5s\"`)",
+        ))
     });
     let s = ctx.session.clone();
     engine.register_fn("channel", move || Channel::<Dynamic>::new(&s));
@@ -248,19 +332,20 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
 
 /// Run `f` with every blocking call (and CPU loop) in it bounded by `length`. Running out is a
 /// catchable `timeout` error at the `within` call.
-fn within(ctx: &NativeCallContext, length: std::time::Duration, f: &FnPtr) -> ScriptResult<Dynamic> {
+fn within(
+    ctx: &NativeCallContext,
+    length: std::time::Duration,
+    f: &FnPtr,
+) -> ScriptResult<Dynamic> {
     let guard = bridge::enter_within(length);
     let result = f.call_within_context::<Dynamic>(ctx, ());
     let depth = guard.depth();
     drop(guard);
     match result {
         Err(err) => match super::error::abort_of(&err) {
-            Some(Abort::WithinExpired(d)) if d == depth => Err(raise(crate::net::NetError::timeout(
-                "within",
-                None,
-                length,
-                true,
-            ))),
+            Some(Abort::WithinExpired(d)) if d == depth => Err(raise(
+                crate::net::NetError::timeout("within", None, length, "within"),
+            )),
             _ => Err(err),
         },
         ok => ok,
@@ -270,10 +355,8 @@ fn within(ctx: &NativeCallContext, length: std::time::Duration, f: &FnPtr) -> Sc
 /// `spawn` is a reserved word in rhai, so it is custom syntax: `spawn(<closure>)`.
 fn register_spawn(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let ctx = ctx.clone();
-    let registered = engine.register_custom_syntax(
-        ["spawn", "(", "$expr$", ")"],
-        false,
-        move |ectx, inputs| {
+    let registered =
+        engine.register_custom_syntax(["spawn", "(", "$expr$", ")"], false, move |ectx, inputs| {
             let at = inputs[0].position();
             let value = ectx.eval_expression_tree(&inputs[0])?;
             let closure = value.try_cast::<FnPtr>().ok_or_else(|| {
@@ -284,8 +367,7 @@ fn register_spawn(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                 )
             })?;
             task::spawn(&ctx, closure, at).map(Dynamic::from)
-        },
-    );
+        });
     if let Err(e) = registered {
         // The syntax is a constant: failing to register it is a bug in this file.
         unreachable!("spawn syntax: {e}");

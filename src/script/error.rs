@@ -24,6 +24,8 @@ pub struct AssertionFailure {
     /// Labelled values to show: `("left", "\"a\"")`, `("right", "\"b\"")`.
     pub values: Vec<(String, String)>,
     pub position: Position,
+    /// What the diagnostic says at the position.
+    pub label: &'static str,
 }
 
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
@@ -60,6 +62,9 @@ pub fn error_map(err: &NetError) -> Map {
     );
     if let Some(w) = &err.waiting_for {
         map.insert("waiting_for".into(), w.clone().into());
+    }
+    if let Some(d) = err.deadline {
+        map.insert("deadline".into(), d.into());
     }
     if let Some(r) = &err.received {
         map.insert("received".into(), Dynamic::from_blob(r.to_vec()));

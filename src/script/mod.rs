@@ -3,6 +3,7 @@
 //! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
 
 mod assert;
+mod binary;
 mod engine;
 mod error;
 mod net;
@@ -128,35 +129,53 @@ impl Scenario {
         crate::net::bridge::set_current_task("main");
         let mut scope = var_scope(&self.config);
         let main = self.engine.run_ast_with_scope(&mut scope, &self.ast);
-        drop(scope);
 
+        // Stop the tasks before main's handles close (dropping the scope would close them), so
+        // a task still reading from main sees cancellation, not an EOF that main caused.
         let reason = session.cancel_reason();
         session.cancel(CancelReason::Finished);
         watchdog.abort();
         self.ctx.join_tasks();
+        drop(scope);
         let task_failure = self.ctx.take_failure();
 
-        let result = match reason {
-            Some(CancelReason::TaskFailed) => match task_failure {
-                Some(f) => Err(Failure::Raised {
-                    error: f.error,
-                    task: Some(f.origin),
-                }),
-                None => Err(Failure::Interrupted),
-            },
-            Some(CancelReason::MaxTime) => Err(Failure::MaxTime(
+        let result = match (reason, main, task_failure) {
+            (Some(CancelReason::MaxTime), main, _) => Err(Failure::MaxTime(
                 self.config.max_time,
                 main.err().map_or(Position::NONE, |e| e.position()),
             )),
-            Some(CancelReason::Interrupted) => Err(Failure::Interrupted),
-            _ => match main {
-                Ok(()) => Ok(()),
-                Err(error) => Err(Failure::Raised { error, task: None }),
-            },
+            (Some(CancelReason::Interrupted), ..) => Err(Failure::Interrupted),
+            (_, Ok(()), None) => Ok(()),
+            // A task that failed is the cause when main only saw its consequence: cancellation,
+            // or the connection the failing task dropped as it unwound.
+            (_, Err(error), Some(_)) if !is_consequence(&error) => {
+                Err(Failure::Raised { error, task: None })
+            }
+            (_, _, Some(f)) => Err(Failure::Raised {
+                error: f.error,
+                task: Some(f.origin),
+            }),
+            (_, Err(error), None) if matches!(abort_of(&error), Some(Abort::Cancelled)) => {
+                Err(Failure::Interrupted)
+            }
+            (_, Err(error), None) => Err(Failure::Raised { error, task: None }),
         };
         self.ctx.detach();
         result
     }
+}
+
+/// Whether main's error is what a failing task causes: being cancelled, or the other end of a
+/// connection closing under it.
+fn is_consequence(error: &EvalAltResult) -> bool {
+    if matches!(abort_of(error), Some(Abort::Cancelled)) {
+        return true;
+    }
+    let kind = catchable_map(error)
+        .get("kind")
+        .map(|k| k.to_string())
+        .unwrap_or_default();
+    error.is_catchable() && matches!(kind.as_str(), "eof" | "connection_reset" | "closed")
 }
 
 fn var_scope(config: &Config) -> Scope<'static> {
@@ -177,13 +196,45 @@ mod tests {
             include_str!("engine.rs"),
             include_str!("net.rs"),
             include_str!("assert.rs"),
+            include_str!("binary.rs"),
         ];
-        let re = regex::Regex::new(r#"register_(?:fn|get|set)\(\s*"([a-z_]+)""#).expect("regex");
+        // `register_fn("name"`, and in `#[export_module]`s `#[rhai_fn(name = "name"` or, when
+        // the attribute renames nothing, a plain `pub fn name(` at the module's indentation.
+        let re = regex::Regex::new(
+            r#"register_(?:fn|get|set)\(\s*"([a-z_]+)"|rhai_fn\(name = "([a-z_]+)"|^    pub fn ([a-z_]+)\("#,
+        )
+        .expect("regex");
         let mut missing = Vec::new();
         let mut checked = 0;
         for source in sources {
-            for cap in re.captures_iter(source) {
-                let name = &cap[1];
+            let mut renamed = false;
+            let mut opened = false;
+            for line in source.lines() {
+                // `register_fn(` with the name on the next line, as rustfmt leaves long calls.
+                let continued = opened.then(|| line.trim().trim_end_matches(',').trim_matches('"'));
+                opened = line.trim_end().ends_with("register_fn(");
+                if let Some(name) = continued {
+                    checked += 1;
+                    let word = regex::Regex::new(&format!(r"\b{name}\b")).expect("regex");
+                    if !word.is_match(readme) {
+                        missing.push(name.to_owned());
+                    }
+                    continue;
+                }
+                let Some(cap) = re.captures(line) else {
+                    renamed = false;
+                    continue;
+                };
+                let (name, is_rename) = match (cap.get(1), cap.get(2), cap.get(3)) {
+                    (Some(m), _, _) => (m.as_str(), false),
+                    (_, Some(m), _) => (m.as_str(), true),
+                    (_, _, Some(m)) if !renamed => (m.as_str(), false),
+                    _ => {
+                        renamed = false;
+                        continue;
+                    }
+                };
+                renamed = is_rename;
                 checked += 1;
                 if matches!(name, "to_string" | "to_debug") {
                     continue;
@@ -194,7 +245,10 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 40, "only {checked} registrations found: is the pattern stale?");
+        assert!(
+            checked > 40,
+            "only {checked} registrations found: is the pattern stale?"
+        );
         assert!(readme.contains("spawn(closure)"));
         assert!(missing.is_empty(), "not in the README: {missing:?}");
     }

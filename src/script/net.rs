@@ -9,7 +9,7 @@ use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, INT};
 use super::error::{blob, raise, script_error, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{Channel, Conn, Listener, NetError};
+use crate::net::{Channel, Conn, Listener, NetError, Udp};
 
 fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
@@ -35,8 +35,13 @@ fn count(n: usize) -> INT {
 }
 
 fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
-    usize::try_from(n)
-        .map_err(|_| script_error("invalid_argument", op, format!("{op}: a byte count cannot be negative ({n})")))
+    usize::try_from(n).map_err(|_| {
+        script_error(
+            "invalid_argument",
+            op,
+            format!("{op}: a byte count cannot be negative ({n})"),
+        )
+    })
 }
 
 /// The most regexes `expect` keeps compiled per thread.
@@ -66,6 +71,7 @@ fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
 pub fn register(engine: &mut Engine) {
     register_conn(engine);
     register_listener(engine);
+    register_udp(engine);
     register_channel(engine);
     register_task(engine);
 }
@@ -78,31 +84,42 @@ fn register_conn(engine: &mut Engine) {
         .register_get("peer", |c: &mut Conn| c.peer().text.to_string())
         .register_get("local", |c: &mut Conn| c.local().text.to_string())
         .register_get("peer_ip", |c: &mut Conn| opt(c.peer().ip()))
-        .register_get("peer_port", |c: &mut Conn| opt(c.peer().port().map(INT::from)))
+        .register_get("peer_port", |c: &mut Conn| {
+            opt(c.peer().port().map(INT::from))
+        })
         .register_get("local_ip", |c: &mut Conn| opt(c.local().ip()))
-        .register_get("local_port", |c: &mut Conn| opt(c.local().port().map(INT::from)))
+        .register_get("local_port", |c: &mut Conn| {
+            opt(c.local().port().map(INT::from))
+        })
         .register_get("tls", |c: &mut Conn| opt(c.tls().map(tls_map)))
         .register_get("closed", |c: &mut Conn| c.is_closed())
         .register_get("timeout", |c: &mut Conn| {
-            c.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+            c.timeout()
+                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
         })
         .register_set("timeout", |c: &mut Conn, d: Dynamic| -> ScriptResult<()> {
             c.set_timeout(duration("timeout", &d)?);
             Ok(())
         })
         // Sending.
-        .register_fn("send", |c: Conn, data: ImmutableString| -> ScriptResult<INT> {
-            ok(c.send("send", data.as_bytes())).map(count)
-        })
+        .register_fn(
+            "send",
+            |c: Conn, data: ImmutableString| -> ScriptResult<INT> {
+                ok(c.send("send", data.as_bytes())).map(count)
+            },
+        )
         .register_fn("send", |c: Conn, data: Blob| -> ScriptResult<INT> {
             ok(c.send("send", &data)).map(count)
         })
-        .register_fn("send_line", |c: Conn, line: ImmutableString| -> ScriptResult<INT> {
-            let mut data = Vec::with_capacity(line.len() + 1);
-            data.extend_from_slice(line.as_bytes());
-            data.push(b'\n');
-            ok(c.send("send_line", &data)).map(count)
-        })
+        .register_fn(
+            "send_line",
+            |c: Conn, line: ImmutableString| -> ScriptResult<INT> {
+                let mut data = Vec::with_capacity(line.len() + 1);
+                data.extend_from_slice(line.as_bytes());
+                data.push(b'\n');
+                ok(c.send("send_line", &data)).map(count)
+            },
+        )
         // Receiving, as text.
         .register_fn("recv", |c: Conn| -> ScriptResult<String> {
             ok(c.recv("recv", true)).map(|b| text(&b))
@@ -110,47 +127,65 @@ fn register_conn(engine: &mut Engine) {
         .register_fn("recv_line", |c: Conn| -> ScriptResult<String> {
             ok(c.recv_line("recv_line")).map(|b| text(&b))
         })
-        .register_fn("recv_until", |c: Conn, delim: ImmutableString| -> ScriptResult<String> {
-            ok(c.recv_until("recv_until", delim.as_bytes())).map(|b| text(&b))
-        })
+        .register_fn(
+            "recv_until",
+            |c: Conn, delim: ImmutableString| -> ScriptResult<String> {
+                ok(c.recv_until("recv_until", delim.as_bytes())).map(|b| text(&b))
+            },
+        )
         .register_fn("recv_exact", |c: Conn, n: INT| -> ScriptResult<String> {
             ok(c.recv_exact("recv_exact", byte_count("recv_exact", n)?)).map(|b| text(&b))
         })
         .register_fn("recv_all", |c: Conn| -> ScriptResult<String> {
             ok(c.recv_all("recv_all")).map(|b| text(&b))
         })
-        .register_fn("expect", |c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
-            let re = cached_regex("expect", &pattern)?;
-            let m = ok(c.expect("expect", &re))?;
-            let mut map = Map::new();
-            map.insert("text".into(), text(&m.text).into());
-            map.insert("before".into(), text(&m.before).into());
-            let groups: rhai::Array = m
-                .groups
-                .iter()
-                .map(|g| g.as_ref().map_or(Dynamic::UNIT, |g| text(g).into()))
-                .collect();
-            map.insert("groups".into(), groups.into());
-            Ok(map)
-        })
+        .register_fn(
+            "expect",
+            |c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
+                let re = cached_regex("expect", &pattern)?;
+                let m = ok(c.expect("expect", &re))?;
+                let mut map = Map::new();
+                map.insert("text".into(), text(&m.text).into());
+                map.insert("before".into(), text(&m.before).into());
+                let groups: rhai::Array = m
+                    .groups
+                    .iter()
+                    .map(|g| g.as_ref().map_or(Dynamic::UNIT, |g| text(g).into()))
+                    .collect();
+                map.insert("groups".into(), groups.into());
+                Ok(map)
+            },
+        )
         // Receiving, as Blobs.
         .register_fn("recv_bytes", |c: Conn| -> ScriptResult<Blob> {
             ok(c.recv("recv_bytes", false)).map(|b| blob(&b))
         })
-        .register_fn("recv_exact_bytes", |c: Conn, n: INT| -> ScriptResult<Blob> {
-            ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?)).map(|b| blob(&b))
-        })
-        .register_fn("recv_until_bytes", |c: Conn, delim: Blob| -> ScriptResult<Blob> {
-            ok(c.recv_until("recv_until_bytes", &delim)).map(|b| blob(&b))
-        })
-        .register_fn("recv_until_bytes", |c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
-            ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(|b| blob(&b))
-        })
+        .register_fn(
+            "recv_exact_bytes",
+            |c: Conn, n: INT| -> ScriptResult<Blob> {
+                ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?))
+                    .map(|b| blob(&b))
+            },
+        )
+        .register_fn(
+            "recv_until_bytes",
+            |c: Conn, delim: Blob| -> ScriptResult<Blob> {
+                ok(c.recv_until("recv_until_bytes", &delim)).map(|b| blob(&b))
+            },
+        )
+        .register_fn(
+            "recv_until_bytes",
+            |c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
+                ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(|b| blob(&b))
+            },
+        )
         .register_fn("recv_all_bytes", |c: Conn| -> ScriptResult<Blob> {
             ok(c.recv_all("recv_all_bytes")).map(|b| blob(&b))
         })
         // Ending.
-        .register_fn("shutdown", |c: Conn| -> ScriptResult<()> { ok(c.shutdown()) })
+        .register_fn("shutdown", |c: Conn| -> ScriptResult<()> {
+            ok(c.shutdown())
+        })
         .register_fn("close", |c: Conn| c.close());
 }
 
@@ -160,25 +195,111 @@ fn register_listener(engine: &mut Engine) {
         .register_fn("to_string", |l: &mut Listener| l.to_string())
         .register_fn("to_debug", |l: &mut Listener| l.to_string())
         .register_get("addr", |l: &mut Listener| l.local().text.to_string())
-        .register_get("port", |l: &mut Listener| opt(l.local().port().map(INT::from)))
+        .register_get("port", |l: &mut Listener| {
+            opt(l.local().port().map(INT::from))
+        })
         .register_get("host", |l: &mut Listener| opt(l.local().ip()))
-        .register_get("cert_pem", |l: &mut Listener| opt(l.cert_pem().map(str::to_owned)))
+        .register_get("cert_pem", |l: &mut Listener| {
+            opt(l.cert_pem().map(str::to_owned))
+        })
         .register_get("closed", |l: &mut Listener| l.is_closed())
         .register_get("timeout", |l: &mut Listener| {
-            l.timeout().map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+            l.timeout()
+                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
         })
-        .register_set("timeout", |l: &mut Listener, d: Dynamic| -> ScriptResult<()> {
-            l.set_timeout(duration("timeout", &d)?);
+        .register_set(
+            "timeout",
+            |l: &mut Listener, d: Dynamic| -> ScriptResult<()> {
+                l.set_timeout(duration("timeout", &d)?);
+                Ok(())
+            },
+        )
+        .register_fn("accept", |l: Listener| -> ScriptResult<Conn> {
+            ok(l.accept())
+        })
+        .register_fn("close", |l: Listener| l.close());
+}
+
+fn datagram(data: &[u8], from: std::net::SocketAddr, as_text: bool) -> Map {
+    let mut map = Map::new();
+    let data: Dynamic = if as_text {
+        text(data).into()
+    } else {
+        Dynamic::from_blob(blob(data))
+    };
+    map.insert("data".into(), data);
+    map.insert(
+        "from".into(),
+        crate::net::addr::Endpoint::new(from)
+            .text
+            .to_string()
+            .into(),
+    );
+    map
+}
+
+fn register_udp(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Udp>("Udp")
+        .register_fn("to_string", |u: &mut Udp| u.to_string())
+        .register_fn("to_debug", |u: &mut Udp| u.to_string())
+        .register_get("addr", |u: &mut Udp| u.local().text.to_string())
+        .register_get("port", |u: &mut Udp| opt(u.local().port().map(INT::from)))
+        .register_get("host", |u: &mut Udp| opt(u.local().ip()))
+        .register_get("peer", |u: &mut Udp| {
+            opt(u.peer().map(|p| p.text.to_string()))
+        })
+        .register_get("closed", |u: &mut Udp| u.is_closed())
+        .register_get("timeout", |u: &mut Udp| {
+            u.timeout()
+                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+        })
+        .register_set("timeout", |u: &mut Udp, d: Dynamic| -> ScriptResult<()> {
+            u.set_timeout(duration("timeout", &d)?);
             Ok(())
         })
-        .register_fn("accept", |l: Listener| -> ScriptResult<Conn> { ok(l.accept()) })
-        .register_fn("close", |l: Listener| l.close());
+        .register_fn(
+            "send_to",
+            |u: Udp, data: ImmutableString, addr: ImmutableString| -> ScriptResult<INT> {
+                ok(u.send_to(data.as_bytes(), &addr)).map(count)
+            },
+        )
+        .register_fn(
+            "send_to",
+            |u: Udp, data: Blob, addr: ImmutableString| -> ScriptResult<INT> {
+                ok(u.send_to(&data, &addr)).map(count)
+            },
+        )
+        .register_fn("recv_from", |u: Udp| -> ScriptResult<Map> {
+            ok(u.recv_from("recv_from")).map(|(d, from)| datagram(&d, from, true))
+        })
+        .register_fn("recv_from_bytes", |u: Udp| -> ScriptResult<Map> {
+            ok(u.recv_from("recv_from_bytes")).map(|(d, from)| datagram(&d, from, false))
+        })
+        .register_fn(
+            "send",
+            |u: Udp, data: ImmutableString| -> ScriptResult<INT> {
+                ok(u.send(data.as_bytes())).map(count)
+            },
+        )
+        .register_fn("send", |u: Udp, data: Blob| -> ScriptResult<INT> {
+            ok(u.send(&data)).map(count)
+        })
+        .register_fn("recv", |u: Udp| -> ScriptResult<String> {
+            ok(u.recv("recv")).map(|b| text(&b))
+        })
+        .register_fn("recv_bytes", |u: Udp| -> ScriptResult<Blob> {
+            ok(u.recv("recv_bytes")).map(|b| blob(&b))
+        })
+        .register_fn("close", |u: Udp| u.close());
 }
 
 fn register_channel(engine: &mut Engine) {
     engine
         .register_type_with_name::<Channel<Dynamic>>("Channel")
-        .register_fn("to_string", |_: &mut Channel<Dynamic>| "Channel".to_string())
+        .register_fn("to_string", |_: &mut Channel<Dynamic>| {
+            "Channel".to_string()
+        })
         .register_fn("to_debug", |_: &mut Channel<Dynamic>| "Channel".to_string())
         .register_fn("send", |ch: Channel<Dynamic>, value: Dynamic| {
             ch.send(value.flatten_clone());
@@ -186,9 +307,12 @@ fn register_channel(engine: &mut Engine) {
         .register_fn("recv", |ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
             ok(ch.recv(None))
         })
-        .register_fn("recv", |ch: Channel<Dynamic>, timeout: Dynamic| -> ScriptResult<Dynamic> {
-            ok(ch.recv(Some(duration("recv", &timeout)?)))
-        });
+        .register_fn(
+            "recv",
+            |ch: Channel<Dynamic>, timeout: Dynamic| -> ScriptResult<Dynamic> {
+                ok(ch.recv(Some(duration("recv", &timeout)?)))
+            },
+        );
 }
 
 fn register_task(engine: &mut Engine) {

@@ -72,7 +72,10 @@ impl ScriptCtx {
     }
 
     pub fn take_failure(&self) -> Option<TaskFailure> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Wait (briefly: they are cancelled) for every task thread, including ones tasks started.
@@ -90,10 +93,18 @@ impl ScriptCtx {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 let mut done = task.inner.done.clone();
                 let finished = self.session.handle().block_on(async {
-                    tokio::time::timeout(left, done.wait_for(|d| *d)).await.is_ok()
+                    tokio::time::timeout(left, done.wait_for(|d| *d))
+                        .await
+                        .is_ok()
                 });
                 if finished {
-                    if let Some(thread) = task.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    if let Some(thread) = task
+                        .inner
+                        .thread
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                    {
                         let _ = thread.join();
                     }
                 }

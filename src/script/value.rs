@@ -73,6 +73,9 @@ mod tests {
     fn vars_take_the_type_they_spell() {
         assert_eq!(parse_var("6379").as_int(), Ok(6379));
         assert_eq!(parse_var("true").as_bool(), Ok(true));
-        assert_eq!(parse_var("127.0.0.1").into_string().ok().as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            parse_var("127.0.0.1").into_string().ok().as_deref(),
+            Some("127.0.0.1")
+        );
     }
 }

@@ -1,0 +1,248 @@
+//! No run can hang: a blocked call ends at its deadline, a failing task stops the others at
+//! once, tasks still blocked when the main script returns are cancelled quietly, and
+//! `--max-time` stops even a CPU loop. Each test bounds the wall time it allows.
+
+use std::time::Duration;
+
+use crate::harness::{python, Test};
+
+#[test]
+fn a_silent_peer_times_out_at_the_timeout_given() {
+    // Accepts, then says nothing until the test closes its stdin.
+    let mut peer = python(
+        r#"
+import socket, sys
+s = socket.socket()
+s.settimeout(10)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1])
+c, addr = s.accept()
+sys.stdin.read()
+"#,
+    );
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--timeout", "500ms", "--var", &format!("port={port}")])
+        .script(
+            r#"
+            let conn = connect(`127.0.0.1:${port}`);
+            conn.recv();
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run();
+    out.code(4)
+        .stderr_has("timed out after 500ms")
+        .stderr_has("--timeout` (500ms)")
+        .faster_than(Duration::from_secs(3));
+    assert!(
+        out.elapsed >= Duration::from_millis(500),
+        "gave up early: {:?}",
+        out.elapsed
+    );
+    peer.close_stdin();
+    peer.wait().code(0);
+}
+
+#[test]
+fn main_returning_cancels_a_task_blocked_in_accept() {
+    Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let serving = spawn(|| {
+                loop { server.accept(); }
+            });
+            print("main done");
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(0)
+        .stdout("main done\n")
+        .stderr("")
+        .faster_than(Duration::from_secs(2));
+}
+
+#[test]
+fn main_returning_cancels_tasks_blocked_in_recv() {
+    // The tasks own both ends of their connections, so only cancellation can wake them.
+    Test::new()
+        .script(
+            r#"
+            spawn(|| {
+                let server = listen("127.0.0.1:0");
+                let c = connect(server.addr);
+                let s = server.accept();
+                s.recv_line()
+            });
+            spawn(|| channel().recv());
+            spawn(|| sleep("30s"));
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(0)
+        .stderr("")
+        .faster_than(Duration::from_secs(2));
+}
+
+/// Run `copies` copies of `source` in test mode; races show up as differing outcomes.
+fn repeated(source: &str, copies: usize) -> crate::harness::Output {
+    let mut t = Test::new().args(&["--test", "-j", "4"]);
+    for i in 0..copies {
+        t = t.write(&format!("copy{i:02}.rhai"), source);
+    }
+    t.path(".").wall(Duration::from_secs(20)).run()
+}
+
+#[test]
+fn main_returning_never_fails_a_task_reading_from_main() {
+    // Main holds the client end. When main returns, the task must be cancelled (a pass), not
+    // woken by the EOF of main's connection closing (a failure). Racy, hence 30 copies.
+    let out = repeated(
+        r#"
+        let server = listen("127.0.0.1:0");
+        let c = connect(server.addr);
+        let s = server.accept();
+        spawn(|| s.recv_line());
+        "#,
+        30,
+    );
+    out.code(0).stderr_has("30 passed, 0 failed");
+}
+
+#[test]
+fn a_failing_task_stops_main_blocked_in_recv_line() {
+    let out = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            spawn(|| {
+                sleep("50ms");
+                fail("the server gave up");
+            });
+            let conn = connect(server.addr);
+            conn.recv_line();
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run();
+    out.code(1)
+        .stderr_has("task 1: the server gave up")
+        .stderr_has("task 1 was spawned here")
+        .faster_than(Duration::from_secs(2));
+}
+
+#[test]
+fn a_task_error_stops_main_blocked_in_recv_line() {
+    let out = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let closed = listen("127.0.0.1:0");
+            let closed_addr = closed.addr;
+            closed.close();
+            spawn(|| {
+                sleep("50ms");
+                connect(closed_addr);
+            });
+            let conn = connect(server.addr);
+            conn.recv_line();
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run();
+    out.code(4)
+        .stderr_has("task 1: connect to `127.0.0.1:")
+        .stderr_has("connection refused")
+        .faster_than(Duration::from_secs(2));
+}
+
+#[test]
+fn a_failing_task_is_reported_not_the_eof_it_caused() {
+    // The task fails while holding the accepted end; unwinding closes it, and main's recv_line
+    // sees EOF. The scenario must still report the task's assertion (exit 1), every time.
+    let out = repeated(
+        r#"
+        let server = listen("127.0.0.1:0");
+        spawn(|| {
+            let c = server.accept();
+            fail("the server gave up");
+        });
+        let conn = connect(server.addr);
+        conn.recv_line();
+        "#,
+        30,
+    );
+    out.code(1).stderr_has("0 passed, 30 failed");
+    let errored = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": ERROR ("))
+        .count();
+    assert_eq!(errored, 0, "{}", out.stderr);
+}
+
+#[test]
+fn a_failing_task_stops_its_sibling_tasks() {
+    let out = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let waiter = spawn(|| server.accept());
+            let failer = spawn(|| { sleep("50ms"); throw "task broke"; });
+            waiter.join();
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run();
+    out.code(4)
+        .stderr_has("task 2: uncaught: task broke")
+        .faster_than(Duration::from_secs(2));
+}
+
+#[test]
+fn max_time_stops_a_cpu_loop() {
+    Test::new()
+        .args(&["--max-time", "1s"])
+        .script("let n = 0; loop { n += 1; }")
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(4)
+        .stderr_has("the scenario ran past its deadline of 1s")
+        .faster_than(Duration::from_secs(3));
+}
+
+#[test]
+fn max_time_stops_a_cpu_loop_in_a_task() {
+    Test::new()
+        .args(&["--max-time", "1s"])
+        .script("let t = spawn(|| { let n = 0; loop { n += 1; } }); t.join();")
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(4)
+        .stderr_has("ran past its deadline of 1s")
+        .faster_than(Duration::from_secs(3));
+}
+
+#[test]
+fn max_time_cannot_be_caught() {
+    Test::new()
+        .args(&["--max-time", "500ms"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let c = connect(server.addr);
+            try { c.recv(); } catch (e) { print(`caught ${e}`); }
+            print("after");
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(4)
+        .stdout("")
+        .stderr_has("ran past its deadline of 500ms")
+        .faster_than(Duration::from_secs(3));
+}

@@ -1,0 +1,256 @@
+//! Python's `socket` module as an independent peer: what sockscript sends and receives must be
+//! what another implementation sees, byte for byte. Loopback only, port 0; every peer prints its
+//! port on stdout as its readiness signal, and the test reads that line before going on.
+
+use crate::harness::{normalize, python, Test};
+
+/// A Python server on a free port that thanks its one client and closes.
+const PY_GREETING_SERVER: &str = r#"
+import socket
+s = socket.socket()
+s.settimeout(10)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1])
+c, addr = s.accept()
+c.sendall(b"Thank you for connecting")
+c.close()
+s.close()
+"#;
+
+#[test]
+fn a_python_server_greets_a_sockscript_client() {
+    let mut peer = python(PY_GREETING_SERVER);
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let conn = connect(`127.0.0.1:${port}`);
+            let msg = conn.recv_all();
+            print(msg);
+            "#,
+        )
+        .run();
+    out.code(0).stdout("Thank you for connecting\n");
+    peer.wait().code(0);
+}
+
+#[test]
+fn a_sockscript_server_greets_a_python_client() {
+    let mut server = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            print(server.port);
+            let client = server.accept();
+            print(`Got connection from ${client.peer}`);
+            client.send("Thank you for connecting");
+            client.close();
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket
+c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+print(c.getsockname()[1])
+data = b""
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(repr(data))
+"#
+    ));
+    let client_port = client.port();
+    let received = client.line();
+    assert_eq!(received, "b'Thank you for connecting'");
+    client.wait().code(0);
+    server.wait().code(0).stdout(&format!(
+        "{port}\nGot connection from 127.0.0.1:{client_port}\n"
+    ));
+}
+
+#[test]
+fn a_port_held_by_python_is_addr_in_use() {
+    let mut holder = python(
+        r#"
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1])
+sys.stdin.read()
+"#,
+    );
+    let port = holder.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let err = assert_err(|| listen(`127.0.0.1:${port}`), "addr_in_use");
+            print(err.kind);
+            print(err.message);
+            "#,
+        )
+        .run();
+    out.code(0);
+    assert_eq!(
+        normalize(&out.stdout),
+        "addr_in_use\nlisten on `127.0.0.1:PORT` failed: the address is already in use\n"
+    );
+    holder.close_stdin();
+    holder.wait().code(0);
+}
+
+#[test]
+fn every_byte_value_arrives_intact() {
+    let mut peer = python(
+        r#"
+import socket
+s = socket.socket()
+s.settimeout(10)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1])
+c, addr = s.accept()
+c.sendall(bytes(range(256)))
+c.close()
+"#,
+    );
+    let port = peer.port();
+    Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let conn = connect(`127.0.0.1:${port}`);
+            let b = conn.recv_exact_bytes(256);
+            assert_eq(b.len(), 256);
+            for i in 0..256 {
+                assert_eq(b[i], i, `byte ${i}`);
+            }
+            assert_eq(conn.recv_all_bytes().len(), 0);
+            print("ok");
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("ok\n");
+    peer.wait().code(0);
+}
+
+#[test]
+fn bytes_sockscript_sends_arrive_exactly() {
+    let mut server = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            print(server.port);
+            let c = server.accept();
+            let b = blob();
+            for i in 0..256 { b.push(255 - i); }
+            c.send(b);
+            c.send("é\r\n");
+            c.close();
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket
+c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+data = b""
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+assert data == bytes(reversed(range(256))) + "é\r\n".encode(), repr(data)
+print(len(data))
+"#
+    ));
+    assert_eq!(client.line(), "260");
+    client.wait().code(0);
+    server.wait().code(0);
+}
+
+#[test]
+fn recv_line_strips_crlf_from_lines_sent_in_small_chunks() {
+    let mut server = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            print(server.port);
+            let c = server.accept();
+            let lines = [];
+            for i in 0..5 { lines.push(c.recv_line()); }
+            assert_eq(lines, ["first line", "second line", "", "third", "bare lf"]);
+            assert_eq(c.recv_all(), "no ending");
+            for line in lines { print(`[${line}]`); }
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    // The pauses only split the stream into separate segments; nothing waits on them.
+    let mut client = python(&format!(
+        r#"
+import socket, time
+c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for chunk in [b"fir", b"st line\r", b"\nsecond", b" line\r\n\r", b"\nthird\r\nbare lf\n", b"no ", b"ending"]:
+    c.sendall(chunk)
+    time.sleep(0.02)
+c.close()
+print("sent")
+"#
+    ));
+    assert_eq!(client.line(), "sent");
+    client.wait().code(0);
+    server.wait().code(0).stdout(&format!(
+        "{port}\n[first line]\n[second line]\n[]\n[third]\n[bare lf]\n"
+    ));
+}
+
+#[test]
+fn utf8_split_across_segments_decodes_whole() {
+    let mut server = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            print(server.port);
+            let c = server.accept();
+            let text = "";
+            loop {
+                let part = c.recv();
+                if part == "" { break; }
+                text += part;
+            }
+            print(text);
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket, time
+c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+data = "héllo €uro".encode()
+for i in range(len(data)):
+    c.sendall(data[i:i+1])
+    time.sleep(0.005)
+c.close()
+print("sent")
+"#
+    ));
+    assert_eq!(client.line(), "sent");
+    client.wait().code(0);
+    server
+        .wait()
+        .code(0)
+        .stdout(&format!("{port}\nhéllo €uro\n"));
+}
