@@ -53,6 +53,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
 
+    /// Change a limit that protects the machine: `line` (longest line or match searched,
+    /// default 1MiB), `buffer` (bytes a connection buffers, 64MiB), `handles` (sockets open at
+    /// once, 50000), `tasks` (tasks a scenario starts, 10000), `operations` (script steps per
+    /// task, 10000000000; 0 for none), `data` (largest string/Blob/array, 64MiB). Repeatable.
+    #[arg(long = "limit", value_name = "NAME=VALUE")]
+    pub limits: Vec<String>,
+
     /// Show every socket event (listen, connect, send, recv, close) on stderr, with payloads.
     #[arg(long)]
     pub trace: bool,

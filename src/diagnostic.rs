@@ -131,9 +131,10 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
             .help(Some("give it longer with `--max-time`, or find the call that never returned with `--trace`".into()));
             (Status::Errored, diag)
         }
-        Failure::Interrupted => (
+        Failure::Interrupted(at) => (
             Status::Errored,
-            Diag::new("interrupted", "the run was interrupted", file, source),
+            Diag::new("interrupted", "the run was interrupted", file, source)
+                .label(*at, "the main script was here"),
         ),
         Failure::Raised { error, task } => raised(error, task.as_ref(), file, source, timeout),
     }
@@ -182,6 +183,18 @@ fn raised(
                         .label(*pos, "thrown here"),
                 ),
             },
+            EvalAltResult::ErrorTooManyOperations(pos) => (
+                Status::Errored,
+                Diag::new("limit", format!("{prefix}the script ran past its limit of operations"), file, source)
+                    .label(*pos, "stopped here")
+                    .help(Some("raise it with `--limit operations=N` (0 for none)".into())),
+            ),
+            EvalAltResult::ErrorDataTooLarge(what, pos) => (
+                Status::Errored,
+                Diag::new("limit", format!("{prefix}{what} is larger than the data limit"), file, source)
+                    .label(*pos, "here")
+                    .help(Some("raise it with `--limit data=SIZE`, e.g. `--limit data=256MiB`".into())),
+            ),
             other => (
                 Status::Errored,
                 Diag::new(

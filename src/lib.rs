@@ -34,6 +34,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_COMPILE: u8 = 3;
 /// A scenario raised an error: a socket error, a timeout, a script error.
 pub const EXIT_ERROR: u8 = 4;
+/// The run was interrupted (Ctrl-C, SIGTERM), as shells report for SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Run sockscript with these arguments (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {

@@ -49,6 +49,8 @@ pub struct Options {
     pub color: bool,
     pub check: bool,
     pub reports: Reports,
+    pub net_limits: crate::net::Limits,
+    pub script_limits: crate::script::Limits,
 }
 
 /// A mistake in how sockscript was called.
@@ -72,6 +74,7 @@ impl Options {
         };
         let wants_reports =
             reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
+        let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
         let single_file = cli.paths.len() == 1 && !cli.paths[0].is_dir();
@@ -98,8 +101,73 @@ impl Options {
             color: color(cli.color),
             check: cli.check,
             reports,
+            net_limits,
+            script_limits,
         })
     }
+}
+
+/// `--limit NAME=VALUE`s over the defaults.
+fn limits(flags: &[String]) -> Result<(crate::net::Limits, crate::script::Limits), UsageError> {
+    let mut net = crate::net::Limits::default();
+    let mut script = crate::script::Limits::default();
+    for flag in flags {
+        let bad = |why: &str| UsageError(format!("--limit `{flag}`: {why}"));
+        let (name, value) = flag
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=VALUE"))?;
+        let size = || {
+            parse_size(value.trim())
+                .ok_or_else(|| bad("expected a size like `4096`, `64KiB`, `1MiB`"))
+        };
+        let count = || {
+            value
+                .trim()
+                .replace('_', "")
+                .parse::<u64>()
+                .map_err(|_| bad("expected a whole number"))
+        };
+        let positive = |n: usize| {
+            if n == 0 {
+                Err(bad("must be at least 1"))
+            } else {
+                Ok(n)
+            }
+        };
+        match name.trim() {
+            "line" => net.max_line = positive(size()?)?,
+            "buffer" => net.max_buffer = positive(size()?)?,
+            "handles" => {
+                net.max_handles = positive(usize::try_from(count()?).unwrap_or(usize::MAX))?
+            }
+            "tasks" => {
+                script.max_tasks = positive(usize::try_from(count()?).unwrap_or(usize::MAX))?
+            }
+            "operations" => script.max_operations = count()?,
+            "data" => script.max_data = positive(size()?)?,
+            other => return Err(bad(&format!(
+                "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, data)"
+            ))),
+        }
+    }
+    Ok((net, script))
+}
+
+/// `4096`, `64k`, `64KiB`, `1M`, `1MiB`, `1G`: bytes, with binary multiples.
+fn parse_size(text: &str) -> Option<usize> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (n, unit) = text.split_at(digits);
+    let n: usize = n.parse().ok()?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 fn partition(text: &str) -> Result<Partition, UsageError> {
@@ -192,6 +260,20 @@ fn split_var(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_parse_sizes_and_counts() {
+        let (net, script) = limits(&["line=64KiB".into(), "tasks=5".into(), "operations=0".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(net.max_line, 64 * 1024);
+        assert_eq!(script.max_tasks, 5);
+        assert_eq!(script.max_operations, 0);
+        for bad in ["line=0", "lines=5", "buffer=lots", "tasks"] {
+            assert!(limits(&[bad.into()]).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+    }
 
     #[test]
     fn partitions_are_k_of_n() {

@@ -3,14 +3,14 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use tokio::runtime::Runtime;
 
 use crate::diagnostic;
-use crate::net::{Limits, Session};
+use crate::net::{CancelReason, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
 use crate::report;
@@ -32,16 +32,85 @@ pub fn run(options: Options) -> u8 {
             return crate::EXIT_ERROR;
         }
     };
+    let interrupt = Interrupt::install(&runtime);
     let code = match &options.mode {
-        Mode::Run(path) => run_one(&runtime, &options, path),
-        Mode::Test(paths) => run_suite(&runtime, &options, paths),
+        Mode::Run(path) => run_one(&runtime, &options, &interrupt, path),
+        Mode::Test(paths) => run_suite(&runtime, &options, &interrupt, paths),
     };
     runtime.shutdown_background();
+    if interrupt.is_set() {
+        return crate::EXIT_INTERRUPTED;
+    }
     code
 }
 
+/// Ctrl-C and SIGTERM: the first stops every running scenario (their blocked calls return at
+/// once) and lets the run report what it has; a second one exits at once.
+pub struct Interrupt {
+    set: AtomicBool,
+    sessions: Mutex<Vec<Weak<Session>>>,
+}
+
+impl Interrupt {
+    fn install(runtime: &Runtime) -> Arc<Interrupt> {
+        let interrupt = Arc::new(Interrupt {
+            set: AtomicBool::new(false),
+            sessions: Mutex::new(Vec::new()),
+        });
+        let watcher = interrupt.clone();
+        runtime.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("\ninterrupted again: exiting now");
+                    std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
+                }
+                eprintln!("\ninterrupted: stopping the running scenarios (again to exit at once)");
+                watcher.trigger();
+            }
+        });
+        interrupt
+    }
+
+    fn trigger(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        let sessions =
+            std::mem::take(&mut *self.sessions.lock().unwrap_or_else(|p| p.into_inner()));
+        for session in sessions.iter().filter_map(Weak::upgrade) {
+            session.cancel(CancelReason::Interrupted);
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Watch `session`; if the run was already interrupted, stop it now.
+    fn register(&self, session: &Arc<Session>) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.push(Arc::downgrade(session));
+        drop(sessions);
+        if self.is_set() {
+            session.cancel(CancelReason::Interrupted);
+        }
+    }
+}
+
 /// Run mode: the script's output as it happens, its failure as a diagnostic on stderr.
-fn run_one(runtime: &Runtime, options: &Options, path: &Path) -> u8 {
+fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &Path) -> u8 {
     let scenario = match Scenario::load(path, path.display().to_string()) {
         Ok(s) => s,
         Err(e) => {
@@ -49,7 +118,14 @@ fn run_one(runtime: &Runtime, options: &Options, path: &Path) -> u8 {
             return crate::EXIT_USAGE;
         }
     };
-    let outcome = execute(runtime, options, &scenario, Output::Stdout, options.trace);
+    let outcome = execute(
+        runtime,
+        options,
+        interrupt,
+        &scenario,
+        Output::Stdout,
+        options.trace,
+    );
     if let Some(diag) = &outcome.diagnostic {
         eprint!("{}", diag.render(options.color));
     }
@@ -57,7 +133,12 @@ fn run_one(runtime: &Runtime, options: &Options, path: &Path) -> u8 {
 }
 
 /// Test mode: every selected scenario, in parallel, each one's output captured.
-fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf]) -> u8 {
+fn run_suite(
+    runtime: &Runtime,
+    options: &Options,
+    interrupt: &Interrupt,
+    paths: &[std::path::PathBuf],
+) -> u8 {
     let found = match scenario::discover(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -85,12 +166,15 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
     std::thread::scope(|s| {
         for _ in 0..options.jobs.min(files.len()) {
             s.spawn(|| loop {
+                if interrupt.is_set() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, name)) = files.get(i) else {
                     break;
                 };
                 progress.start(name);
-                let outcome = run_with_retries(runtime, options, path, name);
+                let outcome = run_with_retries(runtime, options, interrupt, path, name);
                 let mut text = report::terminal::status_line(&outcome);
                 if options.trace {
                     text.push_str(&report::terminal::transcript(&outcome));
@@ -126,7 +210,13 @@ fn run_suite(runtime: &Runtime, options: &Options, paths: &[std::path::PathBuf])
 
 /// Run a scenario, again up to `--retry` times while it does not pass. A script that does
 /// not compile is not retried: it cannot change.
-fn run_with_retries(runtime: &Runtime, options: &Options, path: &Path, name: &str) -> Outcome {
+fn run_with_retries(
+    runtime: &Runtime,
+    options: &Options,
+    interrupt: &Interrupt,
+    path: &Path,
+    name: &str,
+) -> Outcome {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -136,6 +226,7 @@ fn run_with_retries(runtime: &Runtime, options: &Options, path: &Path, name: &st
                 let mut o = execute(
                     runtime,
                     options,
+                    interrupt,
                     &scenario,
                     Output::Capture(buf.clone()),
                     false,
@@ -146,7 +237,8 @@ fn run_with_retries(runtime: &Runtime, options: &Options, path: &Path, name: &st
             Err(e) => unreadable(name, e),
         };
         outcome.attempts = attempts;
-        let again = matches!(outcome.status, Status::Failed | Status::Errored);
+        let again =
+            matches!(outcome.status, Status::Failed | Status::Errored) && !interrupt.is_set();
         if !again || attempts > options.retry {
             return outcome;
         }
@@ -231,6 +323,7 @@ fn unreadable(name: &str, why: String) -> Outcome {
 pub fn execute(
     runtime: &Runtime,
     options: &Options,
+    interrupt: &Interrupt,
     scenario: &Scenario,
     output: Output,
     live_trace: bool,
@@ -247,12 +340,14 @@ pub fn execute(
     let session = Session::new(
         runtime.handle().clone(),
         options.timeout,
-        Limits::default(),
+        options.net_limits.clone(),
         transcript.clone(),
     );
+    interrupt.register(&session);
     let config = script::Config {
         max_time: options.max_time,
         vars: options.vars.clone(),
+        limits: options.script_limits.clone(),
     };
     let result = script::Scenario::compile(&scenario.source, session.clone(), output, config)
         .and_then(|compiled| {

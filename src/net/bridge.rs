@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_line: usize,
     /// The most bytes a connection buffers (what `recv_all` may collect).
     pub max_buffer: usize,
+    /// The most connections, listeners and UDP sockets a scenario may have open at once.
+    pub max_handles: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
         Limits {
             max_line: 1024 * 1024,
             max_buffer: 64 * 1024 * 1024,
+            max_handles: 50_000,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct Session {
     /// Each connection once, by its endpoints in a fixed order: a connection between two
     /// tasks of the scenario is seen from both ends but is one connection.
     connections: Mutex<HashSet<(SocketAddr, SocketAddr)>>,
+    /// Handles open now, against `limits.max_handles`.
+    open_handles: Arc<AtomicUsize>,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
     other_connections: AtomicUsize,
     /// The Unix socket paths this scenario listens on.
@@ -84,6 +89,7 @@ impl Session {
             limits,
             transcript,
             connections: Mutex::new(HashSet::new()),
+            open_handles: Arc::new(AtomicUsize::new(0)),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(1),
@@ -142,6 +148,31 @@ impl Session {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Take one of the scenario's handle slots for a socket about to open; it is given back
+    /// when the slot drops with the handle.
+    pub(crate) fn open_handle(&self, op: &'static str, addr: &str) -> Result<HandleSlot, NetError> {
+        let max = self.limits.max_handles;
+        let open = self.open_handles.fetch_add(1, Ordering::SeqCst);
+        let slot = HandleSlot(self.open_handles.clone());
+        if open >= max {
+            return Err(NetError::new(
+                ErrorKind::Limit,
+                op,
+                Some(addr),
+                format!(
+                    "{}: the scenario already has {max} sockets open, its limit (`--limit handles=N`)",
+                    super::error::describe(op, Some(addr))
+                ),
+            ));
+        }
+        Ok(slot)
+    }
+
+    /// Sockets open now.
+    pub fn open_handles(&self) -> usize {
+        self.open_handles.load(Ordering::SeqCst)
     }
 
     pub(crate) fn add_unix_path(&self, path: &Path) {
@@ -228,6 +259,15 @@ impl Session {
             Ok(())
         });
         slept
+    }
+}
+
+/// One open socket's place in the scenario's count; given back on drop.
+pub(crate) struct HandleSlot(Arc<AtomicUsize>);
+
+impl Drop for HandleSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

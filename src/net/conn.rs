@@ -14,7 +14,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::Session;
+use super::bridge::{HandleSlot, Session};
 use super::error::{ErrorKind, NetError};
 use super::stream::{self, BoxRead, BoxWrite, Opened};
 use super::tls::{ClientTls, TlsInfo};
@@ -42,6 +42,7 @@ struct Inner {
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
     timeout: AtomicU64,
     closed: CancellationToken,
+    _slot: HandleSlot,
 }
 
 struct Reader {
@@ -74,6 +75,7 @@ impl Conn {
         tls: Option<&ClientTls>,
     ) -> Result<Conn, NetError> {
         let address = addr::parse_address("connect", addr)?;
+        let slot = session.open_handle("connect", addr)?;
         let opened = session.block_on(
             "connect",
             Some(addr),
@@ -94,7 +96,7 @@ impl Conn {
             Address::Unix(path) => !session.listens_on(path),
             Address::Ip(_) => true,
         };
-        let conn = Conn::from_opened(session, opened, counted);
+        let conn = Conn::from_opened(session, opened, counted, slot);
         session.record(
             EventKind::Connect,
             Some(conn.inner.local.text.clone()),
@@ -146,7 +148,12 @@ impl Conn {
         })
     }
 
-    pub(crate) fn from_opened(session: &Arc<Session>, opened: Opened, counted: bool) -> Conn {
+    pub(crate) fn from_opened(
+        session: &Arc<Session>,
+        opened: Opened,
+        counted: bool,
+        slot: HandleSlot,
+    ) -> Conn {
         if counted {
             session.count_connection(stream::ip_key(&opened.local, &opened.peer));
         }
@@ -169,6 +176,7 @@ impl Conn {
                 }),
                 timeout: AtomicU64::new(u64::MAX),
                 closed: CancellationToken::new(),
+                _slot: slot,
             }),
         }
     }

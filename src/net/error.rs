@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Closed,
     TooLong,
     Tls,
+    /// A limit of the scenario was reached (open sockets, tasks).
+    Limit,
     Io,
     /// The scenario was cancelled (a task failed, the main script ended, `--max-time`):
     /// never shown to scripts, which cannot catch it.
@@ -43,6 +45,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::TooLong => "too_long",
             ErrorKind::Tls => "tls",
+            ErrorKind::Limit => "limit",
             ErrorKind::Io => "io",
             ErrorKind::Cancelled => "cancelled",
         }
@@ -62,6 +65,7 @@ impl ErrorKind {
         "closed",
         "too_long",
         "tls",
+        "limit",
         "io",
     ];
 

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::Session;
+use super::bridge::{HandleSlot, Session};
 use super::conn::Conn;
 use super::error::{ErrorKind, NetError};
 use super::stream::Plain;
@@ -48,6 +48,7 @@ struct Inner {
     tls: Option<tls::Acceptor>,
     timeout: AtomicU64,
     closed: CancellationToken,
+    _slot: HandleSlot,
 }
 
 impl Listener {
@@ -58,6 +59,7 @@ impl Listener {
         opts: &ListenOptions,
     ) -> Result<Listener, NetError> {
         let address = addr::parse_address("listen", addr)?;
+        let slot = session.open_handle("listen", addr)?;
         let bound = match &address {
             Address::Ip(target) => session.block_on("listen", Some(addr), None, async {
                 let mut last = None;
@@ -117,6 +119,7 @@ impl Listener {
                 tls,
                 timeout: AtomicU64::new(u64::MAX),
                 closed: CancellationToken::new(),
+                _slot: slot,
             }),
         })
     }
@@ -156,6 +159,7 @@ impl Listener {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| NetError::closed("accept", Some(addr)))?;
+        let slot = inner.session.open_handle("accept", addr)?;
         let accepted = inner
             .session
             .block_on("accept", Some(addr), self.timeout(), async {
@@ -191,7 +195,7 @@ impl Listener {
                 )
             }
         })?;
-        let conn = Conn::from_opened(&inner.session, opened, true);
+        let conn = Conn::from_opened(&inner.session, opened, true, slot);
         inner.session.record(
             EventKind::Accept,
             Some(conn.local().text.clone()),

@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Endpoint};
-use super::bridge::Session;
+use super::bridge::{HandleSlot, Session};
 use super::error::{ErrorKind, NetError};
 use crate::transcript::EventKind;
 
@@ -33,12 +33,14 @@ struct Inner {
     peer: Option<Endpoint>,
     timeout: AtomicU64,
     closed: CancellationToken,
+    _slot: HandleSlot,
 }
 
 impl Udp {
     /// A socket bound to `addr` (port 0 for any free port), able to talk to anyone.
     pub fn bind(session: &Arc<Session>, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp", addr)?;
+        let slot = session.open_handle("udp", addr)?;
         let socket = session.block_on("udp", Some(addr), None, async {
             let mut last = None;
             for sa in target.resolve("udp", addr).await? {
@@ -55,13 +57,14 @@ impl Udp {
                 )
             }))
         })?;
-        Udp::from_socket(session, socket, None, "udp", addr)
+        Udp::from_socket(session, socket, None, slot, "udp", addr)
     }
 
     /// A socket bound to a free port and connected to `addr`: it sends there and hears only
     /// from there.
     pub fn connect(session: &Arc<Session>, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp_connect", addr)?;
+        let slot = session.open_handle("udp_connect", addr)?;
         let (socket, peer) = session.block_on("udp_connect", Some(addr), None, async {
             let sa = *target
                 .resolve("udp_connect", addr)
@@ -88,6 +91,7 @@ impl Udp {
             session,
             socket,
             Some(Endpoint::new(peer)),
+            slot,
             "udp_connect",
             addr,
         )
@@ -97,6 +101,7 @@ impl Udp {
         session: &Arc<Session>,
         socket: UdpSocket,
         peer: Option<Endpoint>,
+        slot: HandleSlot,
         op: &'static str,
         addr: &str,
     ) -> Result<Udp, NetError> {
@@ -120,6 +125,7 @@ impl Udp {
                 peer,
                 timeout: AtomicU64::new(u64::MAX),
                 closed: CancellationToken::new(),
+                _slot: slot,
             }),
         })
     }

@@ -21,15 +21,15 @@ use crate::net::{
 /// services in a pipeline often take a while to start.
 const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The largest string, Blob or array a script may hold, and the most a connection buffers.
+/// The most bytes `pack` builds: a format like `"1000000000x"` must not allocate a gigabyte.
 pub const MAX_DATA: usize = 64 * 1024 * 1024;
 
 /// How often (in rhai operations) a script checks for cancellation and `within` deadlines.
 const PROGRESS_EVERY: u64 = 1024;
 
-pub fn build(ctx: &Arc<ScriptCtx>) -> Engine {
+pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     let mut engine = Engine::new();
-    set_limits(&mut engine);
+    set_limits(&mut engine, limits);
     // Scenarios cannot load modules; rhai has no file or process access to begin with.
     engine.set_module_resolver(DummyModuleResolver::new());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
@@ -74,14 +74,15 @@ fn blob_bytes_as_integers(engine: &mut Engine) {
     engine.register_global_module(module.into());
 }
 
-fn set_limits(engine: &mut Engine) {
+fn set_limits(engine: &mut Engine, limits: &super::Limits) {
     // Debug builds default to a call depth of 8; scripts recurse more than that.
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    // Arrays and Blobs share a limit; it matches the most a connection buffers, so a
-    // `recv_all_bytes` that fits the buffer always fits a Blob.
-    engine.set_max_string_size(MAX_DATA);
-    engine.set_max_array_size(MAX_DATA);
+    // Arrays and Blobs share a limit; by default it matches the most a connection buffers, so
+    // a `recv_all_bytes` that fits the buffer fits a Blob.
+    engine.set_max_string_size(limits.max_data);
+    engine.set_max_array_size(limits.max_data);
+    engine.set_max_operations(limits.max_operations);
     engine.set_max_map_size(100_000);
 }
 

@@ -21,6 +21,27 @@ use crate::net::{CancelReason, Session};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use value::{parse_duration, parse_var};
 
+/// What a script may use, so a runaway script cannot take the machine down.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Tasks a scenario may start.
+    pub max_tasks: usize,
+    /// rhai operations a scenario's script (each task counted apart) may run; 0 for no limit.
+    pub max_operations: u64,
+    /// The largest string, Blob or array (in elements) a script may hold.
+    pub max_data: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tasks: 10_000,
+            max_operations: 10_000_000_000,
+            max_data: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// How a scenario runs, resolved from the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +49,7 @@ pub struct Config {
     pub max_time: Duration,
     /// `--var` constants, visible to the script by name.
     pub vars: Vec<(String, Dynamic)>,
+    pub limits: Limits,
 }
 
 /// Where `print` goes: stdout as it happens (run mode), or a per-scenario buffer (test mode).
@@ -73,8 +95,8 @@ pub enum Failure {
     },
     /// The scenario ran past `--max-time`; where the main script was stopped, if known.
     MaxTime(Duration, Position),
-    /// The run was interrupted.
-    Interrupted,
+    /// The run was interrupted (Ctrl-C, SIGTERM); where the main script was, if known.
+    Interrupted(Position),
 }
 
 /// A compiled scenario, ready to run once.
@@ -93,8 +115,8 @@ impl Scenario {
         output: Output,
         config: Config,
     ) -> Result<Scenario, Failure> {
-        let ctx = task::ScriptCtx::new(session, output);
-        let engine = Arc::new(engine::build(&ctx));
+        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
+        let engine = Arc::new(engine::build(&ctx, &config.limits));
         let ast = engine
             .compile_with_scope(&var_scope(&config), source)
             .map_err(Failure::Compile)?;
@@ -144,7 +166,9 @@ impl Scenario {
                 self.config.max_time,
                 main.err().map_or(Position::NONE, |e| e.position()),
             )),
-            (Some(CancelReason::Interrupted), ..) => Err(Failure::Interrupted),
+            (Some(CancelReason::Interrupted), main, _) => Err(Failure::Interrupted(
+                main.err().map_or(Position::NONE, |e| e.position()),
+            )),
             (_, Ok(()), None) => Ok(()),
             // A task that failed is the cause when main only saw its consequence: cancellation,
             // or the connection the failing task dropped as it unwound.
@@ -156,7 +180,7 @@ impl Scenario {
                 task: Some(f.origin),
             }),
             (_, Err(error), None) if matches!(abort_of(&error), Some(Abort::Cancelled)) => {
-                Err(Failure::Interrupted)
+                Err(Failure::Interrupted(error.position()))
             }
             (_, Err(error), None) => Err(Failure::Raised { error, task: None }),
         };

@@ -14,8 +14,6 @@ use super::error::{abort, abort_of, Abort, ScriptResult};
 use super::{Output, TaskOrigin};
 use crate::net::{bridge, CancelReason, Session};
 
-/// Threads a scenario may start, so a runaway loop of `spawn` cannot exhaust the machine.
-pub const MAX_TASKS: usize = 10_000;
 /// Stack of each task thread: deep enough for rhai's call depth limit.
 const TASK_STACK: usize = 8 * 1024 * 1024;
 /// How long the end of a scenario waits for cancelled tasks to unwind.
@@ -30,6 +28,8 @@ pub struct ScriptCtx {
     ast: Mutex<Option<Arc<AST>>>,
     tasks: Mutex<Vec<Task>>,
     started: AtomicUsize,
+    /// Tasks the scenario may start, so a runaway loop of `spawn` cannot exhaust the machine.
+    max_tasks: usize,
     failure: Mutex<Option<TaskFailure>>,
 }
 
@@ -39,7 +39,7 @@ pub struct TaskFailure {
 }
 
 impl ScriptCtx {
-    pub fn new(session: Arc<Session>, output: Output) -> Arc<Self> {
+    pub fn new(session: Arc<Session>, output: Output, max_tasks: usize) -> Arc<Self> {
         Arc::new(ScriptCtx {
             session,
             output,
@@ -47,6 +47,7 @@ impl ScriptCtx {
             ast: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
+            max_tasks,
             failure: Mutex::new(None),
         })
     }
@@ -163,11 +164,14 @@ impl std::fmt::Display for Task {
 /// Start `closure` on a new thread. Its captured variables are copied first.
 pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptResult<Task> {
     let n = ctx.started.fetch_add(1, Ordering::Relaxed) + 1;
-    if n > MAX_TASKS {
+    if n > ctx.max_tasks {
         return Err(super::error::script_error(
-            "too_many_tasks",
+            "limit",
             "spawn",
-            format!("spawn: a scenario may start at most {MAX_TASKS} tasks"),
+            format!(
+                "spawn: the scenario has started its limit of {} tasks (`--limit tasks=N`)",
+                ctx.max_tasks
+            ),
         ));
     }
     for captured in closure.iter_curry_mut() {
