@@ -185,15 +185,29 @@ fn raised(
             },
             EvalAltResult::ErrorTooManyOperations(pos) => (
                 Status::Errored,
-                Diag::new("limit", format!("{prefix}the script ran past its limit of operations"), file, source)
-                    .label(*pos, "stopped here")
-                    .help(Some("raise it with `--limit operations=N` (0 for none)".into())),
+                Diag::new(
+                    "limit",
+                    format!("{prefix}the script ran past its limit of operations"),
+                    file,
+                    source,
+                )
+                .label(*pos, "stopped here")
+                .help(Some(
+                    "raise it with `--limit operations=N` (0 for none)".into(),
+                )),
             ),
             EvalAltResult::ErrorDataTooLarge(what, pos) => (
                 Status::Errored,
-                Diag::new("limit", format!("{prefix}{what} is larger than the data limit"), file, source)
-                    .label(*pos, "here")
-                    .help(Some("raise it with `--limit data=SIZE`, e.g. `--limit data=256MiB`".into())),
+                Diag::new(
+                    "limit",
+                    format!("{prefix}{what} is larger than the data limit"),
+                    file,
+                    source,
+                )
+                .label(*pos, "here")
+                .help(Some(
+                    "raise it with `--limit data=SIZE`, e.g. `--limit data=256MiB`".into(),
+                )),
             ),
             other => (
                 Status::Errored,

@@ -145,9 +145,11 @@ fn limits(flags: &[String]) -> Result<(crate::net::Limits, crate::script::Limits
             }
             "operations" => script.max_operations = count()?,
             "data" => script.max_data = positive(size()?)?,
-            other => return Err(bad(&format!(
+            other => {
+                return Err(bad(&format!(
                 "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, data)"
-            ))),
+            )))
+            }
         }
     }
     Ok((net, script))

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -217,14 +218,39 @@ impl Session {
         if self.cancel.is_cancelled() {
             return Err(NetError::cancelled(what));
         }
+        // Most sends, and reads whose bytes are already here, finish on their first poll: then
+        // there is no timer to arm and no thread to park.
+        let _runtime = self.handle.enter();
+        let mut op = std::pin::pin!(op);
+        let mut cx = Context::from_waker(Waker::noop());
+        let result = match op.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => self.wait(what, addr, timeout, op),
+        };
+        // A read that lost the race to cancellation reports cancellation, not its own error.
+        match result {
+            Err(e) if e.kind != ErrorKind::Cancelled && self.cancel.is_cancelled() => {
+                Err(NetError::cancelled(what))
+            }
+            other => other,
+        }
+    }
+
+    /// The slow path of [`Session::block_on`]: park until `op`, its deadline or cancellation.
+    fn wait<T>(
+        &self,
+        what: &'static str,
+        addr: Option<&str>,
+        timeout: Option<Duration>,
+        op: std::pin::Pin<&mut impl Future<Output = Result<T, NetError>>>,
+    ) -> Result<T, NetError> {
         let whose = if timeout.is_some() {
             "handle"
         } else {
             "default"
         };
         let timeout = timeout.unwrap_or(self.default_timeout);
-        let now = Instant::now();
-        let mut deadline = now + timeout;
+        let mut deadline = Instant::now() + timeout;
         let mut by_within = None;
         if let Some(within) = innermost_within() {
             if within.deadline < deadline {
@@ -232,7 +258,7 @@ impl Session {
                 by_within = Some(within.length);
             }
         }
-        let result = self.handle.block_on(async {
+        self.handle.block_on(async {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
@@ -242,14 +268,7 @@ impl Session {
                     None => NetError::timeout(what, addr, timeout, whose),
                 }),
             }
-        });
-        // A read that lost the race to cancellation reports cancellation, not its own error.
-        match result {
-            Err(e) if e.kind != ErrorKind::Cancelled && self.cancel.is_cancelled() => {
-                Err(NetError::cancelled(what))
-            }
-            other => other,
-        }
+        })
     }
 
     /// Pause for `d`, waking early only for cancellation; a `within` deadline cuts it short.

@@ -20,8 +20,13 @@ use super::stream::{self, BoxRead, BoxWrite, Opened};
 use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
 
-/// How much room a read asks for at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// How much room the first read of a connection asks for: small, so ten thousand idle
+/// connections stay small.
+const FIRST_READ: usize = 4 * 1024;
+/// How far the room a read asks for grows while reads keep filling it (bulk transfers).
+const MAX_READ: usize = 256 * 1024;
+/// An empty buffer bigger than this is given back rather than kept for the next read.
+const KEEP_EMPTY: usize = 1024 * 1024;
 /// How much of the unread buffer a failure diagnostic shows.
 const RECEIVED_PREVIEW: usize = 4096;
 
@@ -49,6 +54,8 @@ struct Reader {
     io: Option<BoxRead>,
     buf: BytesMut,
     eof: bool,
+    /// How much room the next read asks for; doubles while reads fill what they were given.
+    read_size: usize,
 }
 
 struct Writer {
@@ -168,6 +175,7 @@ impl Conn {
                     io: Some(opened.r),
                     buf: BytesMut::new(),
                     eof: false,
+                    read_size: FIRST_READ,
                 }),
                 writer: AsyncMutex::new(Writer {
                     io: Some(opened.w),
@@ -471,9 +479,13 @@ impl Conn {
                     ));
                 }
                 let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
-                if r.buf.capacity() - r.buf.len() < READ_CHUNK / 4 {
-                    r.buf.reserve(READ_CHUNK);
+                if r.buf.is_empty() && r.buf.capacity() > KEEP_EMPTY {
+                    r.buf = BytesMut::new();
                 }
+                if r.buf.capacity() - r.buf.len() < r.read_size / 2 {
+                    r.buf.reserve(r.read_size);
+                }
+                let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
                 let n = tokio::select! {
                     _ = inner.closed.cancelled() => return Err(NetError::closed(op, Some(addr))),
@@ -485,6 +497,9 @@ impl Conn {
                         Err(e) => return Err(NetError::io(op, Some(addr), &e)),
                     },
                 };
+                if n == room {
+                    r.read_size = (r.read_size * 2).min(MAX_READ);
+                }
                 if n == 0 {
                     r.eof = true;
                     self.record(EventKind::Eof, b"", None);

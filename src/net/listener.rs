@@ -284,7 +284,8 @@ fn bind_tcp(sa: std::net::SocketAddr) -> std::io::Result<Socket> {
 /// Bind a Unix socket. A file already at the path is reported, never silently replaced:
 /// either a server is listening there, or one died and left it (then `unlink: true` removes it).
 fn bind_unix(session: &Session, path: &Path, addr: &str, unlink: bool) -> Result<Socket, NetError> {
-    if unlink && path.exists() {
+    // `unlink` removes a stale file only: a live server's socket is never taken from it.
+    if unlink && path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
         std::fs::remove_file(path).map_err(|e| NetError::io("listen", Some(addr), &e))?;
     }
     // Binding needs the runtime's reactor for the listener it registers.

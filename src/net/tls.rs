@@ -117,19 +117,27 @@ pub(crate) fn connector(
             .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider())))
             .with_no_client_auth()
     } else {
-        let roots = match &opts.ca {
+        let (roots, pinned) = match &opts.ca {
             Some(pem) => {
+                let certs = certs_from_pem(op, addr, "`ca`", pem)?;
                 let mut store = RootCertStore::empty();
-                for cert in certs_from_pem(op, addr, "`ca`", pem)? {
-                    store
-                        .add(cert)
-                        .map_err(|e| tls_error(op, addr, format!("bad `ca` certificate: {e}")))?;
+                // A server's own self-signed certificate is a fine `ca` even when it is marked
+                // as a CA (as `openssl req -x509` makes them), so it is also pinned below.
+                let _ = store.add_parsable_certificates(certs.iter().cloned());
+                if store.is_empty() {
+                    return Err(tls_error(op, addr, "no usable certificate in `ca`"));
                 }
-                Arc::new(store)
+                (Arc::new(store), certs)
             }
-            None => system_roots(),
+            None => (system_roots(), Vec::new()),
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| tls_error(op, addr, e))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { webpki, pinned }))
+            .with_no_client_auth()
     };
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let name = opts.sni.as_deref().unwrap_or(host);
@@ -211,6 +219,11 @@ fn describe_cert_error(err: &rustls::CertificateError) -> String {
         E::Expired | E::ExpiredContext { .. } => "the certificate has expired".into(),
         E::NotValidYet | E::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
         E::BadSignature => "bad signature".into(),
+        E::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the server's certificate is a CA certificate (give it as `ca` to trust it, or \
+             serve a certificate signed by that CA)"
+                .into()
+        }
         other => format!("{other:?}"),
     }
 }
@@ -227,6 +240,70 @@ pub(crate) fn info_of(conn: &rustls::CommonState, sni: Option<&str>) -> TlsInfo 
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
         sni: sni.map(str::to_owned),
+    }
+}
+
+/// The usual chain verification, except that a server whose certificate is itself one of the
+/// `ca` certificates is trusted (its name still checked): what Python's `ssl`, curl and
+/// `openssl s_client` do with a self-signed certificate, which rustls alone refuses when the
+/// certificate says it is a CA.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verified {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 
