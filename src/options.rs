@@ -220,13 +220,16 @@ fn vars(flags: &[String], file: Option<&PathBuf>) -> Result<Vec<(String, Dynamic
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (k, v) = split_var(line).map_err(|why| {
-                UsageError(format!(
-                    "--vars-file `{}` line {}: {why}",
-                    path.display(),
-                    n + 1
-                ))
-            })?;
+            // In a file, `name = value` reads naturally: spaces around the `=` are layout.
+            let (k, v) = split_var(line)
+                .map(|(k, v)| (k, v.trim().to_owned()))
+                .map_err(|why| {
+                    UsageError(format!(
+                        "--vars-file `{}` line {}: {why}",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
             found.push((k, v));
         }
     }

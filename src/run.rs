@@ -192,11 +192,13 @@ fn run_suite(
         .flatten()
         .collect();
     let elapsed = started.elapsed();
+    // Reports first, so a report that cannot be written is said before the summary, whose
+    // last line stays `N passed, N failed`.
+    let written = report::write_all(&options.reports, &outcomes, elapsed);
     eprint!(
         "{}",
         report::terminal::summary(&outcomes, elapsed, options.color)
     );
-    let written = report::write_all(&options.reports, &outcomes, elapsed);
     let code = outcomes
         .iter()
         .map(|o| o.status)
