@@ -347,6 +347,11 @@ impl Proc {
         }
     }
 
+    /// The child's process id: to signal it, or to read `/proc/<pid>` while it runs.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Close the child's stdin: peers that wait for EOF there move on.
     pub fn close_stdin(&mut self) {
         self.stdin.take();

@@ -7,12 +7,23 @@
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
+//! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
+//!   sandbox.
+//! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
+//! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
+//! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
 
 mod harness;
 
 mod api;
 mod cli;
 mod diagnostics;
+mod fuzz;
 mod hang;
+mod hostile;
 mod interop;
+mod properties;
+mod protocols;
 mod scenarios;
+mod soak;
+mod test_mode;
