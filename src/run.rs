@@ -14,7 +14,7 @@ use crate::net::{CancelReason, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
 use crate::report;
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, LoadError, Scenario};
 use crate::script::{self, Output};
 use crate::transcript::{render_event, Transcript};
 
@@ -115,7 +115,10 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return crate::EXIT_USAGE;
+            return match e {
+                LoadError::Unreadable(_) => crate::EXIT_USAGE,
+                LoadError::NotText(_) => crate::EXIT_COMPILE,
+            };
         }
     };
     let outcome = execute(
@@ -308,15 +311,19 @@ impl Progress {
     }
 }
 
-fn unreadable(name: &str, why: String) -> Outcome {
+fn unreadable(name: &str, why: LoadError) -> Outcome {
+    let status = match why {
+        LoadError::Unreadable(_) => Status::Errored,
+        LoadError::NotText(_) => Status::CompileError,
+    };
     Outcome {
         name: name.to_owned(),
-        status: Status::Errored,
+        status,
         duration: std::time::Duration::ZERO,
         connections: 0,
         stdout: String::new(),
         transcript: Vec::new(),
-        diagnostic: Some(diagnostic::Diag::plain("io", why, name)),
+        diagnostic: Some(diagnostic::Diag::plain("io", why.to_string(), name)),
         attempts: 1,
     }
 }

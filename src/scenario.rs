@@ -12,14 +12,38 @@ pub struct Scenario {
     pub source: String,
 }
 
+/// Why a scenario could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file cannot be read (usage: exit 2 in run mode).
+    Unreadable(String),
+    /// The file is not UTF-8 text: a script that cannot compile (exit 3).
+    NotText(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Unreadable(m) | LoadError::NotText(m) => f.write_str(m),
+        }
+    }
+}
+
 impl Scenario {
-    pub fn load(path: &Path, name: String) -> Result<Scenario, String> {
-        let source = std::fs::read_to_string(path).map_err(|e| {
-            format!(
+    pub fn load(path: &Path, name: String) -> Result<Scenario, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            LoadError::Unreadable(format!(
                 "cannot read `{}`: {}",
                 path.display(),
                 lower(&e.to_string())
-            )
+            ))
+        })?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            LoadError::NotText(format!(
+                "`{}` does not compile: it is not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Ok(Scenario {
             path: path.to_owned(),

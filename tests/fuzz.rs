@@ -190,7 +190,7 @@ const VALUES: &[&str] = &[
     "\">H\"",
     "\"<3Q\"",
     "\"999999999s\"",
-    // Not yet "\"18446744073709551615s\"": it panics (tests/fuzz/open/, an ignored test).
+    "\"18446744073709551615s\"",
     "[]",
     "[1, \"a\", ()]",
     "#{}",
@@ -593,21 +593,7 @@ fn replay(files: &[PathBuf]) {
 
 #[test]
 fn what_the_fuzzer_found_stays_fixed() {
-    let open = root().join("tests/fuzz/open");
-    let files: Vec<PathBuf> = rhai_files(&root().join("tests/fuzz"))
-        .into_iter()
-        .filter(|f| !f.starts_with(&open))
-        .collect();
-    replay(&files);
-}
-
-#[test]
-#[ignore = "bug: a duration near u64::MAX seconds (`sleep`, `within`, `ch.recv(d)`, `connect` and \
-            `wait_for` timeouts) overflows `Instant + Duration` and panics with exit 101; see \
-            tests/fuzz/open/"]
-fn open_bugs_the_fuzzer_found() {
-    // When this passes, move the files up to tests/fuzz/ and add their values to `VALUES`.
-    replay(&rhai_files(&root().join("tests/fuzz/open")));
+    replay(&rhai_files(&root().join("tests/fuzz")));
 }
 
 #[test]

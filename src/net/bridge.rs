@@ -250,7 +250,7 @@ impl Session {
             "default"
         };
         let timeout = timeout.unwrap_or(self.default_timeout);
-        let mut deadline = Instant::now() + timeout;
+        let mut deadline = deadline_after(timeout);
         let mut by_within = None;
         if let Some(within) = innermost_within() {
             if within.deadline < deadline {
@@ -273,10 +273,15 @@ impl Session {
 
     /// Pause for `d`, waking early only for cancellation; a `within` deadline cuts it short.
     pub fn sleep(&self, d: Duration) -> Result<(), NetError> {
-        let slept = self.block_on("sleep", None, Some(d + Duration::from_secs(1)), async {
-            tokio::time::sleep(d).await;
-            Ok(())
-        });
+        let slept = self.block_on(
+            "sleep",
+            None,
+            Some(d.saturating_add(Duration::from_secs(1))),
+            async {
+                tokio::time::sleep(d).await;
+                Ok(())
+            },
+        );
         slept
     }
 }
@@ -288,6 +293,15 @@ impl Drop for HandleSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// `now + d`, or a century from now when `d` is too long for the clock to add: a script may
+/// ask for `"584542046090y"`, and the scenario's own deadline still stops it.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 #[derive(Clone, Copy)]
@@ -319,7 +333,7 @@ pub fn enter_within(length: Duration) -> WithinGuard {
     WITHIN.with(|w| {
         let mut w = w.borrow_mut();
         w.push(Within {
-            deadline: Instant::now() + length,
+            deadline: deadline_after(length),
             length,
         });
         WithinGuard { depth: w.len() }

@@ -22,7 +22,7 @@ use crate::transcript::EventKind;
 
 /// How much room the first read of a connection asks for: small, so ten thousand idle
 /// connections stay small.
-const FIRST_READ: usize = 4 * 1024;
+const FIRST_READ: usize = 512;
 /// How far the room a read asks for grows while reads keep filling it (bulk transfers).
 const MAX_READ: usize = 256 * 1024;
 /// An empty buffer bigger than this is given back rather than kept for the next read.
