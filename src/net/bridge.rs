@@ -286,6 +286,28 @@ impl Session {
     }
 }
 
+/// A handle's own deadline for its blocking calls (`conn.timeout = d`); unset means the
+/// session's default. Lock-free, since every call reads it.
+pub(crate) struct HandleTimeout(std::sync::atomic::AtomicU64);
+
+impl HandleTimeout {
+    pub fn new() -> Self {
+        HandleTimeout(std::sync::atomic::AtomicU64::new(u64::MAX))
+    }
+
+    pub fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    pub fn set(&self, d: Duration) {
+        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.0.store(n, Ordering::Relaxed);
+    }
+}
+
 /// One open socket's place in the scenario's count; given back on drop.
 pub(crate) struct HandleSlot(Arc<AtomicUsize>);
 

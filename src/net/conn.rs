@@ -4,7 +4,6 @@
 //! Reads are cancel-safe: they only ever await `read_buf` into the connection's buffer and take
 //! from it once the whole answer is there, so a read that times out loses nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{HandleSlot, Session};
+use super::bridge::{HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
 use super::stream::{self, BoxRead, BoxWrite, Opened};
 use super::tls::{ClientTls, TlsInfo};
@@ -45,7 +44,7 @@ struct Inner {
     reader: AsyncMutex<Reader>,
     writer: AsyncMutex<Writer>,
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
-    timeout: AtomicU64,
+    timeout: HandleTimeout,
     closed: CancellationToken,
     _slot: HandleSlot,
 }
@@ -182,7 +181,7 @@ impl Conn {
                     interrupted: false,
                     shut: false,
                 }),
-                timeout: AtomicU64::new(u64::MAX),
+                timeout: HandleTimeout::new(),
                 closed: CancellationToken::new(),
                 _slot: slot,
             }),
@@ -218,15 +217,11 @@ impl Conn {
     }
 
     pub fn timeout(&self) -> Option<Duration> {
-        match self.inner.timeout.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(Duration::from_nanos(n)),
-        }
+        self.inner.timeout.get()
     }
 
     pub fn set_timeout(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
-        self.inner.timeout.store(n, Ordering::Relaxed);
+        self.inner.timeout.set(d);
     }
 
     pub fn is_closed(&self) -> bool {

@@ -3,7 +3,6 @@
 //! `accept` still waiting.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{HandleSlot, Session};
+use super::bridge::{HandleSlot, HandleTimeout, Session};
 use super::conn::Conn;
 use super::error::{ErrorKind, NetError};
 use super::stream::Plain;
@@ -46,7 +45,7 @@ struct Inner {
     /// The socket file this listener made, removed when it closes.
     unix_path: Option<PathBuf>,
     tls: Option<tls::Acceptor>,
-    timeout: AtomicU64,
+    timeout: HandleTimeout,
     closed: CancellationToken,
     _slot: HandleSlot,
 }
@@ -117,7 +116,7 @@ impl Listener {
                 local,
                 unix_path,
                 tls,
-                timeout: AtomicU64::new(u64::MAX),
+                timeout: HandleTimeout::new(),
                 closed: CancellationToken::new(),
                 _slot: slot,
             }),
@@ -134,15 +133,11 @@ impl Listener {
     }
 
     pub fn timeout(&self) -> Option<Duration> {
-        match self.inner.timeout.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(Duration::from_nanos(n)),
-        }
+        self.inner.timeout.get()
     }
 
     pub fn set_timeout(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
-        self.inner.timeout.store(n, Ordering::Relaxed);
+        self.inner.timeout.set(d);
     }
 
     pub fn is_closed(&self) -> bool {

@@ -3,7 +3,6 @@
 //! passes it on (Linux does, on the next call).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Endpoint};
-use super::bridge::{HandleSlot, Session};
+use super::bridge::{HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
 use crate::transcript::EventKind;
 
@@ -31,7 +30,7 @@ struct Inner {
     local: Endpoint,
     /// The one peer of a connected socket.
     peer: Option<Endpoint>,
-    timeout: AtomicU64,
+    timeout: HandleTimeout,
     closed: CancellationToken,
     _slot: HandleSlot,
 }
@@ -123,7 +122,7 @@ impl Udp {
                 socket: Mutex::new(Some(Arc::new(socket))),
                 local,
                 peer,
-                timeout: AtomicU64::new(u64::MAX),
+                timeout: HandleTimeout::new(),
                 closed: CancellationToken::new(),
                 _slot: slot,
             }),
@@ -139,15 +138,11 @@ impl Udp {
     }
 
     pub fn timeout(&self) -> Option<Duration> {
-        match self.inner.timeout.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(Duration::from_nanos(n)),
-        }
+        self.inner.timeout.get()
     }
 
     pub fn set_timeout(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
-        self.inner.timeout.store(n, Ordering::Relaxed);
+        self.inner.timeout.set(d);
     }
 
     pub fn is_closed(&self) -> bool {
