@@ -22,6 +22,7 @@ mod fuzz;
 mod hang;
 mod hostile;
 mod interop;
+mod limits;
 mod properties;
 mod protocols;
 mod scenarios;
