@@ -62,3 +62,25 @@ pub struct Outcome {
     /// How many times it ran: more than 1 when `--retry` ran it again.
     pub attempts: u32,
 }
+
+#[cfg(test)]
+impl Outcome {
+    /// A bare outcome (one connection, no output or transcript) for the reports' tests.
+    pub fn for_test(
+        name: &str,
+        status: Status,
+        diagnostic: Option<Diag>,
+        duration: Duration,
+    ) -> Outcome {
+        Outcome {
+            name: name.into(),
+            status,
+            duration,
+            connections: 1,
+            stdout: String::new(),
+            transcript: Vec::new(),
+            diagnostic,
+            attempts: 1,
+        }
+    }
+}

@@ -153,14 +153,8 @@ mod tests {
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
         Outcome {
-            name: name.into(),
-            status,
-            duration: Duration::from_millis(12),
             connections: 0,
-            stdout: String::new(),
-            transcript: Vec::new(),
-            diagnostic,
-            attempts: 1,
+            ..Outcome::for_test(name, status, diagnostic, Duration::from_millis(12))
         }
     }
 

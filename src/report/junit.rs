@@ -77,16 +77,7 @@ mod tests {
     use crate::diagnostic::Diag;
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
-        Outcome {
-            name: name.into(),
-            status,
-            duration: Duration::from_millis(1500),
-            connections: 1,
-            stdout: String::new(),
-            transcript: Vec::new(),
-            diagnostic,
-            attempts: 1,
-        }
+        Outcome::for_test(name, status, diagnostic, Duration::from_millis(1500))
     }
 
     fn sample() -> Vec<Outcome> {
