@@ -102,10 +102,6 @@ impl Transcript {
         }
     }
 
-    pub fn started(&self) -> Instant {
-        self.inner.started
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,

@@ -4,19 +4,13 @@
 
 use std::time::Duration;
 
-use crate::harness::{python, Test};
+use crate::harness::{python_listener, Test};
 
 #[test]
 fn a_silent_peer_times_out_at_the_timeout_given() {
     // Accepts, then says nothing until the test closes its stdin.
-    let mut peer = python(
+    let mut peer = python_listener(
         r#"
-import socket, sys
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
 c, addr = s.accept()
 sys.stdin.read()
 "#,

@@ -419,6 +419,23 @@ pub fn python(source: &str) -> Proc {
     Proc::start("python3", cmd, WALL)
 }
 
+/// What every one-connection Python server starts with: listen on a free loopback port and
+/// print it (the readiness signal).
+const PYTHON_LISTEN: &str = r#"
+import socket, sys
+s = socket.socket()
+s.settimeout(10)
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1])
+"#;
+
+/// A Python TCP server on `127.0.0.1:0` that prints its port, then runs `rest` (with the
+/// listening socket as `s`).
+pub fn python_listener(rest: &str) -> Proc {
+    python(&format!("{PYTHON_LISTEN}{rest}"))
+}
+
 /// A Python program file (a peer service) with arguments, under the usual wall-clock bound.
 pub fn python_file(path: &Path, args: &[&str]) -> Proc {
     let mut cmd = Command::new("python3");

@@ -2,16 +2,10 @@
 //! what another implementation sees, byte for byte. Loopback only, port 0; every peer prints its
 //! port on stdout as its readiness signal, and the test reads that line before going on.
 
-use crate::harness::{normalize, python, Test};
+use crate::harness::{normalize, python, python_listener, Test};
 
-/// A Python server on a free port that thanks its one client and closes.
+/// What a `python_listener` does with its one client: thank it and close.
 const PY_GREETING_SERVER: &str = r#"
-import socket
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
 c, addr = s.accept()
 c.sendall(b"Thank you for connecting")
 c.close()
@@ -20,7 +14,7 @@ s.close()
 
 #[test]
 fn a_python_server_greets_a_sockscript_client() {
-    let mut peer = python(PY_GREETING_SERVER);
+    let mut peer = python_listener(PY_GREETING_SERVER);
     let port = peer.port();
     let out = Test::new()
         .args(&["--var", &format!("port={port}")])
@@ -108,14 +102,8 @@ sys.stdin.read()
 
 #[test]
 fn every_byte_value_arrives_intact() {
-    let mut peer = python(
+    let mut peer = python_listener(
         r#"
-import socket
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
 c, addr = s.accept()
 c.sendall(bytes(range(256)))
 c.close()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{python, temp_dir, Proc, Test};
+use crate::harness::{python, python_listener, temp_dir, Proc, Test};
 
 /// The deadline of an `openssl` or `socat` peer.
 const PEER_WALL: Duration = Duration::from_secs(15);
@@ -892,14 +892,8 @@ print(repr(data))
 
 #[test]
 fn localhost_resolves_to_a_python_server() {
-    let mut server = python(
+    let mut server = python_listener(
         r#"
-import socket
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
 c, _ = s.accept()
 c.sendall(b"by name\n")
 c.close()

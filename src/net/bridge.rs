@@ -72,7 +72,6 @@ pub struct Session {
     other_connections: AtomicUsize,
     /// The Unix socket paths this scenario listens on.
     unix_paths: Mutex<HashSet<PathBuf>>,
-    next_id: AtomicUsize,
 }
 
 impl Session {
@@ -93,7 +92,6 @@ impl Session {
             open_handles: Arc::new(AtomicUsize::new(0)),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
-            next_id: AtomicUsize::new(1),
         })
     }
 
@@ -171,11 +169,6 @@ impl Session {
         Ok(slot)
     }
 
-    /// Sockets open now.
-    pub fn open_handles(&self) -> usize {
-        self.open_handles.load(Ordering::SeqCst)
-    }
-
     pub(crate) fn add_unix_path(&self, path: &Path) {
         self.unix_paths
             .lock()
@@ -188,10 +181,6 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(path)
-    }
-
-    pub(crate) fn next_id(&self) -> usize {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn record(

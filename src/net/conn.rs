@@ -36,7 +36,6 @@ pub struct Conn {
 }
 
 struct Inner {
-    id: usize,
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
@@ -165,7 +164,6 @@ impl Conn {
         }
         Conn {
             inner: Arc::new(Inner {
-                id: session.next_id(),
                 session: session.clone(),
                 local: opened.local,
                 peer: opened.peer,
@@ -202,10 +200,6 @@ impl Conn {
     /// The TLS parameters, when this connection is TLS.
     pub fn tls(&self) -> Option<&TlsInfo> {
         self.inner.tls.as_ref()
-    }
-
-    pub fn id(&self) -> usize {
-        self.inner.id
     }
 
     pub fn local(&self) -> &Endpoint {

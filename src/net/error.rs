@@ -51,24 +51,6 @@ impl ErrorKind {
         }
     }
 
-    /// Every kind a script may see, for documentation and for checking `assert_err(f, kind)`.
-    pub const PUBLIC: &'static [&'static str] = &[
-        "addr_in_use",
-        "addr_not_available",
-        "connection_refused",
-        "connection_reset",
-        "timeout",
-        "eof",
-        "dns",
-        "invalid_address",
-        "permission_denied",
-        "closed",
-        "too_long",
-        "tls",
-        "limit",
-        "io",
-    ];
-
     fn of_io(err: &io::Error) -> ErrorKind {
         use io::ErrorKind as K;
         match err.kind() {
