@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
-use super::stream::{self, BoxRead, BoxWrite, Opened};
+use super::stream::{self, BoxWrite, Opened, ReadIo};
 use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
 
@@ -49,7 +49,7 @@ struct Inner {
 }
 
 struct Reader {
-    io: Option<BoxRead>,
+    io: Option<ReadIo>,
     buf: BytesMut,
     eof: bool,
     /// How much room the next read asks for; doubles while reads fill what they were given.
@@ -476,7 +476,12 @@ impl Conn {
                 }
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
-                let n = tokio::select! {
+                let now = match read_spinning(io, &mut r.buf) {
+                    Some(Ok(n)) => Some(n),
+                    Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
+                    None => None,
+                };
+                let n = if let Some(n) = now { n } else { tokio::select! {
                     _ = inner.closed.cancelled() => return Err(NetError::closed(op, Some(addr))),
                     n = io.read_buf(&mut r.buf) => match n {
                         Ok(n) => n,
@@ -485,7 +490,7 @@ impl Conn {
                         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && inner.tls.is_some() => 0,
                         Err(e) => return Err(NetError::io(op, Some(addr), &e)),
                     },
-                };
+                }};
                 if n == room {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
                 }
@@ -534,6 +539,39 @@ impl std::fmt::Display for Conn {
             if self.is_closed() { ", closed" } else { "" }
         )
     }
+}
+
+/// How long a read that finds nothing keeps asking the socket before it parks its thread. A
+/// peer on loopback usually answers within this, and an answer picked up here skips two
+/// thread wake-ups (the runtime's poller, then this script thread).
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Read what the socket has, asking again for up to [`SPIN`] while it has nothing; `None`
+/// when nothing came (or the stream is TLS): then the caller waits through the runtime.
+fn read_spinning(io: &ReadIo, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
+    let mut started = None;
+    loop {
+        match io.read_now(buf)? {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !spinning_pays() {
+                    return None;
+                }
+                let t = *started.get_or_insert_with(std::time::Instant::now);
+                if t.elapsed() >= SPIN {
+                    return None;
+                }
+                std::hint::spin_loop();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            done => return Some(done),
+        }
+    }
+}
+
+/// Spinning only helps when another CPU can run the peer meanwhile.
+fn spinning_pays() -> bool {
+    static MANY_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 /// The length of the longest prefix of `buf` that does not end inside a UTF-8 sequence.

@@ -15,6 +15,54 @@ use super::tls::{self, ClientTls, TlsInfo};
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// A connection's read half. Plain sockets stay concrete so a read can go straight to the
+/// socket ([`ReadIo::read_now`]) without a trip through the runtime.
+pub(crate) enum ReadIo {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Unix(tokio::net::unix::OwnedReadHalf),
+    Tls(BoxRead),
+}
+
+impl ReadIo {
+    /// Read what the socket holds now into `buf`'s spare room, on this thread and without
+    /// waiting: `WouldBlock` when nothing is there yet, `None` for TLS (its bytes need the TLS
+    /// state, which only the async path drives). The runtime still learns of readiness from
+    /// its own attempts, which always try the socket before they wait, so no wake-up is lost.
+    pub fn read_now(&self, buf: &mut bytes::BytesMut) -> Option<std::io::Result<usize>> {
+        let sock = match self {
+            ReadIo::Tcp(r) => socket2::SockRef::from(r.as_ref()),
+            ReadIo::Unix(r) => socket2::SockRef::from(r.as_ref()),
+            ReadIo::Tls(_) => return None,
+        };
+        let spare = buf.spare_capacity_mut();
+        let room = spare.len();
+        Some(sock.recv(spare).map(|n| {
+            let n = n.min(room);
+            // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (the kernel
+            // wrote them; socket2 returns how many), and `n` is within that capacity.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_len(buf.len() + n);
+            }
+            n
+        }))
+    }
+}
+
+impl AsyncRead for ReadIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadIo::Tcp(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            ReadIo::Unix(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            ReadIo::Tls(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
 /// A connected socket before any TLS.
 pub(crate) enum Plain {
     Tcp(TcpStream),
@@ -23,7 +71,7 @@ pub(crate) enum Plain {
 
 /// A stream ready to become a connection.
 pub(crate) struct Opened {
-    pub r: BoxRead,
+    pub r: ReadIo,
     pub w: BoxWrite,
     pub local: Endpoint,
     pub peer: Endpoint,
@@ -62,14 +110,14 @@ impl Plain {
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
-        let (r, w): (BoxRead, BoxWrite) = match self {
+        let (r, w): (ReadIo, BoxWrite) = match self {
             Plain::Tcp(s) => {
                 let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
+                (ReadIo::Tcp(r), Box::new(w))
             }
             Plain::Unix(s) => {
                 let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
+                (ReadIo::Unix(r), Box::new(w))
             }
         };
         Ok(Opened {
@@ -132,14 +180,14 @@ async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     name: rustls::pki_types::ServerName<'static>,
     op: &'static str,
     addr: &str,
-) -> Result<(BoxRead, BoxWrite, TlsInfo), NetError> {
+) -> Result<(ReadIo, BoxWrite, TlsInfo), NetError> {
     let stream = connector
         .connect(name, s)
         .await
         .map_err(|e| tls::handshake_error(op, addr, &e))?;
     let info = tls::info_of(stream.get_ref().1, None);
     let (r, w) = tokio::io::split(stream);
-    Ok((Box::new(r), Box::new(w), info))
+    Ok((ReadIo::Tls(Box::new(r)), Box::new(w), info))
 }
 
 async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
@@ -147,7 +195,7 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     acceptor: &TlsAcceptor,
     op: &'static str,
     addr: &str,
-) -> Result<(BoxRead, BoxWrite, TlsInfo), NetError> {
+) -> Result<(ReadIo, BoxWrite, TlsInfo), NetError> {
     let stream = acceptor
         .accept(s)
         .await
@@ -155,7 +203,7 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let conn = &stream.get_ref().1;
     let info = tls::info_of(conn, conn.server_name());
     let (r, w) = tokio::io::split(stream);
-    Ok((Box::new(r), Box::new(w), info))
+    Ok((ReadIo::Tls(Box::new(r)), Box::new(w), info))
 }
 
 /// Connect to `address` (every address a name resolves to, in turn), then TLS if asked.
