@@ -76,10 +76,47 @@ struct Inner {
     live: Option<Sink>,
 }
 
+/// The events as kept: a compact record each, with every payload preview and note in one
+/// shared byte arena rather than an allocation of its own. A scenario holding ten thousand
+/// connections records twenty thousand events, so this is most of what a connection costs.
 #[derive(Default)]
 struct Events {
-    list: Vec<Event>,
+    list: Vec<Stored>,
+    arena: Vec<u8>,
     dropped: usize,
+}
+
+struct Stored {
+    at_nanos: u64,
+    task: Arc<str>,
+    local: Option<Arc<str>>,
+    peer: Option<Arc<str>>,
+    len: usize,
+    /// Where the preview starts in the arena; the note follows it.
+    offset: usize,
+    data_len: u16,
+    /// The note's length in bytes, when there is one.
+    note_len: Option<u32>,
+    kind: EventKind,
+}
+
+impl Events {
+    fn view(&self, e: &Stored) -> Event {
+        let data_end = e.offset + usize::from(e.data_len);
+        Event {
+            at: Duration::from_nanos(e.at_nanos),
+            task: e.task.clone(),
+            kind: e.kind,
+            local: e.local.clone(),
+            peer: e.peer.clone(),
+            data: Bytes::copy_from_slice(&self.arena[e.offset..data_end]),
+            len: e.len,
+            note: e.note_len.map(|n| {
+                let note = &self.arena[data_end..data_end + n as usize];
+                String::from_utf8_lossy(note).into_owned()
+            }),
+        }
+    }
 }
 
 impl Transcript {
@@ -112,33 +149,64 @@ impl Transcript {
         payload: &[u8],
         note: Option<String>,
     ) {
-        let keep = payload.len().min(PREVIEW_BYTES);
-        let event = Event {
-            at: self.inner.started.elapsed(),
+        let at = self.inner.started.elapsed();
+        let preview = &payload[..payload.len().min(PREVIEW_BYTES)];
+        if let Some(live) = &self.inner.live {
+            live(&Event {
+                at,
+                task: task.clone(),
+                kind,
+                local: local.clone(),
+                peer: peer.clone(),
+                data: Bytes::copy_from_slice(preview),
+                len: payload.len(),
+                note: note.clone(),
+            });
+        }
+        let note = note.as_deref().map(|n| truncate_utf8(n, MAX_NOTE));
+        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.list.len() >= MAX_EVENTS {
+            events.dropped += 1;
+            return;
+        }
+        let offset = events.arena.len();
+        events.arena.extend_from_slice(preview);
+        if let Some(note) = note {
+            events.arena.extend_from_slice(note.as_bytes());
+        }
+        events.list.push(Stored {
+            at_nanos: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
             task,
-            kind,
             local,
             peer,
-            data: Bytes::copy_from_slice(&payload[..keep]),
             len: payload.len(),
-            note,
-        };
-        if let Some(live) = &self.inner.live {
-            live(&event);
-        }
-        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
-        if events.list.len() < MAX_EVENTS {
-            events.list.push(event);
-        } else {
-            events.dropped += 1;
-        }
+            offset,
+            // PREVIEW_BYTES and MAX_NOTE fit their fields.
+            data_len: preview.len() as u16,
+            note_len: note.map(|n| n.len() as u32),
+            kind,
+        });
     }
 
     /// A copy of every event so far, and how many were dropped past [`MAX_EVENTS`].
     pub fn snapshot(&self) -> (Vec<Event>, usize) {
         let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
-        (events.list.clone(), events.dropped)
+        let list = events.list.iter().map(|e| events.view(e)).collect();
+        (list, events.dropped)
     }
+}
+
+/// The longest note an event keeps (error messages are far shorter).
+const MAX_NOTE: usize = 64 * 1024;
+const _: () = assert!(PREVIEW_BYTES <= u16::MAX as usize && MAX_NOTE <= u32::MAX as usize);
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// One line per event (and a hexdump under it for binary payloads), as `--trace` prints.
@@ -248,6 +316,102 @@ mod tests {
     fn payload_prefers_text() {
         assert_eq!(render_payload(b"hi\n", ""), "\"hi\\n\"");
         assert!(render_payload(b"\x00\x01", "").starts_with("00000000"));
+    }
+
+    #[test]
+    fn events_come_back_as_recorded() {
+        let t = Transcript::new(Instant::now());
+        let (local, peer): (Arc<str>, Arc<str>) = ("127.0.0.1:1".into(), "127.0.0.1:2".into());
+        t.record(
+            "main".into(),
+            EventKind::Connect,
+            Some(local.clone()),
+            Some(peer.clone()),
+            b"",
+            None,
+        );
+        t.record(
+            "task 1".into(),
+            EventKind::Recv,
+            Some(local),
+            Some(peer),
+            b"hello",
+            None,
+        );
+        t.record(
+            "main".into(),
+            EventKind::Error,
+            None,
+            None,
+            b"",
+            Some("recv: timed out \u{e9}".into()),
+        );
+        t.record(
+            "main".into(),
+            EventKind::Send,
+            None,
+            None,
+            b"\x00\xff",
+            Some(String::new()),
+        );
+        let (events, dropped) = t.snapshot();
+        assert_eq!(dropped, 0);
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    &*e.task,
+                    e.kind,
+                    e.local.as_deref(),
+                    e.peer.as_deref(),
+                    &e.data[..],
+                    e.len,
+                    e.note.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "main",
+                    EventKind::Connect,
+                    Some("127.0.0.1:1"),
+                    Some("127.0.0.1:2"),
+                    &b""[..],
+                    0,
+                    None
+                ),
+                (
+                    "task 1",
+                    EventKind::Recv,
+                    Some("127.0.0.1:1"),
+                    Some("127.0.0.1:2"),
+                    b"hello",
+                    5,
+                    None
+                ),
+                (
+                    "main",
+                    EventKind::Error,
+                    None,
+                    None,
+                    b"",
+                    0,
+                    Some("recv: timed out \u{e9}")
+                ),
+                (
+                    "main",
+                    EventKind::Send,
+                    None,
+                    None,
+                    b"\x00\xff",
+                    2,
+                    Some("")
+                ),
+            ]
+        );
+        assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
     }
 
     #[test]

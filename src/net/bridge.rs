@@ -63,9 +63,11 @@ pub struct Session {
     default_timeout: Duration,
     pub limits: Limits,
     transcript: Transcript,
-    /// Each connection once, by its endpoints in a fixed order: a connection between two
-    /// tasks of the scenario is seen from both ends but is one connection.
-    connections: Mutex<HashSet<(SocketAddr, SocketAddr)>>,
+    /// Each connection once, by a hash of its endpoints in a fixed order: a connection between
+    /// two tasks of the scenario is seen from both ends but is one connection. A 64-bit hash
+    /// rather than the pair keeps ten thousand connections at 8 bytes each; a collision (odds
+    /// about 1 in 10^11 at that count) would only undercount by one.
+    connections: Mutex<HashSet<u64>>,
     /// Handles open now, against `limits.max_handles`.
     open_handles: Arc<AtomicUsize>,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
@@ -138,10 +140,12 @@ impl Session {
     pub(crate) fn count_connection(&self, key: Option<(SocketAddr, SocketAddr)>) {
         match key {
             Some(key) => {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
                 self.connections
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key);
+                    .insert(hash);
             }
             None => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +298,48 @@ impl HandleTimeout {
     pub fn set(&self, d: Duration) {
         let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
         self.0.store(n, Ordering::Relaxed);
+    }
+}
+
+/// A handle's "closed" flag, which calls blocked on the handle wait on. Smaller than a
+/// cancellation token (no tree of children, no allocation of its own): there is one per
+/// connection, and a scenario may hold ten thousand.
+pub(crate) struct CloseSignal {
+    closed: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl CloseSignal {
+    pub fn new() -> Self {
+        CloseSignal {
+            closed: std::sync::atomic::AtomicBool::new(false),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Mark the handle closed and wake every call waiting in [`CloseSignal::closed`]; `false`
+    /// when it already was.
+    pub fn close(&self) -> bool {
+        let first = !self.closed.swap(true, Ordering::SeqCst);
+        if first {
+            self.notify.notify_waiters();
+        }
+        first
+    }
+
+    /// Finishes once the handle is closed.
+    pub async fn closed(&self) {
+        // A `Notified` sees every `notify_waiters` from its creation on, so creating it before
+        // the check leaves no gap for a close to slip through.
+        let notified = self.notify.notified();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
     }
 }
 

@@ -10,10 +10,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{HandleSlot, HandleTimeout, Session};
+use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
 use super::stream::{self, BoxWrite, Opened, ReadIo};
 use super::tls::{ClientTls, TlsInfo};
@@ -39,12 +38,13 @@ struct Inner {
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
-    tls: Option<TlsInfo>,
+    /// Boxed: most connections are plain, and a scenario may hold ten thousand.
+    tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
     writer: AsyncMutex<Writer>,
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
     timeout: HandleTimeout,
-    closed: CancellationToken,
+    closed: CloseSignal,
     _slot: HandleSlot,
 }
 
@@ -167,7 +167,7 @@ impl Conn {
                 session: session.clone(),
                 local: opened.local,
                 peer: opened.peer,
-                tls: opened.tls,
+                tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
                     buf: BytesMut::new(),
@@ -180,7 +180,7 @@ impl Conn {
                     shut: false,
                 }),
                 timeout: HandleTimeout::new(),
-                closed: CancellationToken::new(),
+                closed: CloseSignal::new(),
                 _slot: slot,
             }),
         }
@@ -199,7 +199,7 @@ impl Conn {
 
     /// The TLS parameters, when this connection is TLS.
     pub fn tls(&self) -> Option<&TlsInfo> {
-        self.inner.tls.as_ref()
+        self.inner.tls.as_deref()
     }
 
     pub fn local(&self) -> &Endpoint {
@@ -219,7 +219,7 @@ impl Conn {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.is_cancelled()
+        self.inner.closed.is_closed()
     }
 
     fn peer_text(&self) -> &str {
@@ -262,7 +262,7 @@ impl Conn {
                         .ok_or_else(|| NetError::closed(op, Some(addr)))?;
                 w.interrupted = true;
                 let result = tokio::select! {
-                    _ = inner.closed.cancelled() => Err(NetError::closed(op, Some(addr))),
+                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(addr))),
                     r = async {
                         io.write_all(data).await?;
                         io.flush().await
@@ -306,11 +306,10 @@ impl Conn {
     /// kind `closed`. Closing twice is harmless.
     pub fn close(&self) {
         let inner = &self.inner;
-        if inner.closed.is_cancelled() {
+        if !inner.closed.close() {
             return;
         }
-        inner.closed.cancel();
-        // The blocked calls let go of the locks as soon as they see the token. Shutting the
+        // The blocked calls let go of the locks as soon as they see the signal. Shutting the
         // write side first sends TLS's close_notify; TCP sends its FIN on drop either way.
         let _ = inner.session.handle().block_on(async {
             tokio::time::timeout(Duration::from_secs(1), async {
@@ -451,6 +450,11 @@ impl Conn {
             let r = &mut *guard;
             loop {
                 if let Some(value) = take(&mut r.buf, r.eof) {
+                    // A connection that has only seen small reads keeps no buffer between
+                    // them: ten thousand idle connections cost no read buffers.
+                    if r.buf.is_empty() && r.read_size <= FIRST_READ {
+                        r.buf = BytesMut::new();
+                    }
                     return Ok(value);
                 }
                 if r.eof {
@@ -482,7 +486,7 @@ impl Conn {
                     None => None,
                 };
                 let n = if let Some(n) = now { n } else { tokio::select! {
-                    _ = inner.closed.cancelled() => return Err(NetError::closed(op, Some(addr))),
+                    _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
                     n = io.read_buf(&mut r.buf) => match n {
                         Ok(n) => n,
                         // A TLS peer that closes without close_notify has still closed: most

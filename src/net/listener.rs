@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
-use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{HandleSlot, HandleTimeout, Session};
+use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::conn::Conn;
 use super::error::{ErrorKind, NetError};
 use super::stream::Plain;
@@ -46,7 +45,7 @@ struct Inner {
     unix_path: Option<PathBuf>,
     tls: Option<tls::Acceptor>,
     timeout: HandleTimeout,
-    closed: CancellationToken,
+    closed: CloseSignal,
     _slot: HandleSlot,
 }
 
@@ -117,7 +116,7 @@ impl Listener {
                 unix_path,
                 tls,
                 timeout: HandleTimeout::new(),
-                closed: CancellationToken::new(),
+                closed: CloseSignal::new(),
                 _slot: slot,
             }),
         })
@@ -141,7 +140,7 @@ impl Listener {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.is_cancelled()
+        self.inner.closed.is_closed()
     }
 
     /// The next connection (its TLS handshake done, for a TLS listener).
@@ -160,7 +159,7 @@ impl Listener {
             .block_on("accept", Some(addr), self.timeout(), async {
                 let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
                 tokio::select! {
-                    _ = inner.closed.cancelled() => Err(NetError::closed("accept", Some(addr))),
+                    _ = inner.closed.closed() => Err(NetError::closed("accept", Some(addr))),
                     r = async {
                         let plain = match &*socket {
                             Socket::Tcp(l) => {
@@ -203,10 +202,9 @@ impl Listener {
 
     /// Stop listening and release the port (or remove the socket file).
     pub fn close(&self) {
-        if self.inner.closed.is_cancelled() {
+        if !self.inner.closed.close() {
             return;
         }
-        self.inner.closed.cancel();
         self.inner
             .socket
             .lock()
@@ -227,7 +225,7 @@ impl Listener {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let (Some(path), false) = (&self.unix_path, self.closed.is_cancelled()) {
+        if let (Some(path), false) = (&self.unix_path, self.closed.is_closed()) {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Endpoint};
-use super::bridge::{HandleSlot, HandleTimeout, Session};
+use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
 use crate::transcript::EventKind;
 
@@ -31,7 +30,7 @@ struct Inner {
     /// The one peer of a connected socket.
     peer: Option<Endpoint>,
     timeout: HandleTimeout,
-    closed: CancellationToken,
+    closed: CloseSignal,
     _slot: HandleSlot,
 }
 
@@ -123,7 +122,7 @@ impl Udp {
                 local,
                 peer,
                 timeout: HandleTimeout::new(),
-                closed: CancellationToken::new(),
+                closed: CloseSignal::new(),
                 _slot: slot,
             }),
         })
@@ -146,7 +145,7 @@ impl Udp {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.is_cancelled()
+        self.inner.closed.is_closed()
     }
 
     /// The socket, unless closed.
@@ -171,7 +170,7 @@ impl Udp {
                 .first()
                 .ok_or_else(|| NetError::io("send_to", Some(addr), &std::io::ErrorKind::AddrNotAvailable.into()))?;
             tokio::select! {
-                _ = inner.closed.cancelled() => Err(NetError::closed("send_to", Some(addr))),
+                _ = inner.closed.closed() => Err(NetError::closed("send_to", Some(addr))),
                 r = socket.send_to(data, to) => r.map(|n| (n, to)).map_err(|e| NetError::io("send_to", Some(addr), &e)),
             }
         })?;
@@ -186,7 +185,7 @@ impl Udp {
         let peer = self.connected("send")?;
         let n = inner.session.block_on("send", Some(&peer.text), self.timeout(), async {
             tokio::select! {
-                _ = inner.closed.cancelled() => Err(NetError::closed("send", Some(&peer.text))),
+                _ = inner.closed.closed() => Err(NetError::closed("send", Some(&peer.text))),
                 r = socket.send(data) => r.map_err(|e| NetError::io("send", Some(&peer.text), &e)),
             }
         })?;
@@ -204,7 +203,7 @@ impl Udp {
             .block_on(op, Some(&at), self.timeout(), async {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 tokio::select! {
-                    _ = inner.closed.cancelled() => Err(NetError::closed(op, Some(&at))),
+                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(&at))),
                     r = socket.recv_from(&mut buf) => match r {
                         Ok((n, from)) => {
                             buf.truncate(n);
@@ -241,8 +240,7 @@ impl Udp {
     }
 
     pub fn close(&self) {
-        if !self.inner.closed.is_cancelled() {
-            self.inner.closed.cancel();
+        if self.inner.closed.close() {
             self.inner
                 .socket
                 .lock()
