@@ -14,7 +14,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
-use super::stream::{self, BoxWrite, Opened, ReadIo};
+use super::stream::{self, Opened, ReadIo, WriteIo};
 use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
 
@@ -57,7 +57,7 @@ struct Reader {
 }
 
 struct Writer {
-    io: Option<BoxWrite>,
+    io: Option<WriteIo>,
     /// A send was cut off part-way (timeout or cancellation): what the peer got is unknown.
     interrupted: bool,
     shut: bool,

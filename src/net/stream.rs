@@ -15,6 +15,49 @@ use super::tls::{self, ClientTls, TlsInfo};
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// A connection's write half; plain sockets unboxed, like [`ReadIo`].
+pub(crate) enum WriteIo {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Tls(BoxWrite),
+}
+
+impl AsyncWrite for WriteIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_flush(cx),
+            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_flush(cx),
+            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connection's read half. Plain sockets stay concrete so a read can go straight to the
 /// socket ([`ReadIo::read_now`]) without a trip through the runtime.
 pub(crate) enum ReadIo {
@@ -72,7 +115,7 @@ pub(crate) enum Plain {
 /// A stream ready to become a connection.
 pub(crate) struct Opened {
     pub r: ReadIo,
-    pub w: BoxWrite,
+    pub w: WriteIo,
     pub local: Endpoint,
     pub peer: Endpoint,
     pub tls: Option<TlsInfo>,
@@ -110,14 +153,14 @@ impl Plain {
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
-        let (r, w): (ReadIo, BoxWrite) = match self {
+        let (r, w) = match self {
             Plain::Tcp(s) => {
                 let (r, w) = s.into_split();
-                (ReadIo::Tcp(r), Box::new(w))
+                (ReadIo::Tcp(r), WriteIo::Tcp(w))
             }
             Plain::Unix(s) => {
                 let (r, w) = s.into_split();
-                (ReadIo::Unix(r), Box::new(w))
+                (ReadIo::Unix(r), WriteIo::Unix(w))
             }
         };
         Ok(Opened {
@@ -180,14 +223,14 @@ async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     name: rustls::pki_types::ServerName<'static>,
     op: &'static str,
     addr: &str,
-) -> Result<(ReadIo, BoxWrite, TlsInfo), NetError> {
+) -> Result<(ReadIo, WriteIo, TlsInfo), NetError> {
     let stream = connector
         .connect(name, s)
         .await
         .map_err(|e| tls::handshake_error(op, addr, &e))?;
     let info = tls::info_of(stream.get_ref().1, None);
     let (r, w) = tokio::io::split(stream);
-    Ok((ReadIo::Tls(Box::new(r)), Box::new(w), info))
+    Ok((ReadIo::Tls(Box::new(r)), WriteIo::Tls(Box::new(w)), info))
 }
 
 async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
@@ -195,7 +238,7 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     acceptor: &TlsAcceptor,
     op: &'static str,
     addr: &str,
-) -> Result<(ReadIo, BoxWrite, TlsInfo), NetError> {
+) -> Result<(ReadIo, WriteIo, TlsInfo), NetError> {
     let stream = acceptor
         .accept(s)
         .await
@@ -203,7 +246,7 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let conn = &stream.get_ref().1;
     let info = tls::info_of(conn, conn.server_name());
     let (r, w) = tokio::io::split(stream);
-    Ok((ReadIo::Tls(Box::new(r)), Box::new(w), info))
+    Ok((ReadIo::Tls(Box::new(r)), WriteIo::Tls(Box::new(w)), info))
 }
 
 /// Connect to `address` (every address a name resolves to, in turn), then TLS if asked.
