@@ -480,21 +480,21 @@ impl Conn {
                 }
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
-                let now = match read_spinning(io, &mut r.buf) {
-                    Some(Ok(n)) => Some(n),
+                let n = match read_spinning(io, &mut r.buf) {
+                    Some(Ok(n)) => n,
                     Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
-                    None => None,
-                };
-                let n = if let Some(n) = now { n } else { tokio::select! {
-                    _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                    n = io.read_buf(&mut r.buf) => match n {
-                        Ok(n) => n,
-                        // A TLS peer that closes without close_notify has still closed: most
-                        // servers do it, and every client treats it as the end of the stream.
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && inner.tls.is_some() => 0,
-                        Err(e) => return Err(NetError::io(op, Some(addr), &e)),
+                    // Nothing yet (or TLS): wait through the runtime.
+                    None => tokio::select! {
+                        _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                        n = io.read_buf(&mut r.buf) => match n {
+                            Ok(n) => n,
+                            // A TLS peer that closes without close_notify has still closed: most
+                            // servers do it, and every client treats it as the end of the stream.
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && inner.tls.is_some() => 0,
+                            Err(e) => return Err(NetError::io(op, Some(addr), &e)),
+                        },
                     },
-                }};
+                };
                 if n == room {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
                 }
