@@ -516,3 +516,54 @@ fn names_and_ipv6_addresses_resolve() {
     );
     out.stdout("ipv6 ok\n");
 }
+
+#[test]
+fn large_exact_reads_keep_every_byte_across_timeouts_and_leftovers() {
+    // Reads of 4 KiB or more get a buffer of their own size; this checks them against a real
+    // peer: one arriving whole, one cut by a timeout half-way, ones arriving back to back with
+    // more behind them, and text.
+    let mut peer = crate::harness::python_listener(
+        r#"
+c, _ = s.accept()
+record = bytes(i % 251 for i in range(10000))
+c.sendall(record)
+c.sendall(record[:5000])
+c.makefile("rb").readline()  # the client's "more": it has timed out on the half record
+c.sendall(record[5000:] + record + ("é" * 3000).encode() + b"tail")
+c.close()
+"#,
+    );
+    let port = peer.port();
+    Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let record = blob();
+            for i in 0..10000 { record.push(i % 251); }
+            let c = connect(`127.0.0.1:${port}`);
+            assert_eq(c.recv_exact_bytes(10000), record);
+            c.timeout = 200;
+            try {
+                c.recv_exact_bytes(10000);
+                fail("the half record should have timed out");
+            } catch (e) {
+                assert_eq(e.kind, "timeout");
+            }
+            c.timeout = "5s";
+            c.send_line("more");
+            assert_eq(c.recv_exact_bytes(10000), record);
+            assert_eq(c.recv_exact_bytes(10000), record);
+            let text = c.recv_exact(6000);
+            assert_eq(text.len(), 3000);
+            let accents = "";
+            for i in 0..3000 { accents += "é"; }
+            assert_eq(text, accents);
+            assert_eq(c.recv_all(), "tail");
+            print("ok");
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("ok\n");
+    peer.wait().code(0);
+}

@@ -25,6 +25,9 @@ const FIRST_READ: usize = 512;
 const MAX_READ: usize = 256 * 1024;
 /// An empty buffer bigger than this is given back rather than kept for the next read.
 const KEEP_EMPTY: usize = 1024 * 1024;
+/// The smallest exact read that gets a buffer of its own (see [`Conn::read_exact`]); smaller
+/// answers are cheaper to copy than to allocate for.
+const OWN_BUFFER_MIN: usize = 4096;
 /// How much of the unread buffer a failure diagnostic shows.
 const RECEIVED_PREVIEW: usize = 4096;
 
@@ -355,9 +358,25 @@ impl Conn {
             ));
         }
         let waiting = format!("{n} bytes");
-        self.read(op, &waiting, usize::MAX, |buf, _| {
-            (buf.len() >= n).then(|| buf.split_to(n).freeze())
-        })
+        self.read_exact(op, &waiting, n)
+    }
+
+    /// The read loop for exactly `n` bytes. A large answer gets a buffer of its own size, read
+    /// into directly and handed over whole: the caller's Blob or string is that buffer, with no
+    /// copy out of a shared one.
+    fn read_exact(&self, op: &'static str, waiting: &str, n: usize) -> Result<Bytes, NetError> {
+        let own = (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(&n);
+        self.read_with(
+            op,
+            waiting,
+            usize::MAX,
+            own.then_some(n),
+            |buf, _| match buf.len().cmp(&n) {
+                std::cmp::Ordering::Less => None,
+                std::cmp::Ordering::Equal => Some(std::mem::take(buf).freeze()),
+                std::cmp::Ordering::Greater => Some(buf.split_to(n).freeze()),
+            },
+        )
     }
 
     /// Everything before `delim`; the delimiter is consumed and not returned.
@@ -441,6 +460,20 @@ impl Conn {
         op: &'static str,
         waiting_for: &str,
         limit: usize,
+        take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
+    ) -> Result<T, NetError> {
+        self.read_with(op, waiting_for, limit, None, take)
+    }
+
+    /// [`Conn::read`], where `own` is the exact size of the answer when it deserves a buffer
+    /// of its own: an empty buffer is then replaced by one of just that size, so reads cannot
+    /// overshoot and the answer takes the whole buffer.
+    fn read_with<T>(
+        &self,
+        op: &'static str,
+        waiting_for: &str,
+        limit: usize,
+        own: Option<usize>,
         mut take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
     ) -> Result<T, NetError> {
         let inner = &self.inner;
@@ -472,11 +505,20 @@ impl Conn {
                     ));
                 }
                 let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
-                if r.buf.is_empty() && r.buf.capacity() > KEEP_EMPTY {
-                    r.buf = BytesMut::new();
-                }
-                if r.buf.capacity() - r.buf.len() < r.read_size / 2 {
-                    r.buf.reserve(r.read_size);
+                match own {
+                    Some(size) if r.buf.is_empty() => {
+                        if r.buf.capacity() != size {
+                            r.buf = BytesMut::with_capacity(size);
+                        }
+                    }
+                    _ => {
+                        if r.buf.is_empty() && r.buf.capacity() > KEEP_EMPTY {
+                            r.buf = BytesMut::new();
+                        }
+                        if r.buf.capacity() - r.buf.len() < r.read_size / 2 {
+                            r.buf.reserve(r.read_size);
+                        }
+                    }
                 }
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
@@ -549,6 +591,8 @@ impl std::fmt::Display for Conn {
 /// peer on loopback usually answers within this, and an answer picked up here skips two
 /// thread wake-ups (the runtime's poller, then this script thread).
 const SPIN: Duration = Duration::from_micros(50);
+/// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
+const SPIN_PAUSE: u32 = 32;
 
 /// Read what the socket has, asking again for up to [`SPIN`] while it has nothing; `None`
 /// when nothing came (or the stream is TLS): then the caller waits through the runtime.
@@ -564,7 +608,11 @@ fn read_spinning(io: &ReadIo, buf: &mut BytesMut) -> Option<std::io::Result<usiz
                 if t.elapsed() >= SPIN {
                     return None;
                 }
-                std::hint::spin_loop();
+                // A short pause between attempts: each one takes the socket's lock, which the
+                // peer needs to deliver into it (bulk receive was slower without it).
+                for _ in 0..SPIN_PAUSE {
+                    std::hint::spin_loop();
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             done => return Some(done),

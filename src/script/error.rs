@@ -113,10 +113,14 @@ pub fn plain_message(err: &EvalAltResult) -> String {
 }
 
 /// What a received payload looks like to a script: text (lossy UTF-8) or a Blob.
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Received bytes as a script string (invalid UTF-8 becomes U+FFFD). Bytes that own their
+/// whole buffer (a large exact read) become the string without a copy.
+pub fn text(bytes: impl Into<Vec<u8>>) -> String {
+    String::from_utf8(bytes.into())
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-pub fn blob(bytes: &[u8]) -> Blob {
-    bytes.to_vec()
+/// Received bytes as a Blob; without a copy when they own their whole buffer.
+pub fn blob(bytes: impl Into<Vec<u8>>) -> Blob {
+    bytes.into()
 }

@@ -122,22 +122,22 @@ fn register_conn(engine: &mut Engine) {
         )
         // Receiving, as text.
         .register_fn("recv", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv("recv", true)).map(|b| text(&b))
+            ok(c.recv("recv", true)).map(text)
         })
         .register_fn("recv_line", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv_line("recv_line")).map(|b| text(&b))
+            ok(c.recv_line("recv_line")).map(text)
         })
         .register_fn(
             "recv_until",
             |c: Conn, delim: ImmutableString| -> ScriptResult<String> {
-                ok(c.recv_until("recv_until", delim.as_bytes())).map(|b| text(&b))
+                ok(c.recv_until("recv_until", delim.as_bytes())).map(text)
             },
         )
         .register_fn("recv_exact", |c: Conn, n: INT| -> ScriptResult<String> {
-            ok(c.recv_exact("recv_exact", byte_count("recv_exact", n)?)).map(|b| text(&b))
+            ok(c.recv_exact("recv_exact", byte_count("recv_exact", n)?)).map(text)
         })
         .register_fn("recv_all", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv_all("recv_all")).map(|b| text(&b))
+            ok(c.recv_all("recv_all")).map(text)
         })
         .register_fn(
             "expect",
@@ -145,12 +145,12 @@ fn register_conn(engine: &mut Engine) {
                 let re = cached_regex("expect", &pattern)?;
                 let m = ok(c.expect("expect", &re))?;
                 let mut map = Map::new();
-                map.insert("text".into(), text(&m.text).into());
-                map.insert("before".into(), text(&m.before).into());
+                map.insert("text".into(), text(m.text).into());
+                map.insert("before".into(), text(m.before).into());
                 let groups: rhai::Array = m
                     .groups
-                    .iter()
-                    .map(|g| g.as_ref().map_or(Dynamic::UNIT, |g| text(g).into()))
+                    .into_iter()
+                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
                     .collect();
                 map.insert("groups".into(), groups.into());
                 Ok(map)
@@ -158,29 +158,28 @@ fn register_conn(engine: &mut Engine) {
         )
         // Receiving, as Blobs.
         .register_fn("recv_bytes", |c: Conn| -> ScriptResult<Blob> {
-            ok(c.recv("recv_bytes", false)).map(|b| blob(&b))
+            ok(c.recv("recv_bytes", false)).map(blob)
         })
         .register_fn(
             "recv_exact_bytes",
             |c: Conn, n: INT| -> ScriptResult<Blob> {
-                ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?))
-                    .map(|b| blob(&b))
+                ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?)).map(blob)
             },
         )
         .register_fn(
             "recv_until_bytes",
             |c: Conn, delim: Blob| -> ScriptResult<Blob> {
-                ok(c.recv_until("recv_until_bytes", &delim)).map(|b| blob(&b))
+                ok(c.recv_until("recv_until_bytes", &delim)).map(blob)
             },
         )
         .register_fn(
             "recv_until_bytes",
             |c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
-                ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(|b| blob(&b))
+                ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(blob)
             },
         )
         .register_fn("recv_all_bytes", |c: Conn| -> ScriptResult<Blob> {
-            ok(c.recv_all("recv_all_bytes")).map(|b| blob(&b))
+            ok(c.recv_all("recv_all_bytes")).map(blob)
         })
         // Ending.
         .register_fn("shutdown", |c: Conn| -> ScriptResult<()> {
@@ -286,10 +285,10 @@ fn register_udp(engine: &mut Engine) {
             ok(u.send(&data)).map(count)
         })
         .register_fn("recv", |u: Udp| -> ScriptResult<String> {
-            ok(u.recv("recv")).map(|b| text(&b))
+            ok(u.recv("recv")).map(text)
         })
         .register_fn("recv_bytes", |u: Udp| -> ScriptResult<Blob> {
-            ok(u.recv("recv_bytes")).map(|b| blob(&b))
+            ok(u.recv("recv_bytes")).map(blob)
         })
         .register_fn("close", |u: Udp| u.close());
 }
