@@ -44,10 +44,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a duration: write `250ms`, `2s` or `1m`"))
 }
 
-/// A `--var` value: an integer or bool where it parses as one, else a string.
+/// A `--var` value: an integer or bool where it parses as one, else a string. Only an
+/// integer written the way it prints counts, so `007` or `+1` stay the strings they spell (a
+/// PIN, a zip code, an id would lose their digits otherwise).
 pub fn parse_var(value: &str) -> Dynamic {
     if let Ok(n) = value.parse::<INT>() {
-        return n.into();
+        if n.to_string() == value {
+            return n.into();
+        }
     }
     match value {
         "true" => true.into(),
@@ -72,7 +76,15 @@ mod tests {
     #[test]
     fn vars_take_the_type_they_spell() {
         assert_eq!(parse_var("6379").as_int(), Ok(6379));
+        assert_eq!(parse_var("-12").as_int(), Ok(-12));
+        assert_eq!(parse_var("0").as_int(), Ok(0));
         assert_eq!(parse_var("true").as_bool(), Ok(true));
+        for spelled in ["08080", "007", "+1", "-0", " 5"] {
+            assert_eq!(
+                parse_var(spelled).into_string().ok().as_deref(),
+                Some(spelled)
+            );
+        }
         assert_eq!(
             parse_var("127.0.0.1").into_string().ok().as_deref(),
             Some("127.0.0.1")
