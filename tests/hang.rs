@@ -240,3 +240,44 @@ fn max_time_cannot_be_caught() {
         .stderr_has("ran past its deadline of 500ms")
         .faster_than(Duration::from_secs(3));
 }
+
+#[test]
+fn a_read_fed_without_pause_still_ends_at_its_deadline() {
+    // The peer never stops sending (the kernel feeds a 16 MiB `sendall` as fast as the script
+    // reads), so the read always finds more and never has to wait: it must still look at its
+    // deadline, and would otherwise run on until the 1 GiB buffer limit given here.
+    let mut peer = python_listener(
+        r#"
+c, addr = s.accept()
+block = b"x" * (16 << 20)
+try:
+    while True:
+        c.sendall(block)
+except OSError:
+    pass
+"#,
+    );
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}"), "--limit", "buffer=1GiB"])
+        .script(
+            r#"
+            let conn = connect(`127.0.0.1:${port}`);
+            conn.timeout = 100;
+            let started = timestamp();
+            try {
+                conn.recv_all_bytes();
+                fail("recv_all_bytes should have timed out");
+            } catch (e) {
+                assert_eq(e.kind, "timeout");
+            }
+            let took = started.elapsed;
+            assert(took < 0.5, `the 100 ms timeout ended the read after ${took} s`);
+            print("timed out");
+            "#,
+        )
+        .wall(Duration::from_secs(30))
+        .run();
+    out.code(0).stdout("timed out\n");
+    peer.wait().code(0);
+}

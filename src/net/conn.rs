@@ -372,9 +372,14 @@ impl Conn {
             usize::MAX,
             own.then_some(n),
             |buf, _| match buf.len().cmp(&n) {
+                // Exactly an own buffer's worth: hand the whole buffer over.
+                std::cmp::Ordering::Equal if buf.capacity() == n => {
+                    Some(std::mem::take(buf).freeze())
+                }
                 std::cmp::Ordering::Less => None,
-                std::cmp::Ordering::Equal => Some(std::mem::take(buf).freeze()),
-                std::cmp::Ordering::Greater => Some(buf.split_to(n).freeze()),
+                std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
+                    Some(buf.split_to(n).freeze())
+                }
             },
         )
     }
@@ -481,6 +486,7 @@ impl Conn {
         let result = inner.session.block_on(op, Some(addr), self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
+            let mut direct_reads = 0;
             loop {
                 if let Some(value) = take(&mut r.buf, r.eof) {
                     // A connection that has only seen small reads keeps no buffer between
@@ -504,6 +510,13 @@ impl Conn {
                         ),
                     ));
                 }
+                if direct_reads == YIELD_EVERY {
+                    // Direct reads never wait, so a peer that keeps sending would keep this
+                    // loop from ever noticing its deadline or cancellation: let the runtime
+                    // look now and then (a safe point: nothing read is lost if it stops here).
+                    direct_reads = 0;
+                    tokio::task::yield_now().await;
+                }
                 let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
                 match own {
                     Some(size) if r.buf.is_empty() => {
@@ -520,10 +533,14 @@ impl Conn {
                         }
                     }
                 }
+                let own_buffer = own.is_some_and(|size| r.buf.capacity() == size);
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
                 let n = match read_spinning(io, &mut r.buf) {
-                    Some(Ok(n)) => n,
+                    Some(Ok(n)) => {
+                        direct_reads += 1;
+                        n
+                    }
                     Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
                     // Nothing yet (or TLS): wait through the runtime.
                     None => tokio::select! {
@@ -537,7 +554,8 @@ impl Conn {
                         },
                     },
                 };
-                if n == room {
+                // Filling an own buffer says nothing about the stream's pace.
+                if n == room && !own_buffer {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
                 }
                 if n == 0 {
@@ -591,25 +609,33 @@ impl std::fmt::Display for Conn {
 /// peer on loopback usually answers within this, and an answer picked up here skips two
 /// thread wake-ups (the runtime's poller, then this script thread).
 const SPIN: Duration = Duration::from_micros(50);
+/// How many reads straight from the socket a call may make before it lets the runtime check
+/// its deadline and cancellation.
+const YIELD_EVERY: u32 = 64;
 /// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
 const SPIN_PAUSE: u32 = 32;
 
 /// Read what the socket has, asking again for up to [`SPIN`] while it has nothing; `None`
 /// when nothing came (or the stream is TLS): then the caller waits through the runtime.
 fn read_spinning(io: &ReadIo, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
-    let mut started = None;
+    let mut spinning: Option<(SpinSlot, std::time::Instant)> = None;
     loop {
         match io.read_now(buf)? {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if !spinning_pays() {
-                    return None;
-                }
-                let t = *started.get_or_insert_with(std::time::Instant::now);
-                if t.elapsed() >= SPIN {
+                let started = match &spinning {
+                    Some((_, started)) => *started,
+                    None => {
+                        spinning = Some((SpinSlot::take()?, std::time::Instant::now()));
+                        continue;
+                    }
+                };
+                if started.elapsed() >= SPIN {
                     return None;
                 }
                 // A short pause between attempts: each one takes the socket's lock, which the
                 // peer needs to deliver into it (bulk receive was slower without it).
+                // (`yield_now` instead made ping-pong 2.5x slower: it hands the core to the
+                // runtime's poller, woken by the very data this read is waiting for.)
                 for _ in 0..SPIN_PAUSE {
                     std::hint::spin_loop();
                 }
@@ -620,10 +646,33 @@ fn read_spinning(io: &ReadIo, buf: &mut BytesMut) -> Option<std::io::Result<usiz
     }
 }
 
-/// Spinning only helps when another CPU can run the peer meanwhile.
-fn spinning_pays() -> bool {
-    static MANY_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+/// The right to spin: at most one fewer reads spin at once, across the process, than there
+/// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
+/// peers they wait for. Given back on drop.
+struct SpinSlot;
+
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        use std::sync::atomic::Ordering;
+        static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let allowed = *ALLOWED.get_or_init(|| {
+            std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
+        });
+        SPINNING
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < allowed).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpinSlot)
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The length of the longest prefix of `buf` that does not end inside a UTF-8 sequence.
