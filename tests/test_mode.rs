@@ -1087,7 +1087,52 @@ print(e.message);
 }
 
 // ---------------------------------------------------------------------------------------------
-// 9. No terminal, no progress bar
+// 9. A terminal gets a progress bar; no terminal, no progress bar
+
+#[test]
+fn on_a_terminal_a_progress_bar_counts_up_and_is_cleared_at_the_end() {
+    // `script` (util-linux) runs the command on a real pseudo-terminal and copies what the
+    // terminal received to its stdout.
+    let dir = temp_dir("tty");
+    let files: [(&str, &str); 3] = [
+        ("slow.rhai", "sleep(400); print(\"slept\");\n"),
+        ("a_pass.rhai", PASS_CONNECTING),
+        ("c_fail.rhai", FAIL),
+    ];
+    for (name, source) in files {
+        std::fs::write(dir.join(name), source).expect("write a scenario");
+    }
+    let command = format!(
+        "{} --test -j 2 {}",
+        env!("CARGO_BIN_EXE_sockscript"),
+        dir.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("CI")
+        .env_remove("NO_COLOR");
+    let out = Proc::start("script", cmd, WALL).wait();
+    out.code(1);
+    let screen = &out.stdout;
+    for drawn in ["[0/3]", "[2/3]"] {
+        assert!(screen.contains(drawn), "no {drawn} bar:\n{screen:?}");
+    }
+    for status in ["c_fail.rhai: FAILED", "a_pass.rhai: ok", "slow.rhai: ok"] {
+        assert!(screen.contains(status), "no {status:?}:\n{screen:?}");
+    }
+    // The bar's last drawing is erased before the failures and the summary are printed.
+    let report = screen.find("failures:").expect("a failures section");
+    let last_bar = screen[..report]
+        .rfind("/3]")
+        .expect("a bar before the failures");
+    assert!(
+        screen[last_bar..report].contains("\x1b[2K"),
+        "the bar is not cleared:\n{:?}",
+        &screen[last_bar..]
+    );
+    assert!(screen.contains("2 passed, 1 failed"), "{screen:?}");
+    let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
 
 #[test]
 fn without_a_terminal_stderr_has_plain_lines_only() {
