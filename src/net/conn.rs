@@ -1,19 +1,22 @@
 //! A connected stream: a read half with its persistent buffer and a write half, each behind its
 //! own async mutex so one task may send while another receives.
 //!
-//! Reads are cancel-safe: they only ever await `read_buf` into the connection's buffer and take
-//! from it once the whole answer is there, so a read that times out loses nothing.
+//! Reads are cancel-safe: they only ever read into the connection's buffer (straight from a
+//! plain socket, or `read_buf` under TLS) and take from it once the whole answer is there, so
+//! a read that times out loses nothing. A plain socket's read that finds nothing spins briefly,
+//! then waits on the socket's readiness ([`PlainSocket::readable`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
+use super::plain::PlainSocket;
 use super::stream::{self, Opened, ReadIo, WriteIo};
 use super::tls::{ClientTls, TlsInfo};
 use crate::transcript::EventKind;
@@ -266,10 +269,7 @@ impl Conn {
                 w.interrupted = true;
                 let result = tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed(op, Some(addr))),
-                    r = async {
-                        io.write_all(data).await?;
-                        io.flush().await
-                    } => r.map_err(|e| NetError::io(op, Some(addr), &e)),
+                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(addr), &e)),
                 };
                 w.interrupted = false;
                 result
@@ -487,6 +487,8 @@ impl Conn {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;
+            // The socket just said it has something: read once, without spinning.
+            let mut woken = false;
             loop {
                 if let Some(value) = take(&mut r.buf, r.eof) {
                     // A connection that has only seen small reads keeps no buffer between
@@ -536,24 +538,35 @@ impl Conn {
                 let own_buffer = own.is_some_and(|size| r.buf.capacity() == size);
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
-                let n = match read_spinning(io, &mut r.buf) {
-                    Some(Ok(n)) => {
-                        direct_reads += 1;
-                        n
-                    }
-                    Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
-                    // Nothing yet (or TLS): wait through the runtime.
-                    None => tokio::select! {
+                let n = match io {
+                    ReadIo::Plain(sock) => match read_direct(sock, &mut r.buf, !woken) {
+                        Some(Ok(n)) => {
+                            direct_reads += 1;
+                            n
+                        }
+                        Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
+                        // Nothing came: wait for the socket, then look again.
+                        None => {
+                            tokio::select! {
+                                _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                                ready = sock.readable() => ready.map_err(|e| NetError::io(op, Some(addr), &e))?,
+                            }
+                            woken = true;
+                            continue;
+                        }
+                    },
+                    ReadIo::Tls(tls) => tokio::select! {
                         _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                        n = io.read_buf(&mut r.buf) => match n {
+                        n = tls.read_buf(&mut r.buf) => match n {
                             Ok(n) => n,
                             // A TLS peer that closes without close_notify has still closed: most
                             // servers do it, and every client treats it as the end of the stream.
-                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && inner.tls.is_some() => 0,
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                             Err(e) => return Err(NetError::io(op, Some(addr), &e)),
                         },
                     },
                 };
+                woken = false;
                 // Filling an own buffer says nothing about the stream's pace.
                 if n == room && !own_buffer {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
@@ -615,13 +628,20 @@ const YIELD_EVERY: u32 = 64;
 /// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
 const SPIN_PAUSE: u32 = 32;
 
-/// Read what the socket has, asking again for up to [`SPIN`] while it has nothing; `None`
-/// when nothing came (or the stream is TLS): then the caller waits through the runtime.
-fn read_spinning(io: &ReadIo, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
+/// Read what the socket has, asking again for up to [`SPIN`] while it has nothing (when `spin`
+/// says so); `None` when nothing came: then the caller waits on the socket.
+fn read_direct(
+    sock: &PlainSocket,
+    buf: &mut BytesMut,
+    spin: bool,
+) -> Option<std::io::Result<usize>> {
     let mut spinning: Option<(SpinSlot, std::time::Instant)> = None;
     loop {
-        match io.read_now(buf)? {
+        match sock.read_now(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !spin {
+                    return None;
+                }
                 let started = match &spinning {
                     Some((_, started)) => *started,
                     None => {

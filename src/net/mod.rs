@@ -7,6 +7,7 @@ pub mod channel;
 pub mod conn;
 pub mod error;
 pub mod listener;
+mod plain;
 mod stream;
 pub mod tls;
 pub mod udp;

@@ -1,8 +1,9 @@
 //! The byte streams a [`Conn`](super::Conn) sits on: TCP or a Unix socket, either one under
-//! TLS. Opening them (connect, and the TLS handshakes) and splitting them into the read and
-//! write halves a connection keeps.
+//! TLS. Opening them (connect, and the TLS handshakes) and giving a connection its read and
+//! write halves: a plain socket it uses directly ([`PlainSocket`]), or a split TLS stream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -10,98 +11,57 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::addr::{Address, Endpoint};
 use super::error::{ErrorKind, NetError};
+use super::plain::PlainSocket;
 use super::tls::{self, ClientTls, TlsInfo};
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// A connection's write half; plain sockets unboxed, like [`ReadIo`].
-pub(crate) enum WriteIo {
-    Tcp(tokio::net::tcp::OwnedWriteHalf),
-    Unix(tokio::net::unix::OwnedWriteHalf),
-    Tls(BoxWrite),
-}
-
-impl AsyncWrite for WriteIo {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_write(cx, buf),
-            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_write(cx, buf),
-            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_flush(cx),
-            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_flush(cx),
-            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteIo::Tcp(w) => std::pin::Pin::new(w).poll_shutdown(cx),
-            WriteIo::Unix(w) => std::pin::Pin::new(w).poll_shutdown(cx),
-            WriteIo::Tls(w) => std::pin::Pin::new(w).poll_shutdown(cx),
-        }
-    }
-}
-
-/// A connection's read half. Plain sockets stay concrete so a read can go straight to the
-/// socket ([`ReadIo::read_now`]) without a trip through the runtime.
+/// A connection's read half: a plain socket it reads directly, or a TLS stream.
 pub(crate) enum ReadIo {
-    Tcp(tokio::net::tcp::OwnedReadHalf),
-    Unix(tokio::net::unix::OwnedReadHalf),
+    Plain(Arc<PlainSocket>),
     Tls(BoxRead),
 }
 
-impl ReadIo {
-    /// Read what the socket holds now into `buf`'s spare room, on this thread and without
-    /// waiting: `WouldBlock` when nothing is there yet, `None` for TLS (its bytes need the TLS
-    /// state, which only the async path drives). The runtime still learns of readiness from
-    /// its own attempts, which always try the socket before they wait, so no wake-up is lost.
-    pub fn read_now(&self, buf: &mut bytes::BytesMut) -> Option<std::io::Result<usize>> {
-        let sock = match self {
-            ReadIo::Tcp(r) => socket2::SockRef::from(r.as_ref()),
-            ReadIo::Unix(r) => socket2::SockRef::from(r.as_ref()),
-            ReadIo::Tls(_) => return None,
-        };
-        let spare = buf.spare_capacity_mut();
-        let room = spare.len();
-        Some(sock.recv(spare).map(|n| {
-            let n = n.min(room);
-            // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (the kernel
-            // wrote them; socket2 returns how many), and `n` is within that capacity.
-            #[allow(unsafe_code)]
-            unsafe {
-                buf.set_len(buf.len() + n);
-            }
-            n
-        }))
-    }
+/// A connection's write half; a plain socket is shared with the read half.
+pub(crate) enum WriteIo {
+    Plain(Arc<PlainSocket>),
+    Tls(BoxWrite),
 }
 
-impl AsyncRead for ReadIo {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ReadIo::Tcp(r) => std::pin::Pin::new(r).poll_read(cx, buf),
-            ReadIo::Unix(r) => std::pin::Pin::new(r).poll_read(cx, buf),
-            ReadIo::Tls(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+impl WriteIo {
+    /// Send all of `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            WriteIo::Plain(sock) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    match sock.write_now(rest) {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            sock.writable().await?
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            WriteIo::Tls(w) => {
+                w.write_all(data).await?;
+                w.flush().await
+            }
+        }
+    }
+
+    /// Half-close; under TLS, after its close_notify.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            WriteIo::Plain(sock) => sock.shutdown(),
+            WriteIo::Tls(w) => w.shutdown().await,
         }
     }
 }
@@ -153,16 +113,14 @@ impl Plain {
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
-        let (r, w) = match self {
-            Plain::Tcp(s) => {
-                let (r, w) = s.into_split();
-                (ReadIo::Tcp(r), WriteIo::Tcp(w))
-            }
-            Plain::Unix(s) => {
-                let (r, w) = s.into_split();
-                (ReadIo::Unix(r), WriteIo::Unix(w))
-            }
-        };
+        // Out of the runtime's poller: the connection reads and writes the socket itself.
+        let sock: socket2::Socket = match self {
+            Plain::Tcp(s) => s.into_std().map(Into::into),
+            Plain::Unix(s) => s.into_std().map(Into::into),
+        }
+        .map_err(|e| NetError::io(op, None, &e))?;
+        let sock = PlainSocket::new(sock);
+        let (r, w) = (ReadIo::Plain(sock.clone()), WriteIo::Plain(sock));
         Ok(Opened {
             r,
             w,
