@@ -4,7 +4,7 @@
 //! Reads are cancel-safe: they only ever read into the connection's buffer (straight from a
 //! plain socket, or `read_buf` under TLS) and take from it once the whole answer is there, so
 //! a read that times out loses nothing. A plain socket's read that finds nothing spins briefly,
-//! then waits on the socket's readiness ([`PlainSocket::readable`]).
+//! then waits on the socket's readiness.
 
 use std::sync::Arc;
 use std::time::Duration;
