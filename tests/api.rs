@@ -567,3 +567,29 @@ c.close()
         .stdout("ok\n");
     peer.wait().code(0);
 }
+
+#[test]
+fn a_connection_dropped_with_unread_input_still_ends_with_fin() {
+    // The server task answers and lets its connection go without reading the client's second
+    // line; closing a socket with unread input sends RST, so the FIN must go first for the
+    // client to see the end of the stream rather than "connection reset".
+    passes(
+        r#"
+        let server = listen("127.0.0.1:0");
+        let done = channel();
+        let serving = spawn(|| {
+            let c = server.accept();
+            let q = c.recv_line();
+            c.send_line(`re: ${q}`);
+            done.recv();
+        });
+        let c = connect(server.addr);
+        c.send_line("GET /");
+        assert_eq(c.recv_line(), "re: GET /");
+        c.send_line("never read");
+        done.send(true);
+        serving.join();
+        assert_eq(c.recv_all(), "");
+        "#,
+    );
+}

@@ -313,7 +313,8 @@ impl Conn {
             return;
         }
         // The blocked calls let go of the locks as soon as they see the signal. Shutting the
-        // write side first sends TLS's close_notify; TCP sends its FIN on drop either way.
+        // write side first sends TLS's close_notify; a plain socket sends its FIN when it is
+        // dropped either way (`PlainSocket`'s drop).
         let _ = inner.session.handle().block_on(async {
             tokio::time::timeout(Duration::from_secs(1), async {
                 let mut guard = inner.writer.lock().await;

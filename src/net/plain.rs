@@ -44,6 +44,14 @@ impl Drop for Waiting<'_> {
     }
 }
 
+impl Drop for PlainSocket {
+    fn drop(&mut self) {
+        // FIN before the descriptor closes: closing a socket with unread input sends only RST,
+        // and the peer would see "connection reset" instead of the end of the stream.
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 impl PlainSocket {
     /// Take over a connected socket; it must already be non-blocking (as the runtime's are).
     pub fn new(sock: socket2::Socket) -> Arc<Self> {
@@ -74,7 +82,7 @@ impl PlainSocket {
 
     /// Write what the socket's buffer takes now, without waiting: `WouldBlock` when it is full.
     pub fn write_now(&self, data: &[u8]) -> io::Result<usize> {
-        self.sock.send(data)
+        self.sock.send_with_flags(data, libc::MSG_NOSIGNAL)
     }
 
     /// Half-close: no more sending.
