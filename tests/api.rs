@@ -593,3 +593,48 @@ fn a_connection_dropped_with_unread_input_still_ends_with_fin() {
         "#,
     );
 }
+
+#[test]
+fn one_connection_sends_and_receives_at_once_in_two_tasks() {
+    // A Python echo peer sends everything back as it reads it, so neither side can finish
+    // unless this connection sends and receives at the same time: a task sends 64 MiB while the
+    // main script receives it. Both wait on the socket at once (for room to send, for data to
+    // read), sharing its registration with the runtime's poller.
+    let mut peer = crate::harness::python_listener(
+        r#"
+c, _ = s.accept()
+c.settimeout(30)
+while True:
+    data = c.recv(65536)
+    if not data:
+        break
+    c.sendall(data)
+c.close()
+"#,
+    );
+    let port = peer.port();
+    Test::new()
+        .args(&["--var", &format!("port={port}"), "--timeout", "20s"])
+        .script(
+            r#"
+            let c = connect(`127.0.0.1:${port}`);
+            let chunk = blob();
+            for i in 0..65536 { chunk.push(i % 253); }
+            let sending = spawn(|| {
+                for i in 0..1024 { c.send(chunk); }
+                c.shutdown();
+            });
+            for i in 0..1024 {
+                assert_eq(c.recv_exact_bytes(65536), chunk, `chunk ${i}`);
+            }
+            assert_eq(c.recv_all_bytes().len(), 0);
+            sending.join();
+            print("ok");
+            "#,
+        )
+        .wall(Duration::from_secs(60))
+        .run()
+        .code(0)
+        .stdout("ok\n");
+    peer.wait().code(0);
+}
