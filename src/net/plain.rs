@@ -10,6 +10,13 @@ use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+/// A peer that has gone raises EPIPE, never SIGPIPE (the sockscript binary ignores the signal
+/// anyway; this covers the library in other programs). Elsewhere the flag does not exist.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
+
 pub(crate) struct PlainSocket {
     /// Shared with the registration, so the descriptor outlives it whatever the drop order.
     sock: Arc<socket2::Socket>,
@@ -82,7 +89,7 @@ impl PlainSocket {
 
     /// Write what the socket's buffer takes now, without waiting: `WouldBlock` when it is full.
     pub fn write_now(&self, data: &[u8]) -> io::Result<usize> {
-        self.sock.send_with_flags(data, libc::MSG_NOSIGNAL)
+        self.sock.send_with_flags(data, SEND_FLAGS)
     }
 
     /// Half-close: no more sending.
