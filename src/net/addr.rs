@@ -85,6 +85,28 @@ impl Target {
             .map(|ip| SocketAddr::new(ip, self.port))
     }
 
+    /// Try `attempt` on each address the name resolves to, in turn: the first that works, or
+    /// the last failure (`AddrNotAvailable` if there was no address to try).
+    pub async fn first_working<T, F>(
+        &self,
+        op: &'static str,
+        addr: &str,
+        mut attempt: impl FnMut(SocketAddr) -> F,
+    ) -> Result<T, NetError>
+    where
+        F: std::future::Future<Output = std::io::Result<T>>,
+    {
+        let mut last = None;
+        for sa in self.resolve(op, addr).await? {
+            match attempt(sa).await {
+                Ok(found) => return Ok(found),
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| std::io::ErrorKind::AddrNotAvailable.into());
+        Err(NetError::io(op, Some(addr), &e))
+    }
+
     /// Resolve the name; a name that resolves to nothing is kind `dns`.
     pub async fn resolve(&self, op: &'static str, addr: &str) -> Result<Vec<SocketAddr>, NetError> {
         if let Some(sa) = self.literal() {

@@ -59,22 +59,12 @@ impl Listener {
         let address = addr::parse_address("listen", addr)?;
         let slot = session.open_handle("listen", addr)?;
         let bound = match &address {
-            Address::Ip(target) => session.block_on("listen", Some(addr), None, async {
-                let mut last = None;
-                for sa in target.resolve("listen", addr).await? {
-                    match bind_tcp(sa) {
-                        Ok(l) => return Ok(l),
-                        Err(e) => last = Some(NetError::io("listen", Some(addr), &e)),
-                    }
-                }
-                Err(last.unwrap_or_else(|| {
-                    NetError::io(
-                        "listen",
-                        Some(addr),
-                        &std::io::ErrorKind::AddrNotAvailable.into(),
-                    )
-                }))
-            }),
+            Address::Ip(target) => session.block_on(
+                "listen",
+                Some(addr),
+                None,
+                target.first_working("listen", addr, |sa| std::future::ready(bind_tcp(sa))),
+            ),
             Address::Unix(path) => bind_unix(session, path, addr, opts.unlink),
         };
         let socket = bound.inspect_err(|e| {

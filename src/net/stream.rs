@@ -216,27 +216,10 @@ pub(crate) async fn connect(
 ) -> Result<Opened, NetError> {
     let plain = match address {
         Address::Ip(target) => {
-            let mut last = None;
-            let mut found = None;
-            for sa in target.resolve(op, addr).await? {
-                match TcpStream::connect(sa).await {
-                    Ok(s) => {
-                        // Scenarios send small messages and wait for answers: no Nagle delay.
-                        let _ = s.set_nodelay(true);
-                        found = Some(s);
-                        break;
-                    }
-                    Err(e) => last = Some(NetError::io(op, Some(addr), &e)),
-                }
-            }
-            match found {
-                Some(s) => Plain::Tcp(s),
-                None => {
-                    return Err(last.unwrap_or_else(|| {
-                        NetError::io(op, Some(addr), &std::io::ErrorKind::AddrNotAvailable.into())
-                    }))
-                }
-            }
+            let s = target.first_working(op, addr, TcpStream::connect).await?;
+            // Scenarios send small messages and wait for answers: no Nagle delay.
+            let _ = s.set_nodelay(true);
+            Plain::Tcp(s)
         }
         Address::Unix(path) => match UnixStream::connect(path).await {
             Ok(s) => Plain::Unix(s),

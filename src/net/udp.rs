@@ -39,22 +39,12 @@ impl Udp {
     pub fn bind(session: &Arc<Session>, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp", addr)?;
         let slot = session.open_handle("udp", addr)?;
-        let socket = session.block_on("udp", Some(addr), None, async {
-            let mut last = None;
-            for sa in target.resolve("udp", addr).await? {
-                match UdpSocket::bind(sa).await {
-                    Ok(s) => return Ok(s),
-                    Err(e) => last = Some(NetError::io("udp", Some(addr), &e)),
-                }
-            }
-            Err(last.unwrap_or_else(|| {
-                NetError::io(
-                    "udp",
-                    Some(addr),
-                    &std::io::ErrorKind::AddrNotAvailable.into(),
-                )
-            }))
-        })?;
+        let socket = session.block_on(
+            "udp",
+            Some(addr),
+            None,
+            target.first_working("udp", addr, UdpSocket::bind),
+        )?;
         Udp::from_socket(session, socket, None, slot, "udp", addr)
     }
 
