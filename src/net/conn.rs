@@ -334,7 +334,7 @@ impl Conn {
     /// The next bytes that arrive, at least one; empty once the peer has closed. With `text`,
     /// a UTF-8 sequence split across reads is held back until it is whole.
     pub fn recv(&self, op: &'static str, text: bool) -> Result<Bytes, NetError> {
-        self.read(op, "at least one byte", usize::MAX, |buf, eof| {
+        self.read(op, &"at least one byte", usize::MAX, |buf, eof| {
             if buf.is_empty() {
                 return eof.then(Bytes::new);
             }
@@ -358,14 +358,19 @@ impl Conn {
                 format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
             ));
         }
-        let waiting = format!("{n} bytes");
-        self.read_exact(op, &waiting, n)
+        // Described only if the read fails: no string to build on every call.
+        self.read_exact(op, &format_args!("{n} bytes"), n)
     }
 
     /// The read loop for exactly `n` bytes. A large answer gets a buffer of its own size, read
     /// into directly and handed over whole: the caller's Blob or string is that buffer, with no
     /// copy out of a shared one.
-    fn read_exact(&self, op: &'static str, waiting: &str, n: usize) -> Result<Bytes, NetError> {
+    fn read_exact(
+        &self,
+        op: &'static str,
+        waiting: &dyn std::fmt::Display,
+        n: usize,
+    ) -> Result<Bytes, NetError> {
         let own = (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(&n);
         self.read_with(
             op,
@@ -387,15 +392,18 @@ impl Conn {
 
     /// Everything before `delim`; the delimiter is consumed and not returned.
     pub fn recv_until(&self, op: &'static str, delim: &[u8]) -> Result<Bytes, NetError> {
-        let waiting = format!("{:?}", String::from_utf8_lossy(delim));
-        self.recv_delimited(op, delim, &waiting)
+        self.recv_delimited(
+            op,
+            delim,
+            &format_args!("{:?}", String::from_utf8_lossy(delim)),
+        )
     }
 
     fn recv_delimited(
         &self,
         op: &'static str,
         delim: &[u8],
-        waiting: &str,
+        waiting: &dyn std::fmt::Display,
     ) -> Result<Bytes, NetError> {
         if delim.is_empty() {
             return Err(NetError::new(
@@ -421,7 +429,7 @@ impl Conn {
 
     /// One line, without its `\n` or `\r\n`.
     pub fn recv_line(&self, op: &'static str) -> Result<Bytes, NetError> {
-        let mut line = self.recv_delimited(op, b"\n", "a line ending in \"\\n\"")?;
+        let mut line = self.recv_delimited(op, b"\n", &"a line ending in \"\\n\"")?;
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
@@ -431,32 +439,39 @@ impl Conn {
     /// Everything until the peer closes.
     pub fn recv_all(&self, op: &'static str) -> Result<Bytes, NetError> {
         let limit = self.inner.session.limits.max_buffer;
-        self.read(op, "the peer to close the connection", limit, |buf, eof| {
-            eof.then(|| buf.split().freeze())
-        })
+        self.read(
+            op,
+            &"the peer to close the connection",
+            limit,
+            |buf, eof| eof.then(|| buf.split().freeze()),
+        )
     }
 
     /// Wait until the buffered input matches `re`; consume through the match.
     pub fn expect(&self, op: &'static str, re: &regex::bytes::Regex) -> Result<Match, NetError> {
-        let waiting = format!("a match for /{}/", re.as_str().escape_debug());
         let limit = self.inner.session.limits.max_line;
-        self.read(op, &waiting, limit, |buf, _| {
-            let caps = re.captures(buf)?;
-            let whole = caps.get(0)?;
-            let (start, end) = (whole.start(), whole.end());
-            let groups = caps
-                .iter()
-                .skip(1)
-                .map(|g| g.map(|g| Bytes::copy_from_slice(g.as_bytes())))
-                .collect();
-            let before = buf.split_to(start).freeze();
-            let text = buf.split_to(end - start).freeze();
-            Some(Match {
-                before,
-                text,
-                groups,
-            })
-        })
+        self.read(
+            op,
+            &format_args!("a match for /{}/", re.as_str().escape_debug()),
+            limit,
+            |buf, _| {
+                let caps = re.captures(buf)?;
+                let whole = caps.get(0)?;
+                let (start, end) = (whole.start(), whole.end());
+                let groups = caps
+                    .iter()
+                    .skip(1)
+                    .map(|g| g.map(|g| Bytes::copy_from_slice(g.as_bytes())))
+                    .collect();
+                let before = buf.split_to(start).freeze();
+                let text = buf.split_to(end - start).freeze();
+                Some(Match {
+                    before,
+                    text,
+                    groups,
+                })
+            },
+        )
     }
 
     /// The read loop every `recv_*` shares: offer the buffer to `take` until it returns a value,
@@ -464,7 +479,7 @@ impl Conn {
     fn read<T>(
         &self,
         op: &'static str,
-        waiting_for: &str,
+        waiting_for: &dyn std::fmt::Display,
         limit: usize,
         take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
     ) -> Result<T, NetError> {
@@ -477,7 +492,7 @@ impl Conn {
     fn read_with<T>(
         &self,
         op: &'static str,
-        waiting_for: &str,
+        waiting_for: &dyn std::fmt::Display,
         limit: usize,
         own: Option<usize>,
         mut take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
@@ -580,7 +595,7 @@ impl Conn {
                 }
             }
         });
-        result.map_err(|e| self.failed(e.waiting_for(waiting_for)))
+        result.map_err(|e| self.failed(e.waiting_for(waiting_for.to_string())))
     }
 
     /// Attach what had arrived to a failed read, and put the failure in the transcript.
