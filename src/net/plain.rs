@@ -20,14 +20,9 @@ const SEND_FLAGS: libc::c_int = 0;
 pub(crate) struct PlainSocket {
     /// Shared with the registration, so the descriptor outlives it whatever the drop order.
     sock: Arc<socket2::Socket>,
-    poller: Mutex<Poller>,
-}
-
-/// The socket's registration while calls wait on it, and how many do.
-#[derive(Default)]
-struct Poller {
-    registered: Option<Registered>,
-    waiting: usize,
+    /// The socket's registration while calls wait on it. Every clone is made and dropped under
+    /// this lock, so its count tells how many calls wait.
+    poller: Mutex<Option<Registered>>,
 }
 
 type Registered = Arc<AsyncFd<Arc<socket2::Socket>>>;
@@ -44,9 +39,8 @@ impl Drop for Waiting<'_> {
         // Both references go under the lock, so the socket is out of the poller before another
         // call can register it again.
         self.registered = None;
-        poller.waiting -= 1;
-        if poller.waiting == 0 {
-            poller.registered = None;
+        if poller.as_ref().is_some_and(|r| Arc::strong_count(r) == 1) {
+            *poller = None;
         }
     }
 }
@@ -64,11 +58,11 @@ impl PlainSocket {
     pub fn new(sock: socket2::Socket) -> Arc<Self> {
         Arc::new(PlainSocket {
             sock: Arc::new(sock),
-            poller: Mutex::new(Poller::default()),
+            poller: Mutex::new(None),
         })
     }
 
-    fn poller(&self) -> std::sync::MutexGuard<'_, Poller> {
+    fn poller(&self) -> std::sync::MutexGuard<'_, Option<Registered>> {
         self.poller.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -99,7 +93,7 @@ impl PlainSocket {
 
     fn waiting(&self) -> io::Result<Waiting<'_>> {
         let mut poller = self.poller();
-        let registered = match &poller.registered {
+        let registered = match &*poller {
             Some(registered) => registered.clone(),
             None => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -110,11 +104,10 @@ impl PlainSocket {
                     unsafe { AsyncFd::register_with_interest(self.sock.clone(), interest) }
                         .map_err(io::Error::from)?;
                 let registered = Arc::new(registered);
-                poller.registered = Some(registered.clone());
+                *poller = Some(registered.clone());
                 registered
             }
         };
-        poller.waiting += 1;
         Ok(Waiting {
             socket: self,
             registered: Some(registered),
