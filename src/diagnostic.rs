@@ -136,6 +136,47 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
             Diag::new("interrupted", "the run was interrupted", file, source)
                 .label(*at, "the main script was here"),
         ),
+        Failure::WithinOverrun { length, at, task } => {
+            let length = fmt_duration(*length);
+            let who = if task == "main" {
+                "the main script".to_owned()
+            } else {
+                task.clone()
+            };
+            let diag = Diag::new(
+                "within",
+                format!(
+                    "`within({length})` ran out while {who} was inside one built-in call that \
+                     kept running past it, so the scenario was stopped"
+                ),
+                file,
+                source,
+            )
+            .label(*at, format!("this `within({length})` ran out"))
+            .help(Some(
+                "a built-in call on a large value (a long string, Blob or array) cannot be \
+                 interrupted; work on smaller pieces, or give `within` longer"
+                    .into(),
+            ));
+            (Status::Errored, diag)
+        }
+        Failure::LeftBehind { cause, compiling } => {
+            let (status, mut diag) = describe(cause, file, source, timeout);
+            let note = if *compiling {
+                "the script was still being compiled; its thread was left behind".to_owned()
+            } else {
+                format!(
+                    "the script was inside one built-in call that did not return within {} of \
+                     being stopped; its thread was left behind",
+                    fmt_duration(crate::script::LEFT_BEHIND_AFTER)
+                )
+            };
+            diag.help = Some(match diag.help.take() {
+                Some(help) => format!("{help}\n{note}"),
+                None => note,
+            });
+            (status, diag)
+        }
         Failure::Raised { error, task } => raised(error, task.as_ref(), file, source, timeout),
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     match options::Options::resolve(cli) {
         Ok(options) => run::run(options),
         Err(e) => {
-            eprintln!("error: {e}");
+            report::console::eprintln(&format!("error: {e}"));
             EXIT_USAGE
         }
     }

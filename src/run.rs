@@ -13,7 +13,7 @@ use crate::diagnostic;
 use crate::net::{CancelReason, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
-use crate::report;
+use crate::report::{self, console};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::script::{self, Output};
 use crate::transcript::{render_event, Transcript};
@@ -28,7 +28,7 @@ pub fn run(options: Options) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            console::eprintln(&format!("error: cannot start the async runtime: {e}"));
             return crate::EXIT_ERROR;
         }
     };
@@ -74,10 +74,12 @@ impl Interrupt {
                 }
                 seen += 1;
                 if seen > 1 {
-                    eprintln!("\ninterrupted again: exiting now");
+                    console::eprintln("\ninterrupted again: exiting now");
                     std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
                 }
-                eprintln!("\ninterrupted: stopping the running scenarios (again to exit at once)");
+                console::eprintln(
+                    "\ninterrupted: stopping the running scenarios (again to exit at once)",
+                );
                 watcher.trigger();
             }
         });
@@ -114,7 +116,7 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
     let scenario = match Scenario::load(path, path.display().to_string()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            console::eprintln(&format!("error: {e}"));
             return match e {
                 LoadError::Unreadable(_) => crate::EXIT_USAGE,
                 LoadError::NotText(_) => crate::EXIT_COMPILE,
@@ -130,7 +132,7 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
         options.trace,
     );
     if let Some(diag) = &outcome.diagnostic {
-        eprint!("{}", diag.render(options.color));
+        console::eprint(&diag.render(options.color));
     }
     outcome.status.exit_code()
 }
@@ -145,21 +147,21 @@ fn run_suite(
     let found = match scenario::discover(paths) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            console::eprintln(&format!("error: {e}"));
             return crate::EXIT_USAGE;
         }
     };
     if found.is_empty() {
-        eprintln!("error: no `.rhai` scenarios found");
+        console::eprintln("error: no `.rhai` scenarios found");
         return crate::EXIT_USAGE;
     }
     let shard = options.partition.map(|p| (p.k, p.n));
     let files = scenario::select(found, &options.filters, shard);
     if files.is_empty() && !options.filters.is_empty() && shard.is_none() {
-        eprintln!(
+        console::eprintln(&format!(
             "error: no scenario matches --filter {}",
             options.filters.join(", ")
-        );
+        ));
         return crate::EXIT_USAGE;
     }
     let started = Instant::now();
@@ -198,10 +200,11 @@ fn run_suite(
     // Reports first, so a report that cannot be written is said before the summary, whose
     // last line stays `N passed, N failed`.
     let written = report::write_all(&options.reports, &outcomes, elapsed);
-    eprint!(
-        "{}",
-        report::terminal::summary(&outcomes, elapsed, options.color)
-    );
+    console::eprint(&report::terminal::summary(
+        &outcomes,
+        elapsed,
+        options.color,
+    ));
     let code = outcomes
         .iter()
         .map(|o| o.status)
@@ -297,9 +300,7 @@ impl Progress {
             }
             None => {
                 let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(text.as_bytes());
-                let _ = err.flush();
+                console::eprint(text);
             }
         }
     }
@@ -328,7 +329,11 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
     }
 }
 
-/// Compile and run one scenario to an [`Outcome`].
+/// Compile and run one scenario to an [`Outcome`], due by its deadline whatever its script is
+/// doing: the script runs on a thread of its own, and a thread that does not come back within
+/// [`script::LEFT_BEHIND_AFTER`] of the scenario being stopped (`--max-time`, an interrupt, a
+/// failed task, an overrun `within`) is left behind. It stops at its next rhai operation; the
+/// process does not wait for it.
 pub fn execute(
     runtime: &Runtime,
     options: &Options,
@@ -358,14 +363,28 @@ pub fn execute(
         vars: options.vars.clone(),
         limits: options.script_limits.clone(),
     };
-    let result = script::Scenario::compile(&scenario.source, session.clone(), output, config)
-        .and_then(|compiled| {
-            if options.check {
-                Ok(())
-            } else {
-                compiled.run()
+    // The scenario's clock runs from here, so compiling a huge script counts too.
+    let clock = {
+        let session = session.clone();
+        let max_time = options.max_time;
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = session.token().cancelled() => {}
+                _ = tokio::time::sleep(max_time) => session.cancel(CancelReason::MaxTime),
             }
-        });
+        })
+    };
+    let runner = script::Runner::new(session.clone(), output, config);
+    let watch = runner.watch();
+    let result = match run_on_own_thread(runner, scenario.source.clone(), options.check) {
+        Ok(done) => wait_for_script(runtime, &session, options, started, done)
+            .unwrap_or_else(|| Err(watch.left_behind())),
+        Err(e) => Err(script::Failure::Raised {
+            error: format!("cannot start the scenario's thread: {e}").into(),
+            task: None,
+        }),
+    };
+    clock.abort();
     let duration = started.elapsed();
     let (status, diagnostic) = match result {
         Ok(()) => (Status::Passed, None),
@@ -386,4 +405,78 @@ pub fn execute(
         diagnostic,
         attempts: 1,
     }
+}
+
+type ScriptResult = Result<(), script::Failure>;
+
+/// Stack of a scenario's main thread: deep enough for rhai's call depth limit.
+const SCRIPT_STACK: usize = 8 * 1024 * 1024;
+
+/// Compile and run (or only compile, for `--check`) on a new thread; its result comes back on
+/// the channel returned.
+fn run_on_own_thread(
+    runner: script::Runner,
+    source: String,
+    check_only: bool,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<ScriptResult>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sockscript main".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(move || {
+            let result =
+                runner.compile(&source).and_then(
+                    |compiled| {
+                        if check_only {
+                            Ok(())
+                        } else {
+                            compiled.run()
+                        }
+                    },
+                );
+            let _ = tx.send(result);
+        })?;
+    Ok(rx)
+}
+
+/// The script's result, or `None` when it did not come back in time: [`LEFT_BEHIND_AFTER`]
+/// after the scenario was stopped for a reason other than its main script finishing, or after
+/// `--max-time` whatever happened.
+///
+/// [`LEFT_BEHIND_AFTER`]: script::LEFT_BEHIND_AFTER
+fn wait_for_script(
+    runtime: &Runtime,
+    session: &Session,
+    options: &Options,
+    started: Instant,
+    mut done: tokio::sync::oneshot::Receiver<ScriptResult>,
+) -> Option<ScriptResult> {
+    let grace = script::LEFT_BEHIND_AFTER;
+    let last_call = crate::net::bridge::deadline_after(options.max_time.saturating_add(grace));
+    let last_call = std::cmp::max(last_call, started);
+    runtime.block_on(async {
+        loop {
+            let stopped = session
+                .cancelled_at()
+                .filter(|_| session.cancel_reason() != Some(CancelReason::Finished));
+            let give_up = match stopped {
+                Some(at) => std::cmp::min(at + grace, last_call),
+                None => last_call,
+            };
+            tokio::select! {
+                result = &mut done => {
+                    return Some(result.unwrap_or_else(|_| {
+                        Err(script::Failure::Raised {
+                            error: "the scenario's thread ended without a result".into(),
+                            task: None,
+                        })
+                    }));
+                }
+                // Look again once the scenario is stopped: that starts the grace.
+                _ = session.token().cancelled(), if stopped.is_none()
+                    && !session.is_cancelled() => {}
+                _ = tokio::time::sleep_until(give_up.into()) => return None,
+            }
+        }
+    })
 }

@@ -17,12 +17,14 @@ mod harness;
 
 mod api;
 mod cli;
+mod deadlines;
 mod diagnostics;
 mod fuzz;
 mod hang;
 mod hostile;
 mod interop;
 mod limits;
+mod pipes;
 mod properties;
 mod protocols;
 mod scenarios;

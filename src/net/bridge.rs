@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -52,6 +52,9 @@ pub enum CancelReason {
     MaxTime,
     /// The user interrupted the run.
     Interrupted,
+    /// A `within` ran out while its thread was inside one built-in call that did not return
+    /// in time: the scenario cannot go on past that `within`, so it stops.
+    WithinOverrun,
 }
 
 /// Everything the sockets of one scenario share: the runtime, the deadline defaults, the
@@ -60,6 +63,12 @@ pub struct Session {
     handle: Handle,
     cancel: CancellationToken,
     reason: OnceLock<CancelReason>,
+    /// Set with the token: script threads look at it on every rhai operation, and an atomic
+    /// load is cheaper there than the token's lock.
+    cancelled: AtomicBool,
+    /// When the token was first cancelled: the orchestrator gives a scenario's threads a grace
+    /// from then to stop before it leaves them behind.
+    cancelled_at: OnceLock<Instant>,
     default_timeout: Duration,
     pub limits: Limits,
     transcript: Transcript,
@@ -87,6 +96,8 @@ impl Session {
             handle,
             cancel: CancellationToken::new(),
             reason: OnceLock::new(),
+            cancelled: AtomicBool::new(false),
+            cancelled_at: OnceLock::new(),
             default_timeout,
             limits,
             transcript,
@@ -112,11 +123,18 @@ impl Session {
     /// Stop every blocked call of this scenario; the first reason given is the one kept.
     pub fn cancel(&self, reason: CancelReason) {
         let _ = self.reason.set(reason);
+        let _ = self.cancelled_at.set(Instant::now());
+        self.cancelled.store(true, Ordering::SeqCst);
         self.cancel.cancel();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// When the scenario was first cancelled, if it was.
+    pub fn cancelled_at(&self) -> Option<Instant> {
+        self.cancelled_at.get().copied()
     }
 
     pub fn cancel_reason(&self) -> Option<CancelReason> {
@@ -208,7 +226,7 @@ impl Session {
         timeout: Option<Duration>,
         op: impl Future<Output = Result<T, NetError>>,
     ) -> Result<T, NetError> {
-        if self.cancel.is_cancelled() {
+        if self.is_cancelled() {
             return Err(NetError::cancelled(what));
         }
         // Most sends, and reads whose bytes are already here, finish on their first poll: then
@@ -222,7 +240,7 @@ impl Session {
         };
         // A read that lost the race to cancellation reports cancellation, not its own error.
         match result {
-            Err(e) if e.kind != ErrorKind::Cancelled && self.cancel.is_cancelled() => {
+            Err(e) if e.kind != ErrorKind::Cancelled && self.is_cancelled() => {
                 Err(NetError::cancelled(what))
             }
             other => other,
@@ -400,11 +418,12 @@ pub fn enter_within(length: Duration) -> WithinGuard {
 /// Whether the deadline of the `within` at `depth` (or any enclosing one) has passed.
 pub fn within_expired() -> Option<usize> {
     WITHIN.with(|w| {
+        let w = w.borrow();
+        if w.is_empty() {
+            return None;
+        }
         let now = Instant::now();
-        w.borrow()
-            .iter()
-            .position(|w| w.deadline <= now)
-            .map(|i| i + 1)
+        w.iter().position(|w| w.deadline <= now).map(|i| i + 1)
     })
 }
 

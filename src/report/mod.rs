@@ -1,6 +1,7 @@
 //! Views of the outcomes. Each format renders `&[Outcome]` to a string and never runs anything;
 //! writing a file is the caller's one line.
 
+pub mod console;
 pub mod json;
 pub mod junit;
 pub mod tap;
@@ -24,7 +25,10 @@ pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) -> 
     for (path, render) in wanted {
         let Some(path) = path else { continue };
         if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
-            eprintln!("error: cannot write the report `{}`: {e}", path.display());
+            console::eprintln(&format!(
+                "error: cannot write the report `{}`: {e}",
+                path.display()
+            ));
             ok = false;
         }
     }

@@ -24,9 +24,6 @@ const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30)
 /// The most bytes `pack` builds: a format like `"1000000000x"` must not allocate a gigabyte.
 pub const MAX_DATA: usize = 64 * 1024 * 1024;
 
-/// How often (in rhai operations) a script checks for cancellation and `within` deadlines.
-const PROGRESS_EVERY: u64 = 1024;
-
 pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, limits);
@@ -44,10 +41,10 @@ pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     });
 
     let session = ctx.session.clone();
-    engine.on_progress(move |ops| {
-        if ops % PROGRESS_EVERY != 0 {
-            return None;
-        }
+    // Every operation: one call of a built-in function can take long (`to_upper` on a large
+    // string), so waiting for the next thousand of them could overrun a deadline by seconds.
+    // Both checks are a load or two when no `within` is open.
+    engine.on_progress(move |_| {
         if session.is_cancelled() {
             return Some(Dynamic::from(Abort::Cancelled));
         }
@@ -323,10 +320,11 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     engine.register_fn("channel", move || Channel::<Dynamic>::new(&s));
     let s = ctx.session.clone();
     engine.register_fn("join", move |t: Task| t.join(&s));
+    let c = ctx.clone();
     engine.register_fn(
         "within",
-        |ctx: NativeCallContext, d: Dynamic, f: FnPtr| -> ScriptResult<Dynamic> {
-            within(&ctx, duration("within", &d)?, &f)
+        move |ctx: NativeCallContext, d: Dynamic, f: FnPtr| -> ScriptResult<Dynamic> {
+            within(&c, &ctx, duration("within", &d)?, &f)
         },
     );
 }
@@ -334,12 +332,15 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
 /// Run `f` with every blocking call (and CPU loop) in it bounded by `length`. Running out is a
 /// catchable `timeout` error at the `within` call.
 fn within(
+    scenario: &Arc<ScriptCtx>,
     ctx: &NativeCallContext,
     length: std::time::Duration,
     f: &FnPtr,
 ) -> ScriptResult<Dynamic> {
     let guard = bridge::enter_within(length);
+    let watch = task::watch_within(scenario, length, ctx.call_position());
     let result = f.call_within_context::<Dynamic>(ctx, ());
+    drop(watch);
     let depth = guard.depth();
     drop(guard);
     match result {

@@ -64,8 +64,9 @@ impl Output {
         match self {
             Output::Stdout => {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-                let _ = out.flush();
+                if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    stdout_lost(&e);
+                }
             }
             Output::Capture(buf) => {
                 let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +75,21 @@ impl Output {
             }
         }
     }
+}
+
+/// Say once, on stderr, that the script's output cannot be written (a closed pipe, a full
+/// disk): it would otherwise be lost without a word. The scenario goes on and keeps its outcome.
+fn stdout_lost(error: &std::io::Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "warning: cannot write the script's output to stdout ({}); the rest of it is lost",
+        error.kind()
+    );
 }
 
 /// Where a failure happened when it was not the main script: the task and its `spawn`.
@@ -97,6 +113,100 @@ pub enum Failure {
     MaxTime(Duration, Position),
     /// The run was interrupted (Ctrl-C, SIGTERM); where the main script was, if known.
     Interrupted(Position),
+    /// A `within` ran out while its task was inside one built-in call that kept running past
+    /// it: the script cannot go on from inside that call, so the scenario stops.
+    WithinOverrun {
+        length: Duration,
+        at: Position,
+        task: String,
+    },
+    /// The scenario was stopped for this reason, and its main thread did not come back within
+    /// [`LEFT_BEHIND_AFTER`] (it was inside one built-in call): the outcome is reported without
+    /// it, and the thread is left to finish on its own.
+    LeftBehind {
+        cause: Box<Failure>,
+        /// It was still compiling the script.
+        compiling: bool,
+    },
+}
+
+/// How long a stopped scenario's main thread has to come back before it is left behind, and
+/// how long past a `within` a task may stay inside one built-in call before the scenario stops.
+pub const LEFT_BEHIND_AFTER: Duration = Duration::from_millis(400);
+
+/// A scenario's engine, built and waiting for its script. [`Runner::watch`] gives the
+/// orchestrator what it needs to describe the scenario should its thread not come back.
+pub struct Runner {
+    engine: Arc<Engine>,
+    ctx: Arc<task::ScriptCtx>,
+    config: Config,
+}
+
+impl Runner {
+    /// Build the scenario's engine over `session`.
+    pub fn new(session: Arc<Session>, output: Output, config: Config) -> Runner {
+        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
+        let engine = Arc::new(engine::build(&ctx, &config.limits));
+        Runner {
+            engine,
+            ctx,
+            config,
+        }
+    }
+
+    pub fn watch(&self) -> Watch {
+        Watch {
+            ctx: self.ctx.clone(),
+            max_time: self.config.max_time,
+        }
+    }
+
+    /// Compile `source` against this engine.
+    pub fn compile(self, source: &str) -> Result<Scenario, Failure> {
+        let ast = self
+            .engine
+            .compile_with_scope(&var_scope(&self.config), source)
+            .map_err(Failure::Compile)?;
+        let ast = Arc::new(ast);
+        self.ctx.attach(&self.engine, &ast);
+        Ok(Scenario {
+            engine: self.engine,
+            ast,
+            ctx: self.ctx,
+            config: self.config,
+        })
+    }
+}
+
+/// What the orchestrator keeps of a scenario whose thread it may leave behind.
+pub struct Watch {
+    ctx: Arc<task::ScriptCtx>,
+    max_time: Duration,
+}
+
+impl Watch {
+    /// Why the scenario stopped, for when its main thread did not come back to say so.
+    pub fn left_behind(&self) -> Failure {
+        let cause = match self.ctx.session.cancel_reason() {
+            Some(CancelReason::Interrupted) => Failure::Interrupted(Position::NONE),
+            Some(CancelReason::WithinOverrun) => match self.ctx.take_overrun() {
+                Some(o) => o.into_failure(),
+                None => Failure::MaxTime(self.max_time, Position::NONE),
+            },
+            Some(CancelReason::TaskFailed) => match self.ctx.take_failure() {
+                Some(f) => Failure::Raised {
+                    error: f.error,
+                    task: Some(f.origin),
+                },
+                None => Failure::MaxTime(self.max_time, Position::NONE),
+            },
+            _ => Failure::MaxTime(self.max_time, Position::NONE),
+        };
+        Failure::LeftBehind {
+            cause: Box::new(cause),
+            compiling: !self.ctx.is_attached(),
+        }
+    }
 }
 
 /// A compiled scenario, ready to run once.
@@ -115,19 +225,7 @@ impl Scenario {
         output: Output,
         config: Config,
     ) -> Result<Scenario, Failure> {
-        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
-        let engine = Arc::new(engine::build(&ctx, &config.limits));
-        let ast = engine
-            .compile_with_scope(&var_scope(&config), source)
-            .map_err(Failure::Compile)?;
-        let ast = Arc::new(ast);
-        ctx.attach(&engine, &ast);
-        Ok(Scenario {
-            engine,
-            ast,
-            ctx,
-            config,
-        })
+        Runner::new(session, output, config).compile(source)
     }
 
     pub fn session(&self) -> &Arc<Session> {
@@ -135,19 +233,10 @@ impl Scenario {
     }
 
     /// Run the main script to its end, then stop the tasks still blocked. Fails with the first
-    /// failure of any task, or of the main script.
+    /// failure of any task, or of the main script. The scenario's clock (`--max-time`) is the
+    /// caller's: it cancels the session.
     pub fn run(self) -> Result<(), Failure> {
         let session = self.ctx.session.clone();
-        let watchdog = {
-            let session = session.clone();
-            let max_time = self.config.max_time;
-            session.clone().handle().spawn(async move {
-                tokio::select! {
-                    _ = session.token().cancelled() => {}
-                    _ = tokio::time::sleep(max_time) => session.cancel(CancelReason::MaxTime),
-                }
-            })
-        };
         crate::net::bridge::set_current_task("main");
         let mut scope = var_scope(&self.config);
         let main = self.engine.run_ast_with_scope(&mut scope, &self.ast);
@@ -156,7 +245,6 @@ impl Scenario {
         // a task still reading from main sees cancellation, not an EOF that main caused.
         let reason = session.cancel_reason();
         session.cancel(CancelReason::Finished);
-        watchdog.abort();
         self.ctx.join_tasks();
         drop(scope);
         let task_failure = self.ctx.take_failure();
@@ -169,6 +257,13 @@ impl Scenario {
             (Some(CancelReason::Interrupted), main, _) => Err(Failure::Interrupted(
                 main.err().map_or(Position::NONE, |e| e.position()),
             )),
+            (Some(CancelReason::WithinOverrun), main, _) => Err(match self.ctx.take_overrun() {
+                Some(o) => o.into_failure(),
+                None => Failure::MaxTime(
+                    self.config.max_time,
+                    main.err().map_or(Position::NONE, |e| e.position()),
+                ),
+            }),
             (_, Ok(()), None) => Ok(()),
             // A task that failed is the cause when main only saw its consequence: cancellation,
             // or the connection the failing task dropped as it unwound.

@@ -31,6 +31,27 @@ pub struct ScriptCtx {
     /// Tasks the scenario may start, so a runaway loop of `spawn` cannot exhaust the machine.
     max_tasks: usize,
     failure: Mutex<Option<TaskFailure>>,
+    /// The script is compiled and given to the engine.
+    attached: std::sync::atomic::AtomicBool,
+    /// The `within` that a task overran inside one built-in call, if one did.
+    overrun: Mutex<Option<Overrun>>,
+}
+
+/// A `within` whose task stayed inside one built-in call past its deadline.
+pub struct Overrun {
+    pub length: Duration,
+    pub at: Position,
+    pub task: String,
+}
+
+impl Overrun {
+    pub fn into_failure(self) -> super::Failure {
+        super::Failure::WithinOverrun {
+            length: self.length,
+            at: self.at,
+            task: self.task,
+        }
+    }
 }
 
 pub struct TaskFailure {
@@ -49,10 +70,24 @@ impl ScriptCtx {
             started: AtomicUsize::new(0),
             max_tasks,
             failure: Mutex::new(None),
+            overrun: Mutex::new(None),
+            attached: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::SeqCst)
+    }
+
+    pub fn take_overrun(&self) -> Option<Overrun> {
+        self.overrun
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     pub fn attach(&self, engine: &Arc<Engine>, ast: &Arc<AST>) {
+        self.attached.store(true, Ordering::SeqCst);
         let _ = self.engine.set(Arc::downgrade(engine));
         *self.ast.lock().unwrap_or_else(|p| p.into_inner()) = Some(ast.clone());
     }
@@ -112,6 +147,47 @@ impl ScriptCtx {
             }
         }
     }
+}
+
+/// While it lives, a `within` of `length` on this thread is watched from the runtime: should
+/// the thread still be inside it [`LEFT_BEHIND_AFTER`](super::LEFT_BEHIND_AFTER) past its
+/// deadline (one built-in call that does not look at deadlines), the scenario stops. Dropping it
+/// (the `within` returned) stops the watch.
+pub struct WithinWatch(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for WithinWatch {
+    fn drop(&mut self) {
+        if let Some(watch) = self.0.take() {
+            watch.abort();
+        }
+    }
+}
+
+pub fn watch_within(ctx: &Arc<ScriptCtx>, length: Duration, at: Position) -> WithinWatch {
+    let Some(deadline) = tokio::time::Instant::now()
+        .checked_add(length)
+        .and_then(|d| d.checked_add(super::LEFT_BEHIND_AFTER))
+    else {
+        // Longer than the clock can count: `--max-time` comes first.
+        return WithinWatch(None);
+    };
+    let task = bridge::current_task().to_string();
+    let watched = ctx.clone();
+    let watch = ctx.session.handle().spawn(async move {
+        let session = watched.session.clone();
+        tokio::select! {
+            _ = session.token().cancelled() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                watched
+                    .overrun
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(Overrun { length, at, task });
+                session.cancel(CancelReason::WithinOverrun);
+            }
+        }
+    });
+    WithinWatch(Some(watch))
 }
 
 /// A running or finished task; clones share it.
