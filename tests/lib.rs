@@ -9,7 +9,8 @@
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
 //!   sandbox.
-//! - [`sandbox`]: `unlink` removes only stale socket files, listeners only their own.
+//! - [`sandbox`]: `unlink` removes only stale socket files, listeners only their own; FIFOs,
+//!   devices and symbolic link loops never hang a run before its deadlines start.
 //! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.

@@ -1,16 +1,21 @@
-//! The sandbox holds at the file system.
+//! The sandbox holds at the file system, and nothing hangs before the deadlines start.
 //!
 //! - `listen("unix:PATH", #{unlink: true})` removes only a stale socket file: a regular file, a
 //!   directory, a FIFO, a symbolic link, or a live socket of any type (stream, datagram,
 //!   seqpacket) is `addr_in_use` saying what is there, and is left as it was.
 //! - A listener removes at close only the socket file it made, not a file put at its path since.
+//! - Scenario files and `--vars-file` are read only when they are regular files: a FIFO, a
+//!   device or a socket on the command line is a usage error (exit 2) at once.
+//! - A test directory is walked once, as it is on disk: symbolic link loops end, links to
+//!   directories and out of the tree are not followed, a link to a `.rhai` file inside the tree
+//!   runs under its own name, and a FIFO named `.rhai` fails to load instead of blocking.
 //!
 //! Everything is real: FIFOs made by `mkfifo`, sockets bound by this test process, symbolic
-//! links on disk. Each run has a short wall-clock bound.
+//! links on disk. Each run has a short wall-clock bound, so the old hangs fail quickly.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{symlink, FileTypeExt};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -217,4 +222,136 @@ fn a_listener_removes_only_the_socket_file_it_made() {
     }
     // The file that was still the listener's own is removed as before.
     assert!(!dir.join("gate.sock").exists(), "gate.sock is left behind");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files read before anything runs
+
+/// A FIFO as the scenario (run mode, `--test`) or as `--vars-file` is a usage error at once:
+/// opening it would block until a writer came, before any deadline or signal handler.
+#[test]
+fn a_fifo_is_never_opened_as_a_scenario_or_vars_file() {
+    let dir = Dir::new("fifo-args");
+    let fifo = dir.join("scenario.rhai");
+    mkfifo(&fifo);
+    for args in [&[][..], &["--test"][..]] {
+        Test::new()
+            .args(args)
+            .path(&fifo)
+            .wall(QUICK)
+            .run()
+            .code(2)
+            .stderr_has(&format!("`{}` is a FIFO (named pipe)", text(&fifo)))
+            .stderr_has("sockscript reads only regular files")
+            .faster_than(Duration::from_secs(3));
+    }
+    Test::new()
+        .args(&["--vars-file", text(&fifo)])
+        .script("print(1);")
+        .wall(QUICK)
+        .run()
+        .code(2)
+        .stderr_has(&format!(
+            "--vars-file: `{}` is a FIFO (named pipe), not a regular file",
+            text(&fifo)
+        ))
+        .faster_than(Duration::from_secs(3));
+    assert!(file_type(&fifo).is_fifo());
+}
+
+/// A device or a socket on the command line is a usage error, never read: `/dev/zero` would be
+/// read until memory ran out, `/dev/null` ran as an empty scenario that passed.
+#[test]
+fn devices_and_sockets_are_not_scenarios_or_vars_files() {
+    let dir = Dir::new("device-args");
+    let sock = dir.join("socket.rhai");
+    let _held = UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+    for (path, kind) in [
+        (Path::new("/dev/null"), "a character device"),
+        (sock.as_path(), "a socket"),
+    ] {
+        Test::new()
+            .path(path)
+            .wall(QUICK)
+            .run()
+            .code(2)
+            .stderr_has(&format!("`{}` is {kind}", text(path)));
+        Test::new()
+            .args(&["--vars-file", text(path)])
+            .script("print(1);")
+            .wall(QUICK)
+            .run()
+            .code(2)
+            .stderr_has(&format!("`{}` is {kind}, not a regular file", text(path)));
+    }
+}
+
+/// Two links to `.` make the tree infinite for a walk that follows links (2^40 paths before
+/// the kernel's link limit); a link to itself and a pair of links to each other never resolve.
+/// The walk sees each real file once, and ends at once.
+#[test]
+fn symbolic_link_loops_in_a_test_directory_end_at_once() {
+    let dir = Dir::new("link-loops");
+    write(&dir.join("ok.rhai"), "print(\"ok\");\n");
+    link(".", &dir.join("a"));
+    link(".", &dir.join("b"));
+    link("self.rhai", &dir.join("self.rhai"));
+    link("pong.rhai", &dir.join("ping.rhai"));
+    link("ping.rhai", &dir.join("pong.rhai"));
+    Test::new()
+        .path(&dir.0)
+        .wall(QUICK)
+        .run()
+        .code(0)
+        .stderr_has("ok.rhai: ok")
+        .stderr_has("1 passed, 0 failed")
+        .faster_than(Duration::from_secs(5));
+}
+
+/// A link to a `.rhai` file inside the tree runs under the link's name (it is the tree's own
+/// scenario); a link out of the tree, or to a directory, is not followed.
+#[test]
+fn links_are_followed_only_to_files_inside_the_tree() {
+    let dir = Dir::new("link-scope");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap_or_else(|e| panic!("{e}"));
+    write(&tree.join("sub/inner.rhai"), "print(\"inner\");\n");
+    link("sub/inner.rhai", &tree.join("alias.rhai"));
+    write(
+        &dir.join("outside.rhai"),
+        "fail(\"read from outside the tree\");\n",
+    );
+    link("../outside.rhai", &tree.join("out.rhai"));
+    write(
+        &dir.join("elsewhere/far.rhai"),
+        "fail(\"walked out of the tree\");\n",
+    );
+    link("../elsewhere", &tree.join("far"));
+    let out = Test::new().path(&tree).wall(QUICK).run();
+    out.code(0)
+        .stderr_has("alias.rhai: ok")
+        .stderr_has("sub/inner.rhai: ok")
+        .stderr_has("2 passed, 0 failed");
+    for name in ["out.rhai", "far.rhai"] {
+        assert!(!out.stderr.contains(name), "{name} was run\n{}", out.stderr);
+    }
+}
+
+/// A FIFO named `.rhai` inside a test directory fails to load, saying what it is; the other
+/// scenarios run.
+#[test]
+fn a_fifo_in_a_test_directory_is_reported_not_read() {
+    let dir = Dir::new("fifo-walk");
+    write(&dir.join("ok.rhai"), "print(\"ok\");\n");
+    mkfifo(&dir.join("pipe.rhai"));
+    Test::new()
+        .path(&dir.0)
+        .wall(QUICK)
+        .run()
+        .code(4)
+        .stderr_has("ok.rhai: ok")
+        .stderr_has("is a FIFO (named pipe), not a regular file")
+        .stderr_has("1 passed, 1 failed")
+        .faster_than(Duration::from_secs(5));
 }
