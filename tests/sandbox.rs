@@ -224,6 +224,28 @@ fn a_listener_removes_only_the_socket_file_it_made() {
     assert!(!dir.join("gate.sock").exists(), "gate.sock is left behind");
 }
 
+/// A Unix listener whose TLS setup fails does not leave its socket file behind: the path is
+/// free again for the next `listen`, without `unlink`.
+#[test]
+fn a_listener_that_fails_to_start_leaves_no_socket_file() {
+    let dir = Dir::new("unlink-tls");
+    Test::new()
+        .args(&["--var", &format!("dir={}", dir.text())])
+        .script(
+            r#"
+            let path = `unix:${dir}/tls.sock`;
+            assert_err(|| listen(path, #{tls: #{cert: "not pem", key: "not pem"}}), "tls");
+            listen(path).close();
+            print("free");
+            "#,
+        )
+        .wall(QUICK)
+        .run()
+        .code(0)
+        .stdout("free\n");
+    assert!(!dir.join("tls.sock").exists(), "tls.sock is left behind");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files read before anything runs
 

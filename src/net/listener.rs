@@ -100,7 +100,14 @@ impl Listener {
             }
         };
         let tls = match &opts.tls {
-            Some(t) => Some(tls::acceptor(t, certificate_names(&local), addr)?),
+            // The socket closes with this error: its file goes too, or the path stays taken.
+            Some(t) => Some(
+                tls::acceptor(t, certificate_names(&local), addr).inspect_err(|_| {
+                    if let Some(file) = &unix_file {
+                        file.remove();
+                    }
+                })?,
+            ),
             None => None,
         };
         let note = tls.as_ref().map(|_| "tls".to_owned());
