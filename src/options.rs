@@ -77,6 +77,10 @@ impl Options {
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
+        // A FIFO or a device on the command line would block the read, or never end it.
+        for path in &cli.paths {
+            crate::scenario::check_regular(path).map_err(UsageError)?;
+        }
         let single_file = cli.paths.len() == 1 && !cli.paths[0].is_dir();
         let mode = if single_file && !cli.test && !wants_reports && !selects {
             Mode::Run(cli.paths[0].clone())
@@ -209,9 +213,11 @@ fn vars(flags: &[String], file: Option<&PathBuf>) -> Result<Vec<(String, Dynamic
         .collect();
     found.sort();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = crate::scenario::read_regular(path)
+            .map_err(|why| UsageError(format!("--vars-file: {why}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
             UsageError(format!(
-                "--vars-file: cannot read `{}`: {e}",
+                "--vars-file: `{}` is not UTF-8 text",
                 path.display()
             ))
         })?;

@@ -1,7 +1,20 @@
 //! A scenario file, and finding them: a file as given, a directory's `*.rhai` recursively,
 //! sorted so every run (and every shard of one) sees the same order.
+//!
+//! Nothing here can block or loop before a scenario's deadlines start. Only regular files are
+//! read ([`read_regular`]): a FIFO, a device or a socket is refused before it is opened, and
+//! the open itself cannot block. A directory walk does not follow links to directories (no
+//! loops, no wandering out of the tree); a link named `*.rhai` is a scenario only when it
+//! leads to a regular file inside the directory walked, and it then runs under the link's
+//! name. Other links are skipped. Any other `*.rhai` entry that is not a regular file (a FIFO,
+//! a socket) is listed, and fails to load saying what it is.
 
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+
+use crate::net::file_kind;
 
 /// One `.rhai` file, read.
 #[derive(Debug, Clone)]
@@ -31,13 +44,7 @@ impl std::fmt::Display for LoadError {
 
 impl Scenario {
     pub fn load(path: &Path, name: String) -> Result<Scenario, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            LoadError::Unreadable(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                lower(&e.to_string())
-            ))
-        })?;
+        let bytes = read_regular(path).map_err(LoadError::Unreadable)?;
         let source = String::from_utf8(bytes).map_err(|e| {
             LoadError::NotText(format!(
                 "`{}` does not compile: it is not UTF-8 text (invalid byte at offset {})",
@@ -53,13 +60,47 @@ impl Scenario {
     }
 }
 
+/// The whole of the regular file at `path`. Anything else is refused with a message saying
+/// what it is: checked before opening (opening a device may do something), and again on the
+/// open file, which `O_NONBLOCK` keeps a FIFO swapped in meanwhile from blocking the open.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            lower(&e.to_string())
+        )
+    };
+    let not_regular = |kind: &str| {
+        format!(
+            "`{}` is {kind}, not a regular file: sockscript reads only regular files",
+            path.display()
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(file_kind(meta.file_type())));
+    }
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(file_kind(meta.file_type())));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    Ok(bytes)
+}
+
 /// Every scenario under `paths`, as (path, display name). A path that does not exist is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
     let mut found = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut files = Vec::new();
-            walk(path, &mut files)?;
+            let mut files = walk(path)?;
             files.sort();
             for file in files {
                 let name = file
@@ -70,6 +111,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
                 found.push((file, name));
             }
         } else if path.exists() {
+            // Not a FIFO or a device: `Options::resolve` has checked (`check_regular`).
             found.push((path.clone(), path.display().to_string()));
         } else {
             return Err(format!("`{}` does not exist", path.display()));
@@ -78,20 +120,62 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
     Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read `{}`: {}", dir.display(), lower(&e.to_string())))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot read `{}`: {}", dir.display(), lower(&e.to_string())))?
-            .path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rhai") {
-            out.push(path);
-        }
+/// A path given on the command line is a directory or a regular file: anything else (a FIFO, a
+/// device, a socket) is a usage error, found before anything is opened. A path that cannot be
+/// looked at is left for the read to report.
+pub fn check_regular(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(format!(
+            "`{}` is {}, not a scenario file or a directory: sockscript reads only regular files",
+            path.display(),
+            file_kind(meta.file_type())
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The `*.rhai` entries under `root` that are not directories; see the module's doc for links.
+fn walk(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    // Resolved once, at the first link met: most trees have none.
+    let mut resolved_root: Option<PathBuf> = None;
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(root).display().to_string();
+            match e.into_io_error() {
+                Some(io) => format!("cannot read `{at}`: {}", lower(&io.to_string())),
+                None => format!("cannot read `{at}`"),
+            }
+        })?;
+        let path = entry.path();
+        if entry.file_type().is_dir() || path.extension().is_none_or(|e| e != "rhai") {
+            continue;
+        }
+        if entry.file_type().is_symlink() {
+            let root = match &resolved_root {
+                Some(r) => r,
+                None => resolved_root.insert(std::fs::canonicalize(root).map_err(|e| {
+                    format!(
+                        "cannot read `{}`: {}",
+                        root.display(),
+                        lower(&e.to_string())
+                    )
+                })?),
+            };
+            if !leads_to_a_file_inside(path, root) {
+                continue;
+            }
+        }
+        out.push(entry.into_path());
+    }
+    Ok(out)
+}
+
+/// The link at `link` resolves (without looping) to a regular file under `root` (resolved).
+fn leads_to_a_file_inside(link: &Path, root: &Path) -> bool {
+    std::fs::canonicalize(link).is_ok_and(|target| {
+        target.starts_with(root) && std::fs::metadata(&target).is_ok_and(|m| m.is_file())
+    })
 }
 
 fn lower(text: &str) -> String {
@@ -149,6 +233,42 @@ mod tests {
             .map(|(_, n)| n)
             .collect();
         assert_eq!(first, ["a", "d"]);
+    }
+
+    /// Loops end, links to directories and out of the tree are not followed, a link to a file
+    /// inside the tree is listed under its own name, and a FIFO is listed (its load refuses it).
+    #[test]
+    fn walks_see_the_tree_once_as_it_is_on_disk() {
+        use std::os::unix::fs::symlink;
+        let base =
+            std::env::temp_dir().join(format!("sockscript-unit-{}-walk", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let tree = base.join("tree");
+        let ok = |r: std::io::Result<()>| r.unwrap_or_else(|e| panic!("{e}"));
+        ok(std::fs::create_dir_all(tree.join("sub")));
+        ok(std::fs::write(tree.join("sub/a.rhai"), "1"));
+        ok(std::fs::write(base.join("out.rhai"), "1"));
+        ok(symlink("sub/a.rhai", tree.join("alias.rhai")));
+        ok(symlink("../out.rhai", tree.join("escape.rhai")));
+        ok(symlink(".", tree.join("loop")));
+        ok(symlink("..", tree.join("up")));
+        ok(symlink("self.rhai", tree.join("self.rhai")));
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(tree.join("pipe.rhai"))
+            .status();
+        assert!(fifo.is_ok_and(|s| s.success()));
+        let found: Vec<String> = discover(std::slice::from_ref(&tree))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(found, ["alias.rhai", "pipe.rhai", "sub/a.rhai"]);
+        let refused = Scenario::load(&tree.join("pipe.rhai"), "pipe.rhai".into());
+        assert!(
+            matches!(&refused, Err(LoadError::Unreadable(m)) if m.contains("is a FIFO")),
+            "{refused:?}"
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
 //!   sandbox.
+//! - [`sandbox`]: `unlink` removes only stale socket files, listeners only their own; FIFOs,
+//!   devices and symbolic link loops never hang a run before its deadlines start.
 //! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
@@ -27,6 +29,7 @@ mod limits;
 mod pipes;
 mod properties;
 mod protocols;
+mod sandbox;
 mod scenarios;
 mod soak;
 mod test_mode;

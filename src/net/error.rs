@@ -212,7 +212,7 @@ impl fmt::Display for NetError {
 impl std::error::Error for NetError {}
 
 /// `Network is unreachable (os error 101)` -> `network is unreachable`.
-fn strip_os_error(text: &str) -> String {
+pub(crate) fn strip_os_error(text: &str) -> String {
     let text = match text.find(" (os error") {
         Some(i) => &text[..i],
         None => text,

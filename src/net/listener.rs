@@ -1,6 +1,7 @@
 //! A listening socket, TCP or Unix, optionally TLS. `accept` may be called from several tasks
 //! at once; `close` releases the port (or removes the socket file) at once and fails any
-//! `accept` still waiting.
+//! `accept` still waiting. What a Unix path holds, and which files may be removed, is
+//! `socket_file`'s to say.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use super::addr::{self, Address, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::conn::Conn;
 use super::error::{ErrorKind, NetError};
+use super::socket_file::{self, SocketFile};
 use super::stream::Plain;
 use super::tls::{self, ServerTls};
 use crate::transcript::EventKind;
@@ -22,7 +24,8 @@ const BACKLOG: u32 = 4096;
 /// What `listen(addr, opts)` may ask for beyond the address.
 #[derive(Debug, Clone, Default)]
 pub struct ListenOptions {
-    /// Remove a socket file left at a Unix path before binding.
+    /// Remove a stale socket file left at a Unix path before binding (one that no socket is
+    /// bound to; never a live socket or a file of another kind).
     pub unlink: bool,
     pub tls: Option<ServerTls>,
 }
@@ -41,8 +44,10 @@ struct Inner {
     session: Arc<Session>,
     socket: Mutex<Option<Arc<Socket>>>,
     local: Endpoint,
-    /// The socket file this listener made, removed when it closes.
+    /// The path of a Unix listener, which names its accepted connections.
     unix_path: Option<PathBuf>,
+    /// The socket file this listener made, removed when it closes if it is still that file.
+    unix_file: Option<SocketFile>,
     tls: Option<tls::Acceptor>,
     timeout: HandleTimeout,
     closed: CloseSignal,
@@ -76,24 +81,33 @@ impl Listener {
                 Some(e.message.clone()),
             )
         })?;
-        let (local, unix_path) = match (&socket, &address) {
+        let (local, unix_path, unix_file) = match (&socket, &address) {
             (Socket::Tcp(l), _) => (
                 Endpoint::new(
                     l.local_addr()
                         .map_err(|e| NetError::io("listen", Some(addr), &e))?,
                 ),
                 None,
+                None,
             ),
             (Socket::Unix(_), Address::Unix(path)) => {
                 session.add_unix_path(path);
-                (Endpoint::unix(Some(path)), Some(path.clone()))
+                let file = SocketFile::bound(path);
+                (Endpoint::unix(Some(path)), Some(path.clone()), file)
             }
             (Socket::Unix(_), Address::Ip(_)) => {
                 unreachable!("a Unix socket comes from a unix: address")
             }
         };
         let tls = match &opts.tls {
-            Some(t) => Some(tls::acceptor(t, certificate_names(&local), addr)?),
+            // The socket closes with this error: its file goes too, or the path stays taken.
+            Some(t) => Some(
+                tls::acceptor(t, certificate_names(&local), addr).inspect_err(|_| {
+                    if let Some(file) = &unix_file {
+                        file.remove();
+                    }
+                })?,
+            ),
             None => None,
         };
         let note = tls.as_ref().map(|_| "tls".to_owned());
@@ -104,6 +118,7 @@ impl Listener {
                 socket: Mutex::new(Some(Arc::new(socket))),
                 local,
                 unix_path,
+                unix_file,
                 tls,
                 timeout: HandleTimeout::new(),
                 closed: CloseSignal::new(),
@@ -200,8 +215,8 @@ impl Listener {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(path) = &self.inner.unix_path {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = &self.inner.unix_file {
+            file.remove();
         }
         self.inner.session.record(
             EventKind::Close,
@@ -215,8 +230,8 @@ impl Listener {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let (Some(path), false) = (&self.unix_path, self.closed.is_closed()) {
-            let _ = std::fs::remove_file(path);
+        if let (Some(file), false) = (&self.unix_file, self.closed.is_closed()) {
+            file.remove();
         }
     }
 }
@@ -264,32 +279,30 @@ fn bind_tcp(sa: std::net::SocketAddr) -> std::io::Result<Socket> {
     socket.listen(BACKLOG).map(Socket::Tcp)
 }
 
-/// Bind a Unix socket. A file already at the path is reported, never silently replaced:
-/// either a server is listening there, or one died and left it (then `unlink: true` removes it).
+/// Bind a Unix socket. Whatever is already at the path is reported, never silently replaced:
+/// a live socket of any type, or a file that is not a socket, is `addr_in_use` saying what is
+/// there; `unlink: true` removes only a stale socket file (one that nothing is bound to).
 fn bind_unix(session: &Session, path: &Path, addr: &str, unlink: bool) -> Result<Socket, NetError> {
-    // `unlink` removes a stale file only: a live server's socket is never taken from it.
-    if unlink && path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
-        std::fs::remove_file(path).map_err(|e| NetError::io("listen", Some(addr), &e))?;
+    let in_use = |occupant: socket_file::Occupant| {
+        NetError::new(
+            ErrorKind::AddrInUse,
+            "listen",
+            Some(addr),
+            format!(
+                "listen on `{addr}` failed: {}",
+                occupant.refusal(path, unlink)
+            ),
+        )
+    };
+    if unlink {
+        socket_file::remove_stale(path).map_err(in_use)?;
     }
     // Binding needs the runtime's reactor for the listener it registers.
     let _guard = session.handle().enter();
     match UnixListener::bind(path) {
         Ok(l) => Ok(Socket::Unix(l)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let alive = std::os::unix::net::UnixStream::connect(path).is_ok();
-            let why = if alive {
-                "a server is listening on this socket file".to_owned()
-            } else {
-                "a stale socket file is left from a server that is gone; remove it, or pass \
-                 `#{unlink: true}` to remove it first"
-                    .to_owned()
-            };
-            Err(NetError::new(
-                ErrorKind::AddrInUse,
-                "listen",
-                Some(addr),
-                format!("listen on `{addr}` failed: {why}"),
-            ))
+            Err(in_use(socket_file::occupant(path)))
         }
         Err(e) => Err(NetError::io("listen", Some(addr), &e)),
     }
