@@ -8,9 +8,12 @@
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports.
+//! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
+//!   reports: every view passes such text through it.
 
 pub mod cli;
 pub mod diagnostic;
+pub mod escape;
 pub mod net;
 pub mod options;
 pub mod outcome;
