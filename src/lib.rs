@@ -42,18 +42,39 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Run sockscript with these arguments (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            print_clap_error(&e, &args);
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
     match options::Options::resolve(cli) {
         Ok(options) => run::run(options),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape::text(&e.to_string()));
             EXIT_USAGE
         }
+    }
+}
+
+/// clap quotes what the user typed and, on a terminal, prints it as it is. When an argument
+/// holds control characters, the same error is made again from the arguments escaped, so it
+/// quotes them visibly; failing that, it is printed escaped and without colour.
+fn print_clap_error(e: &clap::Error, args: &[OsString]) {
+    let hostile = |a: &OsString| a.to_string_lossy().chars().any(escape::is_unsafe);
+    if !args.iter().any(hostile) {
+        let _ = e.print();
+        return;
+    }
+    let escaped = args
+        .iter()
+        .map(|a| OsString::from(escape::line(&a.to_string_lossy()).into_owned()));
+    match cli::Cli::try_parse_from(escaped) {
+        Err(again) if again.kind() == e.kind() => {
+            let _ = again.print();
+        }
+        _ => eprint!("{}", escape::text(&e.render().to_string())),
     }
 }

@@ -24,7 +24,11 @@ pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) -> 
     for (path, render) in wanted {
         let Some(path) = path else { continue };
         if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
-            eprintln!("error: cannot write the report `{}`: {e}", path.display());
+            let path = path.display().to_string();
+            eprintln!(
+                "error: cannot write the report `{}`: {e}",
+                crate::escape::line(&path)
+            );
             ok = false;
         }
     }
