@@ -92,7 +92,7 @@ fn a_failed_scenario_in_test_mode_shows_its_output_source_and_name_escaped() {
     assert_stderr_tame(&out);
     out.stderr_has(&format!("{HOSTILE_NAME_SHOWN}: FAILED"))
         .stderr_has(&format!("---- {HOSTILE_NAME_SHOWN} ----"))
-        .stderr_has(&format!("[{HOSTILE_NAME_SHOWN}:5:"))
+        .stderr_has(&format!("[{HOSTILE_NAME_SHOWN}:5:25]"))
         .stderr_has("  | clear\\x1b[2Jscreen\n")
         .stderr_has("  | clip\\x1b]52;c;aGVsbG8=\\x07board\n")
         .stderr_has(
@@ -112,7 +112,7 @@ fn run_mode_escapes_stderr_and_leaves_the_scripts_stdout_alone() {
     let out = Test::new().named(HOSTILE_NAME, HOSTILE_SCRIPT).run();
     out.code(1);
     assert_stderr_tame(&out);
-    out.stderr_has(&format!("[{HOSTILE_NAME_SHOWN}:5:"))
+    out.stderr_has(&format!("[{HOSTILE_NAME_SHOWN}:5:25]"))
         .stderr_has(" 5 │ let s = \"raw\\x1b[31m\\u{fffe}red\"; assert_eq(s, \"plain\");\n");
     let (word, under) = label_columns(&out.stderr, 5, "assert_eq");
     assert_eq!(
@@ -139,13 +139,14 @@ fn an_unreadable_file_name_and_usage_errors_are_escaped() {
     assert_stderr_tame(&out);
     out.stderr_has("x\\x1b[2J");
 
+    // clap's own message, quoting the value visibly.
     let out = Test::new()
-        .args(&["--jobs", "\x1b[2J"])
+        .args(&["--jobs", "\x1b]52;c;aGk=\x07"])
         .script("print(1);")
         .run();
     out.code(2);
     assert_stderr_tame(&out);
-    out.stderr_has("\\x1b[2J");
+    out.stderr_has("invalid value '\\x1b]52;c;aGk=\\x07' for '--jobs <N>'");
 }
 
 /// A Python peer that sends a screen clear, an OSC 52 clipboard write, a C1 CSI, a bidi
@@ -295,7 +296,8 @@ fn every_report_parses_with_a_strict_parser_and_holds_nothing_hostile() {
     let tap_text = parsed["tap"].as_str().unwrap_or_default();
     assert_tame("the TAP stream", tap_text);
     assert!(
-        tap_text.contains("not ok 3 - c_bad\\x1b[7m\\u{202e}.rhai\n"),
+        // TAP escapes its own escape character: a TAP reader shows `c_bad\x1b[7m…`.
+        tap_text.contains("not ok 3 - c_bad\\\\x1b[7m\\\\u{202e}.rhai\n"),
         "{tap_text}"
     );
     let blocks = parsed["blocks"].as_array().expect("TAP blocks");
