@@ -267,7 +267,8 @@ fn every_report_parses_with_a_strict_parser_and_holds_nothing_hostile() {
         &[&junit, &tap, &json].map(|p| p.to_string_lossy().into_owned()),
     );
     assert_eq!(
-        read.code, 0,
+        read.code,
+        0,
         "a strict parser rejects a report:\n{}\n--- TAP ---\n{}\n--- JUnit ---\n{}",
         read.stderr,
         std::fs::read_to_string(&tap).unwrap_or_default(),
@@ -286,10 +287,7 @@ fn every_report_parses_with_a_strict_parser_and_holds_nothing_hostile() {
         assert_tame("a JUnit text", &text.replace('\r', ""));
     }
     // XML's own convention for C0 controls: their Unicode pictures.
-    assert!(
-        texts.contains(&"c_bad␛[7m\\u{202e}.rhai"),
-        "{texts:?}"
-    );
+    assert!(texts.contains(&"c_bad␛[7m\\u{202e}.rhai"), "{texts:?}");
 
     // TAP: the stream itself holds nothing hostile; each YAML block parsed; the captured
     // output comes back exactly as printed, through YAML's own escapes.
@@ -303,13 +301,11 @@ fn every_report_parses_with_a_strict_parser_and_holds_nothing_hostile() {
     let blocks = parsed["blocks"].as_array().expect("TAP blocks");
     assert_eq!(blocks.len(), 3, "{tap_text}");
     assert_eq!(
-        blocks[0]["stdout"],
-        "out\x1b]52;c;aGVsbG8=\x07 \u{fffe}",
+        blocks[0]["stdout"], "out\x1b]52;c;aGVsbG8=\x07 \u{fffe}",
         "{tap_text}"
     );
     assert_eq!(
-        blocks[0]["message"],
-        "msg\x1b[2J \u{9b} \u{202e} \u{fffe} \u{ffff}",
+        blocks[0]["message"], "msg\x1b[2J \u{9b} \u{202e} \u{fffe} \u{ffff}",
         "{tap_text}"
     );
     for block in blocks {
@@ -347,4 +343,50 @@ fn python_run(source: &str, args: &[String]) -> Output {
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(source).args(args);
     Proc::start("python3", cmd, WALL).wait()
+}
+
+/// Run `command` (a shell command line) on a real pseudo-terminal with `script` (util-linux),
+/// with `env` set; what the terminal received comes back as stdout.
+fn on_a_terminal(command: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", command, "/dev/null"])
+        .env_remove("CI")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied());
+    Proc::start("script", cmd, WALL).wait()
+}
+
+#[test]
+fn on_a_terminal_the_progress_bar_and_clap_errors_show_names_escaped() {
+    // The progress bar names the running scenarios, and colours are on: the screen has escape
+    // sequences of sockscript's own, but none that came from a file name or an argument.
+    let dir = temp_dir("escaping-tty");
+    let name = "slow\x1b]52;c;aGk=\x07\x1b[2J.rhai";
+    std::fs::write(dir.join(name), "sleep(400);\nfail(\"no\");\n").expect("write a scenario");
+    std::fs::write(dir.join("a_pass.rhai"), "print(1);\n").expect("write a scenario");
+    let bin = env!("CARGO_BIN_EXE_sockscript");
+    let out = on_a_terminal(&format!("{bin} --test -j 2 {}", dir.display()), &[]);
+    out.code(1);
+    let screen = &out.stdout;
+    for raw in ["\x1b]52;", "\x1b[2J", "\x07"] {
+        assert!(
+            !screen.contains(raw),
+            "{raw:?} reached the terminal:\n{screen:?}"
+        );
+    }
+    assert!(
+        screen.contains("slow\\x1b]52;c;aGk=\\x07\\x1b[2J.rhai: FAILED"),
+        "{screen:?}"
+    );
+
+    // clap colours its errors on a terminal and quotes the value the user typed.
+    let out = on_a_terminal(
+        &format!("{bin} --jobs \"$HOSTILE\" {}", dir.display()),
+        &[("HOSTILE", "\x1b]52;c;aGk=\x07")],
+    );
+    out.code(2);
+    let screen = &out.stdout;
+    assert!(!screen.contains("\x1b]52;"), "{screen:?}");
+    assert!(screen.contains("\\x1b]52;c;aGk=\\x07"), "{screen:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }
