@@ -92,7 +92,10 @@ impl Diag {
         let diag = diag.with_labels(labels);
         let primary = self.labels.first().map(|&(offset, _, _)| {
             let line_start = self.source[..offset].rfind('\n').map_or(0, |i| i + 1);
-            (moved(offset), self.source[line_start..offset].chars().count())
+            (
+                moved(offset),
+                self.source[line_start..offset].chars().count(),
+            )
         });
         let report = miette::Report::new(diag).with_source_code(Shown {
             code: NamedSource::new(escape::line(&self.file), source.into_owned()),

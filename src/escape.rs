@@ -131,8 +131,19 @@ mod tests {
     #[test]
     fn what_is_unsafe() {
         let bad = [
-            '\0', '\x1b', '\x7f', '\u{80}', '\u{9f}', '\u{202a}', '\u{202e}', '\u{2069}',
-            '\u{fdd0}', '\u{fdef}', '\u{fffe}', '\u{1fffe}', '\u{10ffff}',
+            '\0',
+            '\x1b',
+            '\x7f',
+            '\u{80}',
+            '\u{9f}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2069}',
+            '\u{fdd0}',
+            '\u{fdef}',
+            '\u{fffe}',
+            '\u{1fffe}',
+            '\u{10ffff}',
         ];
         let good = [
             ' ', '~', '\u{a0}', '\u{2029}', '\u{2070}', '\u{fdcf}', '\u{fdf0}', '\u{fffd}',

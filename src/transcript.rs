@@ -332,7 +332,10 @@ mod tests {
         let printable = "bidi \u{202e}\u{2066}\u{2069} nonchar \u{fffe}\u{ffff}\u{fdd0}\u{10fffe}";
         for data in [hostile, printable] {
             let shown = render_payload(data.as_bytes(), "  ");
-            assert!(!shown.chars().any(|c| escape::is_unsafe(c) && c != '\n'), "{shown:?}");
+            assert!(
+                !shown.chars().any(|c| escape::is_unsafe(c) && c != '\n'),
+                "{shown:?}"
+            );
         }
         assert_eq!(
             render_payload(printable.as_bytes(), ""),

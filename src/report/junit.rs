@@ -202,9 +202,7 @@ mod tests {
             xml.contains(r"<system-out>␇␈␋␌\x7f \u{9b}31m \u{fdd0}\u{1fffe}</system-out>"),
             "{xml:?}"
         );
-        assert!(!xml
-            .chars()
-            .any(|c| escape::is_unsafe(c) && c != '\n'));
+        assert!(!xml.chars().any(|c| escape::is_unsafe(c) && c != '\n'));
     }
 
     #[test]

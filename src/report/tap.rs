@@ -120,9 +120,7 @@ fn quoted(text: &str) -> String {
 /// is TAP's escape character; a newline, which would end the line, and every other control
 /// character are shown as escapes first.
 fn description(name: &str) -> String {
-    escape::line(name)
-        .replace('\\', "\\\\")
-        .replace('#', "\\#")
+    escape::line(name).replace('\\', "\\\\").replace('#', "\\#")
 }
 
 #[cfg(test)]
