@@ -90,12 +90,10 @@ impl Diag {
                 }
             });
         let diag = diag.with_labels(labels);
-        let primary = self.labels.first().map(|&(offset, _, _)| {
-            let line_start = self.source[..offset].rfind('\n').map_or(0, |i| i + 1);
-            (
-                moved(offset),
-                self.source[line_start..offset].chars().count(),
-            )
+        let primary = self.labels.first().and_then(|&(offset, _, _)| {
+            let before = self.source.get(..offset)?;
+            let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+            Some((moved(offset), line.chars().count()))
         });
         let report = miette::Report::new(diag).with_source_code(Shown {
             code: NamedSource::new(escape::line(&self.file), source.into_owned()),
