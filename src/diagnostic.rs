@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, MietteError,
+    NamedSource, SourceCode, SourceSpan, SpanContents,
+};
 use rhai::{EvalAltResult, Map, Position};
 
+use crate::escape;
 use crate::net::fmt_duration;
 use crate::outcome::Status;
 use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
@@ -61,27 +65,40 @@ impl Diag {
         self
     }
 
-    /// The whole report, as miette draws it.
+    /// The whole report, as miette draws it. Everything in it that came from a script, a peer
+    /// or a file name is escaped first (see [`escape`]): the script's lines too, with each
+    /// label moved to where its word went, so it still points at it.
     pub fn render(&self, color: bool) -> String {
         // The code (`timeout`, `assertion`) is for reports to sort by; the message says it.
-        let mut diag = MietteDiagnostic::new(self.message.clone());
+        let mut diag = MietteDiagnostic::new(escape::text(&self.message));
         if let Some(help) = &self.help {
-            diag = diag.with_help(help.clone());
+            diag = diag.with_help(escape::text(help));
         }
+        let (source, moved) = escape::source(&self.source);
         let labels = self
             .labels
             .iter()
             .enumerate()
             .map(|(i, (offset, len, text))| {
+                let start = moved(*offset);
+                let span = (start, moved(offset + len) - start);
+                let text = Some(escape::text(text).into_owned());
                 if i == 0 {
-                    LabeledSpan::new_primary_with_span(Some(text.clone()), (*offset, *len))
+                    LabeledSpan::new_primary_with_span(text, span)
                 } else {
-                    LabeledSpan::new_with_span(Some(text.clone()), (*offset, *len))
+                    LabeledSpan::new_with_span(text, span)
                 }
             });
         let diag = diag.with_labels(labels);
-        let report = miette::Report::new(diag)
-            .with_source_code(NamedSource::new(&self.file, self.source.clone()));
+        let primary = self.labels.first().and_then(|&(offset, _, _)| {
+            let before = self.source.get(..offset)?;
+            let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+            Some((moved(offset), line.chars().count()))
+        });
+        let report = miette::Report::new(diag).with_source_code(Shown {
+            code: NamedSource::new(escape::line(&self.file), source.into_owned()),
+            primary,
+        });
         let theme = if color {
             GraphicalTheme::unicode()
         } else {
@@ -92,9 +109,66 @@ impl Diag {
             .with_width(WIDTH)
             .with_links(false);
         if handler.render_report(&mut out, report.as_ref()).is_err() {
-            return format!("error: {}", self.message);
+            return format!("error: {}", escape::text(&self.message));
         }
         out
+    }
+}
+
+/// The escaped script as miette reads it. The `[file:line:column]` heading gives the primary
+/// label's column as the script has it, in characters as rhai and editors count them, rather
+/// than miette's byte count in the escaped text.
+struct Shown {
+    code: NamedSource<String>,
+    /// The primary label's offset in the escaped text, and its 0-based column in the script.
+    primary: Option<(usize, usize)>,
+}
+
+impl SourceCode for Shown {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let contents = self.code.read_span(span, before, after)?;
+        match self.primary {
+            // miette reads the heading's position as the primary span without context.
+            Some((offset, column)) if (before, after) == (0, 0) && span.offset() == offset => {
+                Ok(Box::new(AtColumn { contents, column }))
+            }
+            _ => Ok(contents),
+        }
+    }
+}
+
+/// Span contents that say a column of their own.
+struct AtColumn<'a> {
+    contents: Box<dyn SpanContents<'a> + 'a>,
+    column: usize,
+}
+
+impl<'a> SpanContents<'a> for AtColumn<'a> {
+    fn data(&self) -> &'a [u8] {
+        self.contents.data()
+    }
+    fn span(&self) -> &SourceSpan {
+        self.contents.span()
+    }
+    fn name(&self) -> Option<&str> {
+        self.contents.name()
+    }
+    fn line(&self) -> usize {
+        self.contents.line()
+    }
+    fn column(&self) -> usize {
+        self.column
+    }
+    fn line_count(&self) -> usize {
+        self.contents.line_count()
+    }
+    fn language(&self) -> Option<&str> {
+        self.contents.language()
     }
 }
 
@@ -350,6 +424,23 @@ fn span(source: &str, pos: Position) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_lines_file_names_and_messages_are_escaped_and_labels_stay_on_their_word() {
+        let src = "let s = \"\x1b[2J\u{202e}\"; fail(s);\n";
+        let diag = Diag::new("failed", "got \x1b]52;c;aGk=\x07", "a\x1b[7m.rhai", src)
+            .label(Position::new(1, 18), "failed \u{fffe} here")
+            .help(Some("left: \u{9b}\nright: 1".into()));
+        // The heading says the column in the script (18); the label is under `fail`.
+        assert_eq!(
+            diag.render(false),
+            "  × got \\x1b]52;c;aGk=\\x07\n   ╭─[a\\x1b[7m.rhai:1:18]\n \
+             1 │ let s = \"\\x1b[2J\\u{202e}\"; fail(s);\n   \
+             ·                            ──┬─\n   \
+             ·                              ╰── failed \\u{fffe} here\n   ╰────\n  \
+             help: left: \\u{9b}\n        right: 1\n"
+        );
+    }
 
     #[test]
     fn spans_cover_the_word_at_a_position() {

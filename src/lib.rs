@@ -8,9 +8,12 @@
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports.
+//! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
+//!   reports: every view passes such text through it.
 
 pub mod cli;
 pub mod diagnostic;
+pub mod escape;
 pub mod net;
 pub mod options;
 pub mod outcome;
@@ -39,18 +42,39 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Run sockscript with these arguments (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            print_clap_error(&e, &args);
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
     match options::Options::resolve(cli) {
         Ok(options) => run::run(options),
         Err(e) => {
-            report::console::eprintln(&format!("error: {e}"));
+            report::console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
             EXIT_USAGE
         }
+    }
+}
+
+/// clap quotes what the user typed and, on a terminal, prints it as it is. When an argument
+/// holds control characters, the same error is made again from the arguments escaped, so it
+/// quotes them visibly; failing that, it is printed escaped and without colour.
+fn print_clap_error(e: &clap::Error, args: &[OsString]) {
+    let hostile = |a: &OsString| a.to_string_lossy().chars().any(escape::is_unsafe);
+    if !args.iter().any(hostile) {
+        let _ = e.print();
+        return;
+    }
+    let escaped = args
+        .iter()
+        .map(|a| OsString::from(escape::line(&a.to_string_lossy()).into_owned()));
+    match cli::Cli::try_parse_from(escaped) {
+        Err(again) if again.kind() == e.kind() => {
+            let _ = again.print();
+        }
+        _ => report::console::eprint(&escape::text(&e.render().to_string())),
     }
 }

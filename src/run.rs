@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::runtime::Runtime;
 
 use crate::diagnostic;
+use crate::escape;
 use crate::net::{CancelReason, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
@@ -116,7 +117,7 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
     let scenario = match Scenario::load(path, path.display().to_string()) {
         Ok(s) => s,
         Err(e) => {
-            console::eprintln(&format!("error: {e}"));
+            console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
             return match e {
                 LoadError::Unreadable(_) => crate::EXIT_USAGE,
                 LoadError::NotText(_) => crate::EXIT_COMPILE,
@@ -147,7 +148,7 @@ fn run_suite(
     let found = match scenario::discover(paths) {
         Ok(f) => f,
         Err(e) => {
-            console::eprintln(&format!("error: {e}"));
+            console::eprintln(&format!("error: {}", escape::text(&e)));
             return crate::EXIT_USAGE;
         }
     };
@@ -160,7 +161,7 @@ fn run_suite(
     if files.is_empty() && !options.filters.is_empty() && shard.is_none() {
         console::eprintln(&format!(
             "error: no scenario matches --filter {}",
-            options.filters.join(", ")
+            escape::line(&options.filters.join(", "))
         ));
         return crate::EXIT_USAGE;
     }
@@ -284,7 +285,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.push(name.to_owned());
-            bar.set_message(running.join(", "));
+            bar.set_message(escape::line(&running.join(", ")).into_owned());
         }
     }
 
@@ -294,7 +295,7 @@ impl Progress {
             Some(bar) => {
                 let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
                 running.retain(|n| n != name);
-                bar.set_message(running.join(", "));
+                bar.set_message(escape::line(&running.join(", ")).into_owned());
                 bar.println(text.trim_end());
                 bar.inc(1);
             }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::escape;
+
 /// How much of each payload the transcript keeps.
 pub const PREVIEW_BYTES: usize = 1024;
 /// How many events a transcript keeps before it counts the rest as dropped.
@@ -209,15 +211,19 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// One line per event (and a hexdump under it for binary payloads), as `--trace` prints.
+/// One line per event (and a hexdump under it for binary payloads), as `--trace` prints. Task
+/// names, addresses (a Unix socket's path is anyone's text) and notes are escaped, and so are
+/// payloads (see [`render_payload`]): the terminal shows what a peer sent, it does not obey it.
 pub fn render_event(event: &Event) -> String {
     let mut out = format!(
         "[{:>9.3}ms] {:<8} {:<8}",
         event.at.as_secs_f64() * 1000.0,
-        event.task,
+        escape::line(&event.task),
         event.kind.as_str()
     );
-    match (&event.local, &event.peer) {
+    let local = event.local.as_deref().map(escape::line);
+    let peer = event.peer.as_deref().map(escape::line);
+    match (local, peer) {
         (Some(l), Some(p)) => {
             let arrow = match event.kind {
                 EventKind::Recv | EventKind::Eof | EventKind::Accept => "<-",
@@ -237,7 +243,7 @@ pub fn render_event(event: &Event) -> String {
         let _ = write!(out, " ({} bytes)", event.len);
     }
     if let Some(note) = &event.note {
-        let _ = write!(out, ": {note}");
+        let _ = write!(out, ": {}", escape::text(note));
     }
     if !event.data.is_empty() {
         out.push('\n');
@@ -249,7 +255,9 @@ pub fn render_event(event: &Event) -> String {
     out
 }
 
-/// Text as an escaped quoted string when it is printable UTF-8, else a hexdump.
+/// Text as an escaped quoted string when it is printable UTF-8, else a hexdump. Either way
+/// nothing unsafe for a terminal is left: Rust's `{:?}` escapes controls, bidi overrides and
+/// noncharacters, and the hexdump shows only printable ASCII.
 pub fn render_payload(data: &[u8], indent: &str) -> String {
     match std::str::from_utf8(data) {
         Ok(text) if is_printable(text) => format!("{indent}{text:?}"),
@@ -316,6 +324,39 @@ mod tests {
     fn payload_prefers_text() {
         assert_eq!(render_payload(b"hi\n", ""), "\"hi\\n\"");
         assert!(render_payload(b"\x00\x01", "").starts_with("00000000"));
+    }
+
+    #[test]
+    fn payloads_and_events_show_nothing_a_terminal_would_obey() {
+        let hostile = "\x1b[2J\x1b]52;c;aGVsbG8=\x07 \u{9b} \u{202e}\u{2066} \u{fffe}\u{ffff}\u{fdd0}\u{1fffe} \x7f";
+        let printable = "bidi \u{202e}\u{2066}\u{2069} nonchar \u{fffe}\u{ffff}\u{fdd0}\u{10fffe}";
+        for data in [hostile, printable] {
+            let shown = render_payload(data.as_bytes(), "  ");
+            assert!(
+                !shown.chars().any(|c| escape::is_unsafe(c) && c != '\n'),
+                "{shown:?}"
+            );
+        }
+        assert_eq!(
+            render_payload(printable.as_bytes(), ""),
+            "\"bidi \\u{202e}\\u{2066}\\u{2069} nonchar \\u{fffe}\\u{ffff}\\u{fdd0}\\u{10fffe}\""
+        );
+        let event = Event {
+            at: Duration::ZERO,
+            task: "task\x1b[2J".into(),
+            kind: EventKind::Error,
+            local: Some("unix:/tmp/s\x1b]52;c;aGk=\x07".into()),
+            peer: Some("unix:\u{202e}".into()),
+            data: Bytes::from_static(b"\x1b[2J"),
+            len: 4,
+            note: Some("connect to `\x1b[2J` failed\nsecond line".into()),
+        };
+        assert_eq!(
+            render_event(&event),
+            "[    0.000ms] task\\x1b[2J error    unix:/tmp/s\\x1b]52;c;aGk=\\x07 -> unix:\\u{202e}: \
+             connect to `\\x1b[2J` failed\nsecond line\n    \
+             00000000  1b 5b 32 4a                                       |.[2J|"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`scenarios`]: every file in `scenarios/` passes, or fails as its header says.
 //! - [`api`]: the scripting API's semantics, asserted from inside rhai.
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
+//! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
+//!   every report parses with a strict parser.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
@@ -21,6 +23,7 @@ mod api;
 mod cli;
 mod deadlines;
 mod diagnostics;
+mod escaping;
 mod fuzz;
 mod hang;
 mod hostile;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::escape;
 use crate::outcome::{Outcome, Status};
 
 const NAME: &str = "sockscript";
@@ -56,19 +57,22 @@ fn not_passed(o: &Outcome, kind: NonSuccessKind) -> TestCaseStatus {
     status
 }
 
-/// XML 1.0 cannot hold most control characters, not even as `&#1;`, and quick-junit drops them
-/// (and whole ANSI escape sequences). A peer's stray byte is evidence, so it is kept visible as
-/// its Unicode control picture (`\x01` becomes `␁`) instead, or as `�` where it has none.
+/// XML 1.0 cannot hold most control characters, not even as `&#1;`, nor U+FFFE and U+FFFF,
+/// and quick-junit drops control characters (and whole ANSI escape sequences). A peer's stray
+/// byte is evidence, so it is kept visible: a C0 control as its Unicode control picture (`\x01`
+/// becomes `␁`), anything else a dashboard should not act on (DEL, C1 controls, bidi
+/// overrides, noncharacters) as its escape (`\u{9b}`, see [`crate::escape`]).
 fn xml_text(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\t' | '\n' | '\r' => c,
-            '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            // C1 controls have no pictures, and quick-junit would drop them.
-            '\u{80}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
-            _ => c,
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            '\0'..='\x1f' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
+            c if escape::is_unsafe(c) => escape::push_escaped(&mut out, c),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -187,20 +191,18 @@ mod tests {
     #[test]
     fn control_characters_become_visible_and_legal() {
         assert_eq!(
-            xml_text("a\x00b\x01\t\n\r\x1b\u{ffff}é"),
-            "a␀b␁\t\n\r␛\u{fffd}é"
+            xml_text("a\x00b\x01\t\n\r\x1b\u{ffff}\u{202e}é"),
+            "a␀b␁\t\n\r␛\\u{ffff}\\u{202e}é"
         );
         let mut o = outcome("x\x02.rhai", Status::Passed, None);
-        o.stdout = "\x07\x08\x0b\x0c\x7f \u{9b}31m".into();
+        o.stdout = "\x07\x08\x0b\x0c\x7f \u{9b}31m \u{fdd0}\u{1fffe}".into();
         let xml = render(&[o], Duration::ZERO);
         assert!(xml.contains(r#"<testcase name="x␂.rhai""#), "{xml}");
         assert!(
-            xml.contains("<system-out>␇␈␋␌\x7f \u{fffd}31m</system-out>"),
+            xml.contains(r"<system-out>␇␈␋␌\x7f \u{9b}31m \u{fdd0}\u{1fffe}</system-out>"),
             "{xml:?}"
         );
-        assert!(!xml
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\x7f')));
+        assert!(!xml.chars().any(|c| escape::is_unsafe(c) && c != '\n'));
     }
 
     #[test]

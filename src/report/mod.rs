@@ -25,9 +25,10 @@ pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) -> 
     for (path, render) in wanted {
         let Some(path) = path else { continue };
         if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
+            let path = path.display().to_string();
             console::eprintln(&format!(
                 "error: cannot write the report `{}`: {e}",
-                path.display()
+                crate::escape::line(&path)
             ));
             ok = false;
         }

@@ -4,11 +4,15 @@
 //!
 //! The YAML is the subset Perl's TAP::Parser reads (`YAMLish`): `|` block scalars with every
 //! line indented (even blank ones, or the block ends there), and double-quoted strings using
-//! only the escapes it knows (`\" \\ \n \t \r \xHH`).
+//! the escapes it knows (`\" \\ \n \t \r \xHH`) for every control character. A strict YAML
+//! parser rejects the noncharacters (U+FFFE, U+FFFF, …) as they are, so they and the bidi
+//! overrides are written as YAML's `\uHHHH` and `\UHHHHHHHH`, which YAMLish leaves as text.
+//! Nothing unsafe for a terminal is left in the stream as it is (see [`crate::escape`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::escape;
 use crate::outcome::{Outcome, Status};
 
 /// The run as a TAP 13 stream.
@@ -66,13 +70,14 @@ fn yaml_block(out: &mut String, o: &Outcome) {
 }
 
 /// Multi-line text as a `|` block scalar, which keeps it readable in the file. A block cannot
-/// hold control characters, and its first line sets its indentation, so text that starts with
-/// a space or holds a control character is written as one quoted line instead.
+/// hold escapes, and its first line sets its indentation, so text that starts with a space or
+/// holds a control character, a noncharacter or a bidi override is written as one quoted line
+/// instead.
 fn text_field(out: &mut String, key: &str, text: &str) {
     let text = text.trim_end_matches('\n');
     let blockable = !text.starts_with([' ', '\t'])
         && !text.is_empty()
-        && !text.chars().any(|c| c.is_control() && c != '\n');
+        && !text.chars().any(|c| escape::is_unsafe(c) && c != '\n');
     if !blockable {
         let _ = writeln!(out, "  {key}: {}", quoted(text));
         return;
@@ -98,6 +103,12 @@ fn quoted(text: &str) -> String {
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
+            c if escape::is_unsafe(c) && u32::from(c) <= 0xffff => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c if escape::is_unsafe(c) => {
+                let _ = write!(out, "\\U{:08X}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -105,12 +116,11 @@ fn quoted(text: &str) -> String {
     out
 }
 
-/// A test point's description: `#` would start a directive (`# SKIP`) and a newline would end
-/// the line, so both are escaped, and so is the escape character.
+/// A test point's description: `#` would start a directive (`# SKIP`), so it is escaped, and so
+/// is TAP's escape character; a newline, which would end the line, and every other control
+/// character are shown as escapes first.
 fn description(name: &str) -> String {
-    name.replace('\\', "\\\\")
-        .replace('#', "\\#")
-        .replace(['\n', '\r'], " ")
+    escape::line(name).replace('\\', "\\\\").replace('#', "\\#")
 }
 
 #[cfg(test)]
@@ -212,10 +222,20 @@ not ok 4 - broken.rhai
         text_field(&mut out, "stdout", "  indented\nnext\n");
         text_field(&mut out, "stdout", "bell\x07 \u{85}\\");
         text_field(&mut out, "stdout", "two\nlines\n\n");
+        text_field(&mut out, "stdout", "odd\u{fffe}\u{202e}\u{1ffff}\nend");
         assert_eq!(
             out,
             "  stdout: \"  indented\\nnext\"\n  stdout: \"bell\\x07 \\x85\\\\\"\n  \
-             stdout: |\n    two\n    lines\n"
+             stdout: |\n    two\n    lines\n  \
+             stdout: \"odd\\uFFFE\\u202E\\U0001FFFF\\nend\"\n"
+        );
+    }
+
+    #[test]
+    fn descriptions_show_control_characters_escaped() {
+        assert_eq!(
+            description("a\x1b[2J #1\n\u{202e}.rhai"),
+            "a\\\\x1b[2J \\#1\\\\n\\\\u{202e}.rhai"
         );
     }
 }

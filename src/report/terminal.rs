@@ -1,9 +1,12 @@
 //! What test mode prints on stderr: a line per scenario as it ends, then the failures with
-//! their diagnostics and captured output, then the summary.
+//! their diagnostics and captured output, then the summary. Names and captured output are
+//! escaped here (diagnostics and transcript events escape their own parts): nothing a script
+//! printed or a file is called reaches the terminal as control characters.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::escape;
 use crate::outcome::{Outcome, Status};
 use crate::transcript::render_event;
 
@@ -19,7 +22,7 @@ pub fn status_line(o: &Outcome) -> String {
     };
     format!(
         "{}: {} ({conns}, {} ms{retried})\n",
-        o.name,
+        escape::line(&o.name),
         o.status.as_str(),
         o.duration.as_millis()
     )
@@ -45,14 +48,14 @@ pub fn summary(outcomes: &[Outcome], elapsed: Duration, color: bool) -> String {
         out.push_str("\nfailures:\n");
     }
     for o in &failed {
-        let _ = writeln!(out, "\n---- {} ----", o.name);
+        let _ = writeln!(out, "\n---- {} ----", escape::line(&o.name));
         if let Some(d) = &o.diagnostic {
             out.push_str(&d.render(color));
         }
         if !o.stdout.is_empty() {
             let _ = writeln!(out, "output:");
             for line in o.stdout.lines() {
-                let _ = writeln!(out, "  | {line}");
+                let _ = writeln!(out, "  | {}", escape::text(line));
             }
         }
     }
