@@ -9,6 +9,7 @@ use rhai::{EvalAltResult, Map, Position};
 
 use crate::net::fmt_duration;
 use crate::outcome::Status;
+use crate::redact::Redactor;
 use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
 use crate::transcript::render_payload;
 
@@ -99,7 +100,15 @@ impl Diag {
 }
 
 /// Classify a failure and describe it.
-pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) -> (Status, Diag) {
+/// `redact` masks secrets in the bytes it shows (a hexdump cannot be masked once drawn); the
+/// caller masks the words of the result.
+pub fn describe(
+    failure: &Failure,
+    file: &str,
+    source: &str,
+    timeout: Duration,
+    redact: &Redactor,
+) -> (Status, Diag) {
     match failure {
         Failure::Compile(err) => {
             let what = err.err_type().to_string();
@@ -136,7 +145,9 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
             Diag::new("interrupted", "the run was interrupted", file, source)
                 .label(*at, "the main script was here"),
         ),
-        Failure::Raised { error, task } => raised(error, task.as_ref(), file, source, timeout),
+        Failure::Raised { error, task } => {
+            raised(error, task.as_ref(), file, source, timeout, redact)
+        }
     }
 }
 
@@ -146,6 +157,7 @@ fn raised(
     file: &str,
     source: &str,
     timeout: Duration,
+    redact: &Redactor,
 ) -> (Status, Diag) {
     let inner = error.unwrap_inner();
     let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
@@ -174,7 +186,7 @@ fn raised(
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
                 Some(map) if map.contains_key("kind") => {
-                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout);
+                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout, redact);
                     (Status::Errored, diag)
                 }
                 _ => (
@@ -249,6 +261,7 @@ fn socket_error(
     file: &str,
     source: &str,
     timeout: Duration,
+    redact: &Redactor,
 ) -> Diag {
     let get = |k: &str| {
         map.get(k)
@@ -268,7 +281,7 @@ fn socket_error(
         Some(bytes) => help.push(format!(
             "received so far ({} bytes, not consumed):\n{}",
             bytes.len(),
-            render_payload(&bytes, "  ")
+            render_payload(&redact.bytes(&bytes), "  ")
         )),
         None if get("waiting_for").is_some() => help.push("nothing had arrived".into()),
         None => {}

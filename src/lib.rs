@@ -8,12 +8,14 @@
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports.
+//! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.
 
 pub mod cli;
 pub mod diagnostic;
 pub mod net;
 pub mod options;
 pub mod outcome;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;

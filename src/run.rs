@@ -339,9 +339,11 @@ pub fn execute(
 ) -> Outcome {
     let started = Instant::now();
     let transcript = if live_trace {
-        Transcript::with_live(started, |event| {
+        let redactor = options.redactor.clone();
+        Transcript::with_live(started, move |event| {
+            let event = redactor.event(event);
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", render_event(event));
+            let _ = writeln!(err, "{}", render_event(&event));
         })
     } else {
         Transcript::new(started)
@@ -357,6 +359,8 @@ pub fn execute(
         max_time: options.max_time,
         vars: options.vars.clone(),
         limits: options.script_limits.clone(),
+        redactor: options.redactor.clone(),
+        env: options.env.clone(),
     };
     let result = script::Scenario::compile(&scenario.source, session.clone(), output, config)
         .and_then(|compiled| {
@@ -370,13 +374,18 @@ pub fn execute(
     let (status, diagnostic) = match result {
         Ok(()) => (Status::Passed, None),
         Err(failure) => {
-            let (status, diag) =
-                diagnostic::describe(&failure, &scenario.name, &scenario.source, options.timeout);
+            let (status, diag) = diagnostic::describe(
+                &failure,
+                &scenario.name,
+                &scenario.source,
+                options.timeout,
+                &options.redactor,
+            );
             (status, Some(diag))
         }
     };
     let (events, _dropped) = transcript.snapshot();
-    Outcome {
+    let mut outcome = Outcome {
         name: scenario.name.clone(),
         status,
         duration,
@@ -385,5 +394,8 @@ pub fn execute(
         transcript: events,
         diagnostic,
         attempts: 1,
-    }
+    };
+    // Once, before any view (terminal, `--trace`, reports) reads it.
+    options.redactor.outcome(&mut outcome);
+    outcome
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use crate::net::{CancelReason, Session};
+use crate::redact::Redactor;
 
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use value::{parse_duration, parse_var};
@@ -50,6 +51,29 @@ pub struct Config {
     /// `--var` constants, visible to the script by name.
     pub vars: Vec<(String, Dynamic)>,
     pub limits: Limits,
+    /// The secrets, masked in what `print` writes.
+    pub redactor: Redactor,
+    /// What `env(name)` may read.
+    pub env: EnvAccess,
+}
+
+/// Which environment variables `env(name)` may read: by default none.
+#[derive(Debug, Clone, Default)]
+pub struct EnvAccess {
+    /// Every variable (`--allow-env '*'`).
+    pub all: bool,
+    /// These names (`--allow-env NAME`).
+    pub names: Vec<String>,
+    /// Names that start with one of these (`SOCKSCRIPT_VAR_`, `SOCKSCRIPT_SECRET_`).
+    pub prefixes: Vec<String>,
+}
+
+impl EnvAccess {
+    pub fn allows(&self, name: &str) -> bool {
+        self.all
+            || self.names.iter().any(|n| n == name)
+            || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
 }
 
 /// Where `print` goes: stdout as it happens (run mode), or a per-scenario buffer (test mode).
@@ -116,7 +140,7 @@ impl Scenario {
         config: Config,
     ) -> Result<Scenario, Failure> {
         let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
-        let engine = Arc::new(engine::build(&ctx, &config.limits));
+        let engine = Arc::new(engine::build(&ctx, &config));
         let ast = engine
             .compile_with_scope(&var_scope(&config), source)
             .map_err(Failure::Compile)?;
