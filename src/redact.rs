@@ -4,10 +4,12 @@
 //! renderers that never see a secret. Which values are secret is decided in `options.rs`.
 //!
 //! A secret is matched in the text or bytes of one piece at a time (a printed line, an event's
-//! payload, a diagnostic field): one that arrives split across two transcript events is not
-//! recognised in either.
+//! payload, a diagnostic field). In a finished transcript, a secret split across two
+//! consecutive payloads of one stream (a read that returned half of it) is masked too; the live
+//! `--trace` has printed the first half before the second arrives, so there it is not.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use memchr::memmem::Finder;
 
 use crate::diagnostic::Diag;
 use crate::outcome::Outcome;
-use crate::transcript::Event;
+use crate::transcript::{Event, EventKind};
 
 /// What a secret is replaced by.
 pub const MASK: &str = "***";
@@ -178,6 +180,56 @@ impl Redactor {
         for event in &mut outcome.transcript {
             self.event_in_place(event);
         }
+        self.across_events(&mut outcome.transcript);
+    }
+
+    /// Mask a secret split across two consecutive payloads of one stream (same direction and
+    /// addresses), in both. Only a payload kept whole joins the next one: after a preview cut
+    /// short, the next payload does not continue what is shown. A secret spread over three
+    /// payloads or more is not found.
+    fn across_events(&self, events: &mut [Event]) {
+        let Some(longest) = self.needles.as_deref().and_then(|n| n.first()) else {
+            return;
+        };
+        let reach = longest.needle().len() - 1;
+        if reach == 0 {
+            return;
+        }
+        type Stream = (&'static str, Option<Arc<str>>, Option<Arc<str>>);
+        let mut last: HashMap<Stream, usize> = HashMap::new();
+        for i in 0..events.len() {
+            let event = &events[i];
+            if !matches!(event.kind, EventKind::Send | EventKind::Recv) {
+                continue;
+            }
+            let stream = (event.kind.as_str(), event.local.clone(), event.peer.clone());
+            let Some(p) = last.insert(stream, i) else {
+                continue;
+            };
+            let (a, b) = (&events[p].data, &events[i].data);
+            if events[p].len != a.len() {
+                continue;
+            }
+            let tail = a.len().min(reach);
+            let mut window = a[a.len() - tail..].to_vec();
+            window.extend_from_slice(&b[..b.len().min(reach)]);
+            let Some(found) = self.matches(&window) else {
+                continue;
+            };
+            let Some(&(start, end)) = found.iter().find(|(s, e)| *s < tail && *e > tail) else {
+                continue;
+            };
+            let cut_a = a.len() - tail + start;
+            let mut new_a = a[..cut_a].to_vec();
+            new_a.extend_from_slice(MASK.as_bytes());
+            let mut new_b = MASK.as_bytes().to_vec();
+            new_b.extend_from_slice(&b[end - tail..]);
+            for (j, data) in [(p, new_a), (i, new_b)] {
+                let e = &mut events[j];
+                e.len = e.len - e.data.len() + data.len();
+                e.data = Bytes::from(data);
+            }
+        }
     }
 
     /// Mask a diagnostic's words and the script it quotes, moving its labels with the text.
@@ -235,7 +287,6 @@ fn splice(data: &[u8], found: &[(usize, usize)]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::outcome::Status;
-    use crate::transcript::EventKind;
     use std::time::Duration;
 
     #[test]
@@ -296,6 +347,48 @@ mod tests {
         assert_eq!(clean.note.as_deref(), Some("sent ***"));
         let plain = Redactor::new(["zzz"]);
         assert!(matches!(plain.event(&event), Cow::Borrowed(_)));
+    }
+
+    fn event(kind: EventKind, peer: &str, data: &'static [u8], len: usize) -> Event {
+        Event {
+            at: Duration::ZERO,
+            task: "main".into(),
+            kind,
+            local: Some("127.0.0.1:1".into()),
+            peer: Some(peer.into()),
+            data: Bytes::from_static(data),
+            len,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_secret_split_across_two_reads_of_a_stream_is_masked_in_both() {
+        let mut o = Outcome::for_test("a.rhai", Status::Passed, None, Duration::ZERO);
+        o.transcript = vec![
+            event(EventKind::Recv, "127.0.0.1:2", b"auth s3c", 8),
+            // Another stream and another direction in between do not break the stream.
+            event(EventKind::Recv, "127.0.0.1:3", b"r3t-xyz", 7),
+            event(EventKind::Send, "127.0.0.1:2", b"r3t-xyz", 7),
+            event(EventKind::Recv, "127.0.0.1:2", b"r3t-xyz ok", 10),
+            // A preview cut short is not continued by the next payload.
+            event(EventKind::Send, "127.0.0.1:4", b"s3c", 2000),
+            event(EventKind::Send, "127.0.0.1:4", b"r3t-xyz", 7),
+        ];
+        Redactor::new(["s3cr3t-xyz"]).outcome(&mut o);
+        let shown: Vec<(&[u8], usize)> =
+            o.transcript.iter().map(|e| (&e.data[..], e.len)).collect();
+        assert_eq!(
+            shown,
+            [
+                (&b"auth ***"[..], 8),
+                (b"r3t-xyz", 7),
+                (b"r3t-xyz", 7),
+                (b"*** ok", 6),
+                (b"s3c", 2000),
+                (b"r3t-xyz", 7),
+            ]
+        );
     }
 
     #[test]

@@ -185,6 +185,24 @@ conn.timeout = 300;
 conn.recv_until("never");
 "#;
 
+/// Sends the secret in two pieces, the second only once the first has been read: it is in the
+/// transcript as two sends and two reads.
+const TOKEN_IN_TWO_PIECES: &str = r#"
+let server = listen("127.0.0.1:0");
+let ready = channel();
+let sender = spawn(|| {
+    let c = server.accept();
+    c.send(TOKEN.sub_string(0, 3));
+    ready.recv();
+    c.send(TOKEN.sub_string(3));
+    c.recv_all();
+});
+let conn = connect(server.addr);
+let first = conn.recv_exact(3);
+ready.send(1);
+assert_eq(first + conn.recv_exact(TOKEN.len() - 3), TOKEN);
+"#;
+
 #[test]
 fn a_secret_is_masked_in_run_mode_output_and_trace() {
     let out = Test::new()
@@ -206,6 +224,7 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
     let out = Test::new()
         .write("suite/a_uses_token.rhai", USES_TOKEN)
         .write("suite/b_hexdump.rhai", TOKEN_IN_A_HEXDUMP)
+        .write("suite/c_pieces.rhai", TOKEN_IN_TWO_PIECES)
         .path("suite")
         .args(&["--trace", "--secret", &format!("TOKEN={SECRET}")])
         // An empty secret masks nothing.
@@ -219,6 +238,10 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
     // The hexdump's bytes: `73 33 63 72 33 74` is `s3cr3t`.
     nowhere(&texts, "73 33 63 72");
     nowhere(&texts, "7333637233");
+    // Split across two events of a stream, it is masked in both.
+    nowhere(&texts, "r3t-xyz");
+    nowhere(&texts, "\"s3c\"");
+    in_each(&texts, &["stderr"], "c_pieces.rhai: ok");
     in_each(
         &texts,
         &["stderr", "junit", "tap", "json"],
