@@ -87,9 +87,14 @@ fn structure(pem: &str) -> Option<String> {
     for (i, line) in pem.split('\n').enumerate() {
         let n = i + 1;
         let line = line.trim_end();
-        if line.contains("-----BEGIN") && line.contains("\\n") {
+        if line.contains("-----") && line.contains("\\n") {
+            let what = if line.starts_with("-----END") {
+                "an END line"
+            } else {
+                "a PEM header"
+            };
             return Some(format!(
-                "line {n} is not a PEM header: was `\\n` written literally?"
+                "line {n} is not {what}: was `\\n` written literally?"
             ));
         }
         if line.starts_with("-----BEGIN ") {
@@ -145,8 +150,13 @@ fn structure(pem: &str) -> Option<String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
             {
+                let literal = if body.contains("\\n") {
+                    ": was `\\n` written literally?"
+                } else {
+                    ""
+                };
                 return Some(format!(
-                    "line {n}, in the {} block of line {m}, is not base64",
+                    "line {n}, in the {} block of line {m}, is not base64{literal}",
                     shown(open_label)
                 ));
             }
@@ -208,6 +218,19 @@ mod tests {
             &literal,
             Want::Certificate,
             "line 1 is not a PEM header: was `\\n` written literally?",
+        );
+    }
+
+    #[test]
+    fn a_literal_backslash_n_in_the_body_or_end_line_is_named() {
+        let body =
+            format!("-----BEGIN CERTIFICATE-----\n{BODY}\\n{BODY}\n-----END CERTIFICATE-----\n");
+        says(&body, Want::Certificate, "line 2, in the `CERTIFICATE` block of line 1, is not base64: was `\\n` written literally?");
+        let end = format!("-----BEGIN CERTIFICATE-----\n{BODY}\n-----END CERTIFICATE-----\\n");
+        says(
+            &end,
+            Want::Certificate,
+            "line 3 is not an END line: was `\\n` written literally?",
         );
     }
 
