@@ -53,6 +53,19 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
 
+    /// A constant like `--var` whose value is shown as `***` in everything sockscript writes:
+    /// printed output, `--trace`, diagnostics and reports. Repeatable. A command line can be
+    /// read by other users of the machine (`ps`): in CI prefer the environment variable
+    /// `SOCKSCRIPT_SECRET_<NAME>`, which defines a secret the same way.
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    pub secrets: Vec<String>,
+
+    /// Let the scripts' `env(NAME)` read the environment variable NAME; `*` allows every one.
+    /// Repeatable. Without it, `env` reads only `SOCKSCRIPT_VAR_*` and `SOCKSCRIPT_SECRET_*`
+    /// (a secret read so is shown as `***` too), so a script cannot put a CI token in a report.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
+
     /// Change a limit that protects the machine: `line` (longest line or match searched,
     /// default 1MiB), `buffer` (bytes a connection buffers, 64MiB), `handles` (sockets open at
     /// once, 50000), `tasks` (tasks a scenario starts, 10000), `operations` (script steps per

@@ -13,6 +13,7 @@ use rhai::{EvalAltResult, Map, Position};
 use crate::escape;
 use crate::net::fmt_duration;
 use crate::outcome::Status;
+use crate::redact::Redactor;
 use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
 use crate::transcript::render_payload;
 
@@ -173,7 +174,15 @@ impl<'a> SpanContents<'a> for AtColumn<'a> {
 }
 
 /// Classify a failure and describe it.
-pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) -> (Status, Diag) {
+/// `redact` masks secrets in the bytes it shows (a hexdump cannot be masked once drawn); the
+/// caller masks the words of the result.
+pub fn describe(
+    failure: &Failure,
+    file: &str,
+    source: &str,
+    timeout: Duration,
+    redact: &Redactor,
+) -> (Status, Diag) {
     match failure {
         Failure::Compile(err) => {
             let what = err.err_type().to_string();
@@ -235,7 +244,7 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
             (Status::Errored, diag)
         }
         Failure::LeftBehind { cause, compiling } => {
-            let (status, mut diag) = describe(cause, file, source, timeout);
+            let (status, mut diag) = describe(cause, file, source, timeout, redact);
             let note = if *compiling {
                 "the script was still being compiled; its thread was left behind".to_owned()
             } else {
@@ -251,7 +260,9 @@ pub fn describe(failure: &Failure, file: &str, source: &str, timeout: Duration) 
             });
             (status, diag)
         }
-        Failure::Raised { error, task } => raised(error, task.as_ref(), file, source, timeout),
+        Failure::Raised { error, task } => {
+            raised(error, task.as_ref(), file, source, timeout, redact)
+        }
     }
 }
 
@@ -261,6 +272,7 @@ fn raised(
     file: &str,
     source: &str,
     timeout: Duration,
+    redact: &Redactor,
 ) -> (Status, Diag) {
     let inner = error.unwrap_inner();
     let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
@@ -289,7 +301,7 @@ fn raised(
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
                 Some(map) if map.contains_key("kind") => {
-                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout);
+                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout, redact);
                     (Status::Errored, diag)
                 }
                 _ => (
@@ -364,6 +376,7 @@ fn socket_error(
     file: &str,
     source: &str,
     timeout: Duration,
+    redact: &Redactor,
 ) -> Diag {
     let get = |k: &str| {
         map.get(k)
@@ -383,7 +396,7 @@ fn socket_error(
         Some(bytes) => help.push(format!(
             "received so far ({} bytes, not consumed):\n{}",
             bytes.len(),
-            render_payload(&bytes, "  ")
+            render_payload(&redact.bytes(&bytes), "  ")
         )),
         None if get("waiting_for").is_some() => help.push("nothing had arrived".into()),
         None => {}

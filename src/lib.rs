@@ -10,6 +10,7 @@
 //!   [`diagnostic`] turns rhai positions into miette reports.
 //! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
 //!   reports: every view passes such text through it.
+//! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.
 
 pub mod cli;
 pub mod diagnostic;
@@ -17,6 +18,7 @@ pub mod escape;
 pub mod net;
 pub mod options;
 pub mod outcome;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;

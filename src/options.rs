@@ -8,10 +8,13 @@ use std::time::Duration;
 use rhai::Dynamic;
 
 use crate::cli::{Cli, ColorWhen};
-use crate::script::parse_var;
+use crate::redact::Redactor;
+use crate::script::{parse_var, EnvAccess};
 
 /// Environment variables named `SOCKSCRIPT_VAR_<name>` become variables too.
 pub const ENV_VAR_PREFIX: &str = "SOCKSCRIPT_VAR_";
+/// Environment variables named `SOCKSCRIPT_SECRET_<name>` become secret variables.
+pub const ENV_SECRET_PREFIX: &str = "SOCKSCRIPT_SECRET_";
 
 #[derive(Debug, Clone)]
 pub enum Mode {
@@ -45,6 +48,10 @@ pub struct Options {
     pub timeout: Duration,
     pub max_time: Duration,
     pub vars: Vec<(String, Dynamic)>,
+    /// The values of `--secret` and `SOCKSCRIPT_SECRET_*`, masked in every output.
+    pub redactor: Redactor,
+    /// What the scripts' `env(name)` may read.
+    pub env: EnvAccess,
     pub trace: bool,
     pub color: bool,
     pub check: bool,
@@ -92,6 +99,7 @@ impl Options {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let (vars, secrets) = vars(&cli.vars, cli.vars_file.as_ref(), &cli.secrets)?;
         Ok(Options {
             mode,
             jobs,
@@ -100,7 +108,9 @@ impl Options {
             retry: cli.retry,
             timeout,
             max_time,
-            vars: vars(&cli.vars, cli.vars_file.as_ref())?,
+            vars,
+            redactor: Redactor::new(secrets),
+            env: env_access(&cli.allow_env)?,
             trace: cli.trace,
             color: color(cli.color),
             check: cli.check,
@@ -206,12 +216,55 @@ fn color(when: ColorWhen) -> bool {
     }
 }
 
-/// Variables from the environment, then the vars file, then `--var`: later ones win.
-fn vars(flags: &[String], file: Option<&PathBuf>) -> Result<Vec<(String, Dynamic)>, UsageError> {
-    let mut found: Vec<(String, String)> = std::env::vars()
-        .filter_map(|(k, v)| Some((k.strip_prefix(ENV_VAR_PREFIX)?.to_owned(), v)))
+/// `--allow-env` names, and the variables sockscript defines itself.
+fn env_access(flags: &[String]) -> Result<EnvAccess, UsageError> {
+    let mut access = EnvAccess {
+        prefixes: vec![ENV_VAR_PREFIX.to_owned(), ENV_SECRET_PREFIX.to_owned()],
+        ..EnvAccess::default()
+    };
+    for name in flags {
+        match name.as_str() {
+            "*" => access.all = true,
+            "" => return Err(UsageError("--allow-env: the name is empty".into())),
+            n if n.contains('=') || n.contains('\0') => {
+                return Err(UsageError(format!(
+                    "--allow-env: `{n}` is not an environment variable name"
+                )))
+            }
+            n => access.names.push(n.to_owned()),
+        }
+    }
+    Ok(access)
+}
+
+/// The environment variables whose names start with `prefix`, without it, sorted by name.
+/// A variable that is not Unicode cannot be a script string and is passed over.
+fn env_with_prefix(prefix: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let name = k.to_str()?.strip_prefix(prefix)?.to_owned();
+            Some((name, v.into_string().ok()?))
+        })
         .collect();
     found.sort();
+    found
+}
+
+/// The variables by name, and the secret values among them.
+type Vars = (Vec<(String, Dynamic)>, Vec<String>);
+
+/// Variables from the environment (`SOCKSCRIPT_VAR_*`, then `SOCKSCRIPT_SECRET_*`), then the
+/// vars file, then `--var`, then `--secret`: later ones win. Also every secret value, including
+/// those a later definition overrides: a value given as secret stays masked.
+fn vars(
+    flags: &[String],
+    file: Option<&PathBuf>,
+    secret_flags: &[String],
+) -> Result<Vars, UsageError> {
+    let mut found = env_with_prefix(ENV_VAR_PREFIX);
+    let env_secrets = env_with_prefix(ENV_SECRET_PREFIX);
+    let mut secrets: Vec<String> = env_secrets.iter().map(|(_, v)| v.clone()).collect();
+    found.extend(env_secrets);
     if let Some(path) = file {
         let bytes = crate::scenario::read_regular(path)
             .map_err(|why| UsageError(format!("--vars-file: {why}")))?;
@@ -242,12 +295,21 @@ fn vars(flags: &[String], file: Option<&PathBuf>) -> Result<Vec<(String, Dynamic
     for flag in flags {
         found.push(split_var(flag).map_err(|why| UsageError(format!("--var: {why}")))?);
     }
+    for flag in secret_flags {
+        // The value is the secret: a usage error quotes only the name.
+        let (name, value) = split_var(flag).map_err(|why| match flag.split_once('=') {
+            Some(_) => UsageError(format!("--secret: {why}")),
+            None => UsageError("--secret: expected NAME=VALUE (the value is not shown)".into()),
+        })?;
+        secrets.push(value.clone());
+        found.push((name, value));
+    }
     let mut vars: Vec<(String, Dynamic)> = Vec::new();
     for (name, value) in found {
         vars.retain(|(n, _)| *n != name);
         vars.push((name, parse_var(&value)));
     }
-    Ok(vars)
+    Ok((vars, secrets))
 }
 
 fn split_var(text: &str) -> Result<(String, String), String> {
@@ -292,6 +354,44 @@ mod tests {
         for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
             assert!(partition(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn secrets_are_variables_whose_values_are_kept_apart() {
+        let (found, secrets) = vars(
+            &["token=plain".into(), "port=1".into()],
+            None,
+            &["token=s3cr3t".into(), "pin=6379".into(), "empty=".into()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let value = |name: &str| {
+            found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        assert_eq!(value("token").as_deref(), Some("s3cr3t"));
+        assert_eq!(value("pin").as_deref(), Some("6379"));
+        assert_eq!(value("port").as_deref(), Some("1"));
+        for s in ["s3cr3t", "6379", ""] {
+            assert!(secrets.iter().any(|v| v == s), "{s}");
+        }
+        assert!(!secrets.iter().any(|v| v == "plain"));
+        let Err(err) = vars(&[], None, &["s3cr3t".into()]) else {
+            panic!("a --secret without a name was accepted")
+        };
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn allow_env_takes_names_or_a_star() {
+        let access = env_access(&["HOME".into()]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(access.allows("HOME"));
+        assert!(access.allows("SOCKSCRIPT_SECRET_x") && access.allows("SOCKSCRIPT_VAR_y"));
+        assert!(!access.allows("CI_JOB_TOKEN") && !access.allows("HOMEX"));
+        assert!(env_access(&["*".into()]).is_ok_and(|a| a.allows("CI_JOB_TOKEN")));
+        assert!(env_access(&["".into()]).is_err());
+        assert!(env_access(&["A=B".into()]).is_err());
     }
 
     #[test]

@@ -345,9 +345,11 @@ pub fn execute(
 ) -> Outcome {
     let started = Instant::now();
     let transcript = if live_trace {
-        Transcript::with_live(started, |event| {
+        let redactor = options.redactor.clone();
+        Transcript::with_live(started, move |event| {
+            let event = redactor.event(event);
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", render_event(event));
+            let _ = writeln!(err, "{}", render_event(&event));
         })
     } else {
         Transcript::new(started)
@@ -363,6 +365,8 @@ pub fn execute(
         max_time: options.max_time,
         vars: options.vars.clone(),
         limits: options.script_limits.clone(),
+        redactor: options.redactor.clone(),
+        env: options.env.clone(),
     };
     // The scenario's clock runs from here, so compiling a huge script counts too.
     let clock = {
@@ -390,13 +394,18 @@ pub fn execute(
     let (status, diagnostic) = match result {
         Ok(()) => (Status::Passed, None),
         Err(failure) => {
-            let (status, diag) =
-                diagnostic::describe(&failure, &scenario.name, &scenario.source, options.timeout);
+            let (status, diag) = diagnostic::describe(
+                &failure,
+                &scenario.name,
+                &scenario.source,
+                options.timeout,
+                &options.redactor,
+            );
             (status, Some(diag))
         }
     };
     let (events, _dropped) = transcript.snapshot();
-    Outcome {
+    let mut outcome = Outcome {
         name: scenario.name.clone(),
         status,
         duration,
@@ -405,7 +414,10 @@ pub fn execute(
         transcript: events,
         diagnostic,
         attempts: 1,
-    }
+    };
+    // Once, before any view (terminal, `--trace`, reports) reads it.
+    options.redactor.outcome(&mut outcome);
+    outcome
 }
 
 type ScriptResult = Result<(), script::Failure>;

@@ -155,9 +155,9 @@ fn ctrl_c_and_sigterm_end_a_run_stuck_in_one_builtin_call() {
             .script(STUCK)
             .wall(Duration::from_secs(30))
             .spawn();
-        interrupt_when_ready(run, signal)
-            .stderr_has("the run was interrupted")
-            .stderr_has("left behind");
+        // Whether the thread was caught between two calls or left behind inside one is a race;
+        // the exit is due on time either way.
+        interrupt_when_ready(run, signal).stderr_has("the run was interrupted");
     }
 }
 

@@ -124,7 +124,8 @@ impl Test {
         cmd.args(&self.paths);
         // The run must not depend on the environment of whoever runs the tests.
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SOCKSCRIPT_VAR_") {
+            let k_text = k.to_string_lossy();
+            if k_text.starts_with("SOCKSCRIPT_VAR_") || k_text.starts_with("SOCKSCRIPT_SECRET_") {
                 cmd.env_remove(k);
             }
         }

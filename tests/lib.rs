@@ -15,6 +15,8 @@
 //!   devices and symbolic link loops never hang a run before its deadlines start.
 //! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
+//! - [`secrets`]: PEM errors quote no key material; `--secret` values are `***` everywhere;
+//!   `env` reads only what `--allow-env` allows.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
 
 mod harness;
@@ -34,5 +36,6 @@ mod properties;
 mod protocols;
 mod sandbox;
 mod scenarios;
+mod secrets;
 mod soak;
 mod test_mode;

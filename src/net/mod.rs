@@ -7,6 +7,7 @@ pub mod channel;
 pub mod conn;
 pub mod error;
 pub mod listener;
+mod pem;
 mod plain;
 mod socket_file;
 mod stream;

@@ -6,12 +6,13 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::error::{ErrorKind, NetError};
+use super::pem::Want;
 
 /// How a client connection does TLS: `connect(addr, #{tls: true})` or `#{tls: #{…}}`.
 #[derive(Debug, Clone, Default)]
@@ -88,17 +89,27 @@ fn certs_from_pem(
     what: &str,
     pem: &str,
 ) -> Result<Vec<CertificateDer<'static>>, NetError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls_error(op, addr, format!("the {what} is not PEM certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(tls_error(
-            op,
-            addr,
-            format!("the {what} holds no PEM certificate"),
-        ));
+    // The parser's error quotes the text (a key, in decimal): only `pem::problem` words it.
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(pem_error(op, addr, what, pem, Want::Certificate, None)),
+        Err(e) => Err(pem_error(op, addr, what, pem, Want::Certificate, Some(&e))),
     }
-    Ok(certs)
+}
+
+fn pem_error(
+    op: &'static str,
+    addr: &str,
+    what: &str,
+    pem: &str,
+    want: Want,
+    err: Option<&PemError>,
+) -> NetError {
+    tls_error(
+        op,
+        addr,
+        format!("{what}: {}", super::pem::problem(pem, want, err)),
+    )
 }
 
 /// The connector for `opts`, and the name to verify.
@@ -168,19 +179,38 @@ pub(crate) fn acceptor(
         }
     };
     let certs = certs_from_pem(op, addr, "`cert`", &cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| tls_error(op, addr, format!("the `key` is not a PEM private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
+        let e = (!matches!(e, PemError::NoItemsFound)).then_some(&e);
+        pem_error(op, addr, "`key`", &key_pem, Want::PrivateKey, e)
+    })?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(op, addr, e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| tls_error(op, addr, format!("the certificate and key do not fit: {e}")))?;
+        .map_err(|e| tls_error(op, addr, cert_and_key_error(&e)))?;
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Ok(Acceptor {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         cert_pem,
     })
+}
+
+/// Why rustls refused a certificate and key, in its own words only where they hold no part of
+/// either (its messages are fixed strings today; a future one is not trusted to be).
+fn cert_and_key_error(err: &rustls::Error) -> &'static str {
+    match err {
+        rustls::Error::General(_) => {
+            "`key` is not a private key rustls can use (RSA, ECDSA or Ed25519)"
+        }
+        rustls::Error::InconsistentKeys(_) => {
+            "`key` does not belong to `cert` (their public keys differ)"
+        }
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            "`cert` is not a certificate rustls can read"
+        }
+        _ => "the certificate and key do not fit",
+    }
 }
 
 /// The handshake failed: say why in words, from rustls' error when there is one.

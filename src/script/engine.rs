@@ -24,20 +24,22 @@ const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30)
 /// The most bytes `pack` builds: a format like `"1000000000x"` must not allocate a gigabyte.
 pub const MAX_DATA: usize = 64 * 1024 * 1024;
 
-pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
+pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     let mut engine = Engine::new();
-    set_limits(&mut engine, limits);
+    set_limits(&mut engine, &config.limits);
     // Scenarios cannot load modules; rhai has no file or process access to begin with.
     engine.set_module_resolver(DummyModuleResolver::new());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
 
-    let output = ctx.output.clone();
-    engine.on_print(move |text| output.line(text));
-    let output = ctx.output.clone();
+    // Secrets are masked here, before `Output` sees a line: what it keeps or cuts short
+    // never holds one.
+    let (output, redactor) = (ctx.output.clone(), config.redactor.clone());
+    engine.on_print(move |text| output.line(&redactor.str(text)));
+    let (output, redactor) = (ctx.output.clone(), config.redactor.clone());
     engine.on_debug(move |text, _, pos| {
-        output.line(&format!("[debug {pos}] {text}"));
+        output.line(&redactor.str(&format!("[debug {pos}] {text}")));
     });
 
     let session = ctx.session.clone();
@@ -56,6 +58,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     assert::register(&mut engine);
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx);
+    register_env(&mut engine, &config.env);
     register_spawn(&mut engine, ctx);
     engine
 }
@@ -295,9 +298,6 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                 .map_err(raise)
         },
     );
-    engine.register_fn("env", |name: ImmutableString| {
-        std::env::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from)
-    });
     let s = ctx.session.clone();
     engine.register_fn("sleep", move |d: Dynamic| -> ScriptResult<()> {
         s.sleep(duration("sleep", &d)?).map_err(raise)
@@ -325,6 +325,31 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         "within",
         move |ctx: NativeCallContext, d: Dynamic, f: FnPtr| -> ScriptResult<Dynamic> {
             within(&c, &ctx, duration("within", &d)?, &f)
+        },
+    );
+}
+
+/// `env(name)`: an environment variable the command line allows, as a string, or `()` when it
+/// is not set. Any other name is a `permission_denied` error, so a script cannot put a CI
+/// token into a report unless the pipeline says so.
+///
+/// ```rhai
+/// // sockscript --allow-env REDIS_HOST scenario.rhai
+/// let host = env("REDIS_HOST") ?? "127.0.0.1";
+/// ```
+fn register_env(engine: &mut Engine, access: &super::EnvAccess) {
+    let access = access.clone();
+    engine.register_fn(
+        "env",
+        move |name: ImmutableString| -> ScriptResult<Dynamic> {
+            if !access.allows(&name) {
+                return Err(script_error(
+                    "permission_denied",
+                    "env",
+                    format!("env: `{name}` is not allowed: pass `--allow-env {name}`"),
+                ));
+            }
+            Ok(std::env::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from))
         },
     );
 }

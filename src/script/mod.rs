@@ -17,6 +17,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use crate::net::{CancelReason, Session};
+use crate::redact::Redactor;
 
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use value::{parse_duration, parse_var};
@@ -50,6 +51,29 @@ pub struct Config {
     /// `--var` constants, visible to the script by name.
     pub vars: Vec<(String, Dynamic)>,
     pub limits: Limits,
+    /// The secrets, masked in what `print` writes.
+    pub redactor: Redactor,
+    /// What `env(name)` may read.
+    pub env: EnvAccess,
+}
+
+/// Which environment variables `env(name)` may read: by default none.
+#[derive(Debug, Clone, Default)]
+pub struct EnvAccess {
+    /// Every variable (`--allow-env '*'`).
+    pub all: bool,
+    /// These names (`--allow-env NAME`).
+    pub names: Vec<String>,
+    /// Names that start with one of these (`SOCKSCRIPT_VAR_`, `SOCKSCRIPT_SECRET_`).
+    pub prefixes: Vec<String>,
+}
+
+impl EnvAccess {
+    pub fn allows(&self, name: &str) -> bool {
+        self.all
+            || self.names.iter().any(|n| n == name)
+            || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
 }
 
 /// Where `print` goes: stdout as it happens (run mode), or a per-scenario buffer (test mode).
@@ -146,7 +170,7 @@ impl Runner {
     /// Build the scenario's engine over `session`.
     pub fn new(session: Arc<Session>, output: Output, config: Config) -> Runner {
         let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
-        let engine = Arc::new(engine::build(&ctx, &config.limits));
+        let engine = Arc::new(engine::build(&ctx, &config));
         Runner {
             engine,
             ctx,
