@@ -249,3 +249,24 @@ fn max_time_counts_compiling() {
         .stderr_has("still being compiled")
         .faster_than(Duration::from_millis(2500));
 }
+
+#[test]
+fn main_returning_leaves_behind_a_task_stuck_in_one_builtin_call() {
+    // Stopping the tasks still running when main returns is not a failure, and a task inside
+    // one slow call does not hold the scenario's end.
+    Test::new()
+        .args(&ROOMY)
+        .script(
+            r#"
+            let ready = channel();
+            spawn(|| { let b = blob(20_000_000, 0x41); ready.send(true); loop { hexdump(b); } });
+            ready.recv();
+            print("main done");
+            "#,
+        )
+        .wall(Duration::from_secs(30))
+        .run()
+        .code(0)
+        .stdout("main done\n")
+        .faster_than(Duration::from_millis(1500));
+}

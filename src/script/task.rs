@@ -16,8 +16,10 @@ use crate::net::{bridge, CancelReason, Session};
 
 /// Stack of each task thread: deep enough for rhai's call depth limit.
 const TASK_STACK: usize = 8 * 1024 * 1024;
-/// How long the end of a scenario waits for cancelled tasks to unwind.
-const JOIN_GRACE: Duration = Duration::from_secs(2);
+/// How long the end of a scenario waits for cancelled tasks to unwind: they look at
+/// cancellation on every operation, so only one stuck inside a built-in call takes longer, and
+/// it is left behind.
+const JOIN_GRACE: Duration = super::LEFT_BEHIND_AFTER;
 
 /// What the engine's functions share: the session, where `print` goes, and the tasks.
 pub struct ScriptCtx {
