@@ -4,8 +4,8 @@
 //! left behind; the outcome, its diagnostic and the reports are due on time.
 //!
 //! The slow calls are sized for the debug build the suite runs: one `hexdump` of 20 MB takes
-//! seconds there, one `to_upper` of 16 MB a few milliseconds (so a thousand of them, the old
-//! cadence of the cancellation check, took seconds more than the deadline).
+//! seconds there, one `to_upper` of 32 MB milliseconds (so the thousand operations between two
+//! looks at cancellation, as it was, took seconds more than the deadline).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,19 +25,19 @@ const ROOMY: [&str; 2] = ["--limit", "data=512MiB"];
 #[test]
 fn max_time_ends_a_loop_of_slow_builtin_calls_on_time() {
     Test::new()
-        .args(&["--max-time", "3s"])
+        .args(&["--max-time", "2s"])
         .script(
             r#"
-            let s = "";
-            s.pad(16_000_000, "x");
+            let s = "x";
+            for i in 0..25 { s += s; }
             loop { s = s.to_upper(); s = s.to_lower(); }
             "#,
         )
         .wall(Duration::from_secs(30))
         .run()
         .code(4)
-        .stderr_has("the scenario ran past its deadline of 3s")
-        .faster_than(Duration::from_millis(4500));
+        .stderr_has("the scenario ran past its deadline of 2s")
+        .faster_than(Duration::from_millis(3000));
 }
 
 #[test]
