@@ -12,6 +12,7 @@
 //! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
+//! - [`trust_tls`]: a TLS listener serves good clients whatever the others do.
 
 mod harness;
 
@@ -28,3 +29,4 @@ mod protocols;
 mod scenarios;
 mod soak;
 mod test_mode;
+mod trust_tls;

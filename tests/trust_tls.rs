@@ -1,0 +1,213 @@
+//! Trust: a TLS listener serves every client that speaks TLS whatever the others do (stay
+//! silent, probe and hang up, send garbage).
+//!
+//! The TLS tests use real peers (Python's `socket` and `ssl`, and the scenario's own plain
+//! connections) and assert on what the scenario got, not on timing alone: before the
+//! listener ran its handshakes concurrently, each of them ended in a `timeout` or `tls` error.
+
+use std::time::Duration;
+
+use crate::harness::{python, Test};
+
+/// A scenario serving one line to each TLS client that it accepts; prints its port and
+/// certificate first (read back with [`port_and_pem`]).
+fn port_and_pem(proc: &mut crate::harness::Proc) -> (u16, String) {
+    let port = proc.port();
+    let mut pem = String::new();
+    loop {
+        let line = proc.line();
+        pem.push_str(&line);
+        pem.push('\n');
+        if line == "-----END CERTIFICATE-----" {
+            break;
+        }
+    }
+    (port, pem)
+}
+
+#[test]
+fn a_silent_tcp_client_does_not_hold_up_a_tls_client() {
+    // `--timeout 4s`: the old inline handshake waited on the silent client that long, then
+    // raised `timeout` at `accept`.
+    let mut server = Test::new()
+        .args(&["--timeout", "4s"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            print(server.port);
+            print(server.cert_pem);
+            let c = server.accept();
+            c.send_line("served");
+            print(`${c.tls.version} sni=${c.tls.sni}`);
+            c.close();
+            "#,
+        )
+        .spawn();
+    let (port, pem) = port_and_pem(&mut server);
+    let mut clients = python(&format!(
+        r#"
+import socket, ssl, time
+silent = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+time.sleep(0.2)
+ctx = ssl.create_default_context(cadata="""{pem}""")
+start = time.monotonic()
+raw = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+t = ctx.wrap_socket(raw, server_hostname="localhost")
+line = t.makefile("rb").readline()
+print(line.decode().strip(), "in time" if time.monotonic() - start < 2 else "late")
+# The silent client is still connected: it was passed over, not closed.
+silent.setblocking(False)
+try:
+    silent.recv(1)
+    print("silent closed")
+except BlockingIOError:
+    print("silent still connected")
+t.close()
+silent.close()
+"#
+    ));
+    assert_eq!(clients.line(), "served in time");
+    assert_eq!(clients.line(), "silent still connected");
+    clients.wait().code(0);
+    server
+        .wait()
+        .code(0)
+        .stdout_has("TLSv1_3 sni=localhost\n")
+        .faster_than(Duration::from_secs(4));
+}
+
+#[test]
+fn a_wait_for_probe_does_not_make_accept_raise() {
+    let out = Test::new()
+        .args(&["--trace"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let addr = server.addr;
+            let ca = server.cert_pem;
+            // The probe connects and hangs up without a byte, before any client.
+            wait_for(addr);
+            let client = spawn(|| {
+                let c = connect(addr, #{tls: #{ca: ca}});
+                c.recv_line()
+            });
+            let s = server.accept();
+            s.send_line("after the probe");
+            assert_eq(client.join(), "after the probe");
+            print("served");
+            "#,
+        )
+        .run();
+    out.code(0)
+        .stdout("served\n")
+        .stderr_has("the client closed the connection without sending a byte: skipped");
+}
+
+#[test]
+fn garbage_behind_a_silent_client_still_raises_tls_at_once() {
+    let out = Test::new()
+        .args(&["--timeout", "4s"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let silent = connect(server.addr);
+            let junk = connect(server.addr);
+            junk.send("GET / HTTP/1.0\r\n\r\n");
+            let e = assert_err(|| server.accept(), "tls");
+            print(e.message);
+            "#,
+        )
+        .run();
+    out.code(0)
+        .stdout_has("accept from `127.0.0.1:")
+        .stdout_has("tls: handshake failed")
+        .faster_than(Duration::from_secs(4));
+}
+
+#[test]
+fn a_silent_client_is_dropped_at_the_listener_timeout_and_the_next_is_served() {
+    // Nobody calls `accept` while the silent client waits: its handshake deadline (the
+    // listener's timeout) ends it anyway, so silent clients cannot pile up.
+    let out = Test::new()
+        .args(&["--trace", "--timeout", "4s"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed", timeout: 300});
+            let addr = server.addr;
+            let ca = server.cert_pem;
+            let silent = connect(addr);
+            silent.timeout = 2000;
+            assert_eq(silent.recv(), "");
+            let client = spawn(|| connect(addr, #{tls: #{ca: ca}}).recv_line());
+            server.accept().send_line("next");
+            assert_eq(client.join(), "next");
+            print("ok");
+            "#,
+        )
+        .run();
+    out.code(0)
+        .stdout("ok\n")
+        .stderr_has("the client sent nothing within 300ms: closed, no tls handshake");
+}
+
+#[test]
+fn tls_accepts_in_several_tasks_then_close_fails_the_waiting_one_and_frees_the_port() {
+    let out = Test::new()
+        .args(&["--timeout", "4s"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let addr = server.addr;
+            let ca = server.cert_pem;
+            let silent = connect(addr);
+            let servers = [];
+            for i in 0..3 {
+                servers.push(spawn(|| {
+                    let c = server.accept();
+                    c.send_line("hi");
+                    c.recv_all()
+                }));
+            }
+            for i in 0..3 {
+                let c = connect(addr, #{tls: #{ca: ca}});
+                assert_eq(c.recv_line(), "hi");
+                c.send("bye");
+                c.close();
+            }
+            for s in servers { assert_eq(s.join(), "bye"); }
+            let ready = channel();
+            let waiting = spawn(|| {
+                ready.send(());
+                assert_err(|| server.accept(), "closed").kind
+            });
+            ready.recv();
+            sleep(100);
+            server.close();
+            assert_eq(waiting.join(), "closed");
+            let again = listen(addr, #{tls: "self-signed"});
+            print(`again on ${again.port == server.port}`);
+            "#,
+        )
+        .run();
+    out.code(0)
+        .stdout("again on true\n")
+        .faster_than(Duration::from_secs(4));
+}
+
+#[test]
+fn tls_accept_still_honours_the_handle_limit() {
+    // Regression guard (it passed before): the listener and one client are the two handles.
+    Test::new()
+        .args(&["--limit", "handles=2"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let client = connect(server.addr);
+            let e = assert_err(|| server.accept(), "limit");
+            print(e.message);
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout_has("already has 2 sockets open");
+}
