@@ -12,7 +12,8 @@
 //! - [`properties`]: random chunkings and read mixes never lose or duplicate a byte.
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
-//! - [`trust_tls`]: a TLS listener serves good clients whatever the others do.
+//! - [`trust_tls`]: a TLS listener serves good clients whatever the others do; a task cannot
+//!   wait for itself.
 
 mod harness;
 

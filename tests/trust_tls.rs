@@ -1,5 +1,5 @@
 //! Trust: a TLS listener serves every client that speaks TLS whatever the others do (stay
-//! silent, probe and hang up, send garbage).
+//! silent, probe and hang up, send garbage), and a task cannot wait for itself.
 //!
 //! The TLS tests use real peers (Python's `socket` and `ssl`, and the scenario's own plain
 //! connections) and assert on what the scenario got, not on timing alone: before the
@@ -210,4 +210,101 @@ fn tls_accept_still_honours_the_handle_limit() {
         .run()
         .code(0)
         .stdout_has("already has 2 sockets open");
+}
+
+// ---------------------------------------------------------------------------------------------
+// join
+
+#[test]
+fn a_task_joining_itself_fails_at_once_with_invalid_argument() {
+    // Caught: the kind and the message.
+    Test::new()
+        .args(&["--max-time", "20s"])
+        .script(
+            r#"
+            let handle = channel();
+            let t = spawn(|| {
+                let me = handle.recv();
+                let e = assert_err(|| me.join(), "invalid_argument");
+                e.message
+            });
+            handle.send(t);
+            print(t.join());
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(0)
+        .stdout("join: `task 1` cannot wait for itself: the join would never end\n");
+    // Uncaught: the scenario fails (exit 4) with that error, well before `--max-time`.
+    Test::new()
+        .args(&["--max-time", "20s"])
+        .script(
+            r#"
+            let handle = channel();
+            let t = spawn(|| handle.recv().join());
+            handle.send(t);
+            t.join();
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(4)
+        .stderr_has("cannot wait for itself")
+        .stderr_has("invalid_argument")
+        .faster_than(Duration::from_secs(10));
+}
+
+#[test]
+fn a_join_cycle_is_refused_with_invalid_argument_naming_it() {
+    Test::new()
+        .args(&["--max-time", "20s"])
+        .script(
+            r#"
+            let to_a = channel();
+            let to_b = channel();
+            let run = |inbox| {
+                let other = inbox.recv();
+                let got = "joined";
+                try { other.join(); } catch (e) { got = `${e.kind}: ${e.message}`; }
+                got
+            };
+            let a = spawn(|| run.call(to_a));
+            let b = spawn(|| run.call(to_b));
+            to_a.send(b);
+            to_b.send(a);
+            let results = [a.join(), b.join()];
+            let refused = results.filter(|r| r.starts_with("invalid_argument"));
+            assert(refused.len() >= 1, `no join was refused: ${results}`);
+            print(refused[0]);
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run()
+        .code(0)
+        .stdout_has("invalid_argument: join: `task ")
+        .stdout_has("which waits for `task ")
+        .stdout_has("the tasks would wait for each other forever");
+}
+
+#[test]
+fn join_with_a_deadline_raises_a_catchable_timeout() {
+    let out = Test::new()
+        .args(&["--max-time", "20s"])
+        .script(
+            r#"
+            let sleeper = spawn(|| sleep(10000));
+            let e = assert_err(|| sleeper.join(100), "timeout");
+            print(e.message);
+            assert_err(|| sleeper.join("150ms"), "timeout");
+            assert_eq(spawn(|| 42).join("2s"), 42);
+            assert_err(|| sleeper.join("soon"), "invalid_argument");
+            print("done");
+            "#,
+        )
+        .wall(Duration::from_secs(10))
+        .run();
+    out.code(0)
+        .stdout("join timed out after 100ms\ndone\n")
+        .faster_than(Duration::from_secs(5));
 }
