@@ -212,6 +212,74 @@ fn tls_accept_still_honours_the_handle_limit() {
         .stdout_has("already has 2 sockets open");
 }
 
+#[test]
+fn closing_a_tls_listener_lets_go_of_clients_still_in_their_handshake() {
+    // Guards the background handshakes (the inline ones never held a client): after `close`,
+    // none may wait for its deadline (`--timeout 30s`) to let its client go.
+    let mut server = Test::new()
+        .args(&["--timeout", "30s"])
+        .script(
+            r#"
+            let tls = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let control = listen("127.0.0.1:0");
+            print(tls.port);
+            print(control.port);
+            let c = control.accept();
+            assert_eq(c.recv_line(), "connected");
+            tls.close();
+            c.send_line("closed");
+            assert_eq(c.recv_line(), "bye");
+            "#,
+        )
+        .spawn();
+    let (tls, control) = (server.port(), server.port());
+    let mut clients = python(&format!(
+        r#"
+import socket, time
+silent = [socket.create_connection(("127.0.0.1", {tls}), timeout=10) for _ in range(20)]
+time.sleep(0.3)
+control = socket.create_connection(("127.0.0.1", {control}), timeout=10)
+control.sendall(b"connected\n")
+assert control.makefile("rb").readline() == b"closed\n"
+start = time.monotonic()
+for s in silent:
+    s.settimeout(5)
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+print("let go", "in time" if time.monotonic() - start < 2 else "late")
+control.sendall(b"bye\n")
+"#
+    ));
+    assert_eq!(clients.line(), "let go in time");
+    clients.wait().code(0);
+    server.wait().code(0);
+}
+
+/// A TLS scenario that leaves a silent client connected and an `accept` waiting when main ends.
+const TLS_SOAK: &str = r#"
+let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+let ca = server.cert_pem;
+wait_for(server.addr);
+let silent = connect(server.addr);
+let client = spawn(|| connect(server.addr, #{tls: #{ca: ca}}).recv_line());
+let conn = server.accept();
+conn.send_line("hi");
+assert_eq(client.join(), "hi");
+spawn(|| server.accept());
+"#;
+
+#[test]
+fn tls_listeners_leak_no_tasks_or_sockets_over_many_runs() {
+    // The background handshakes end with their scenario, not at their deadline (`--timeout
+    // 30s` here): a handshake task that outlived its run would keep its socket open.
+    const RUNS: usize = 600;
+    let (out, samples) = crate::soak::runs_sampled(TLS_SOAK, RUNS, &["--timeout", "30s"]);
+    out.code(0).stderr_has(&format!("{RUNS} passed, 0 failed"));
+    crate::soak::assert_no_leak(&samples);
+}
+
 // ---------------------------------------------------------------------------------------------
 // join
 
