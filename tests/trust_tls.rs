@@ -151,6 +151,26 @@ fn a_silent_client_is_dropped_at_the_listener_timeout_and_the_next_is_served() {
 }
 
 #[test]
+fn a_timeout_too_long_for_the_clock_still_lets_a_tls_listener_serve() {
+    // The handshake deadline is the listener's timeout, else `--timeout`; one too long to add
+    // to the clock is a century, not a panic in the handshake task.
+    Test::new()
+        .args(&["--timeout", "584542046090y"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed"});
+            let ca = server.cert_pem;
+            let client = spawn(|| connect(server.addr, #{tls: #{ca: ca}}).recv_line());
+            server.accept().send_line("served");
+            print(client.join());
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("served\n");
+}
+
+#[test]
 fn tls_accepts_in_several_tasks_then_close_fails_the_waiting_one_and_frees_the_port() {
     let out = Test::new()
         .args(&["--timeout", "4s"])

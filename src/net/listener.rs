@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
+use super::bridge::{deadline_after, CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::conn::Conn;
 use super::error::{fmt_duration, ErrorKind, NetError};
 use super::stream::{Opened, Plain};
@@ -413,7 +413,8 @@ async fn serve_handshakes(socket: Socket, shared: Handshakes) {
 /// from the moment it connected.
 async fn handshake(plain: Plain, shared: Handshakes, room: OwnedSemaphorePermit) {
     let limit = shared.timeout.get().unwrap_or(shared.default_timeout);
-    let deadline = tokio::time::Instant::now() + limit;
+    // `deadline_after`: a script may give a timeout too long for the clock to add.
+    let deadline = tokio::time::Instant::from_std(deadline_after(limit));
     let peer = plain.peer_text();
     let addr = &*shared.addr;
     let shaken = async {
