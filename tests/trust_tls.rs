@@ -2,28 +2,15 @@
 //! silent, probe and hang up, send garbage), and a task cannot wait for itself.
 //!
 //! The TLS tests use real peers (Python's `socket` and `ssl`, and the scenario's own plain
-//! connections) and assert on what the scenario got, not on timing alone: before the
-//! listener ran its handshakes concurrently, each of them ended in a `timeout` or `tls` error.
+//! connections) and assert on what the scenario got, not on timing alone. With the handshake
+//! done inline in `accept`, the tests of silent clients, probes and garbage ended in a
+//! `timeout` or `tls` error; the others guard what running handshakes in the background must
+//! keep (the handle limit, `close`, no leaked sockets, no panic on a huge timeout).
 
 use std::time::Duration;
 
 use crate::harness::{python, Test};
-
-/// A scenario serving one line to each TLS client that it accepts; prints its port and
-/// certificate first (read back with [`port_and_pem`]).
-fn port_and_pem(proc: &mut crate::harness::Proc) -> (u16, String) {
-    let port = proc.port();
-    let mut pem = String::new();
-    loop {
-        let line = proc.line();
-        pem.push_str(&line);
-        pem.push('\n');
-        if line == "-----END CERTIFICATE-----" {
-            break;
-        }
-    }
-    (port, pem)
-}
+use crate::protocols::port_and_pem;
 
 #[test]
 fn a_silent_tcp_client_does_not_hold_up_a_tls_client() {

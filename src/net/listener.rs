@@ -66,6 +66,7 @@ struct Inner {
 /// background ([`serve_handshakes`]), as they finished.
 struct TlsSide {
     cert_pem: String,
+    /// Unbounded as a channel; each entry holds a place among [`MAX_HANDSHAKES`].
     ready: AsyncMutex<mpsc::UnboundedReceiver<Handshaken>>,
     /// Stops the background tasks: on `close`, on drop, and with the scenario (a child token).
     stop: CancellationToken,
