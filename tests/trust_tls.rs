@@ -368,6 +368,18 @@ fn join_with_a_deadline_raises_a_catchable_timeout() {
             assert_err(|| sleeper.join("150ms"), "timeout");
             assert_eq(spawn(|| 42).join("2s"), 42);
             assert_err(|| sleeper.join("soon"), "invalid_argument");
+            // A join with a deadline ends anyway: closing a cycle with one is not refused.
+            let to_a = channel();
+            let to_b = channel();
+            let a = spawn(|| to_a.recv().join());
+            let b = spawn(|| {
+                let a = to_b.recv();
+                assert_err(|| a.join(200), "timeout");
+                "b gave up on a"
+            });
+            to_a.send(b);
+            to_b.send(a);
+            assert_eq(a.join(), "b gave up on a");
             print("done");
             "#,
         )

@@ -148,7 +148,7 @@ impl Task {
     /// catchable `timeout`. Waiting for itself, directly or through tasks waiting for it, is
     /// `invalid_argument`.
     pub fn join(&self, ctx: &ScriptCtx, deadline: Option<Duration>) -> ScriptResult<Dynamic> {
-        let waiting = ctx.start_join(self)?;
+        let waiting = ctx.start_join(self, deadline.is_some())?;
         let mut done = self.inner.done.clone();
         // Without a deadline of its own, the task's own calls carry the deadlines.
         let forever = Duration::from_secs(60 * 60 * 24 * 365);
@@ -170,9 +170,14 @@ impl Task {
 impl ScriptCtx {
     /// Note that the task running on this thread waits for `target`, unless that wait could
     /// never end: `target` is this task, or is itself waiting (through others) for this task.
-    fn start_join(&self, target: &Task) -> ScriptResult<Joining<'_>> {
+    /// A join with a deadline ends anyway, so it only has to not be a self-join; it is left out
+    /// of the graph, and a cycle through it is none.
+    fn start_join(&self, target: &Task, bounded: bool) -> ScriptResult<Option<Joining<'_>>> {
         let me = bridge::current_task();
         let target_name: Arc<str> = Arc::from(target.name());
+        if bounded && *target_name != *me {
+            return Ok(None);
+        }
         let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
         // Follow who the target waits for, and who that one waits for: reaching this task
         // means the join would never end. Each task waits for one other at most, so a walk
@@ -206,7 +211,7 @@ impl ScriptCtx {
             ));
         }
         joins.insert(me.clone(), chain.swap_remove(0));
-        Ok(Joining { ctx: self, me })
+        Ok(Some(Joining { ctx: self, me }))
     }
 }
 
