@@ -5,7 +5,8 @@
 //! connections) and assert on what the scenario got, not on timing alone. With the handshake
 //! done inline in `accept`, the tests of silent clients, probes and garbage ended in a
 //! `timeout` or `tls` error; the others guard what running handshakes in the background must
-//! keep (the handle limit, `close`, no leaked sockets, no panic on a huge timeout).
+//! keep (the handle limit, `close` and drop freeing the port, no leaked sockets, no panic on a
+//! huge timeout).
 
 use std::time::Duration;
 
@@ -193,6 +194,23 @@ fn tls_accepts_in_several_tasks_then_close_fails_the_waiting_one_and_frees_the_p
         )
         .run();
     out.code(0).stdout("again on true\n");
+}
+
+#[test]
+fn a_dropped_tls_listener_frees_its_port_at_once() {
+    // Its background task owns the socket; dropping the last handle waits for that task to go.
+    Test::new()
+        .script(
+            r#"
+            let addr = listen("127.0.0.1:0", #{tls: "self-signed"}).addr;
+            let bind = |addr| listen(addr, #{tls: "self-signed"}).port;
+            for i in 0..50 { bind.call(addr); }
+            print("rebound 50 times");
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("rebound 50 times\n");
 }
 
 #[test]

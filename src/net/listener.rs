@@ -332,9 +332,9 @@ impl Drop for Inner {
         if let (Some(path), false) = (&self.unix_path, self.closed.is_closed()) {
             let _ = std::fs::remove_file(path);
         }
-        // The background tasks end at their next poll and let their sockets go.
+        // As `close` does, so a dropped listener's port is free at once too.
         if let Some(side) = &self.tls {
-            side.stop.cancel();
+            side.close(&self.session);
         }
     }
 }
