@@ -70,8 +70,17 @@ struct TlsSide {
     ready: AsyncMutex<mpsc::UnboundedReceiver<Handshaken>>,
     /// Stops the background tasks: on `close`, on drop, and with the scenario (a child token).
     stop: CancellationToken,
-    /// The task that accepts TCP connections, awaited by `close` so the port is free after it.
-    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Disconnected once the task that accepts TCP connections has dropped the listening
+    /// socket: `close` waits on it so the port is free when it returns. A plain channel, not the
+    /// task's `JoinHandle`: waiting needs no runtime, which may be shutting down by then.
+    serving: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+/// What the background task owns: the listening socket, then (dropped after it, as fields
+/// drop in order) the sender whose end tells `close` the socket is gone.
+struct Serving {
+    socket: Socket,
+    _gone: std::sync::mpsc::Sender<()>,
 }
 
 /// One connection out of the background, holding its place among [`MAX_HANDSHAKES`].
@@ -146,8 +155,12 @@ impl Listener {
             Some(acceptor) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let stop = session.token().child_token();
-                let serving = session.handle().spawn(serve_handshakes(
-                    socket,
+                let (gone, serving) = std::sync::mpsc::channel();
+                session.handle().spawn(serve_handshakes(
+                    Serving {
+                        socket,
+                        _gone: gone,
+                    },
                     Handshakes {
                         acceptor: acceptor.acceptor,
                         addr: local.text.clone(),
@@ -312,7 +325,7 @@ impl Listener {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(side) = &self.inner.tls {
-            side.close(&self.inner.session);
+            side.close();
         }
         if let Some(path) = &self.inner.unix_path {
             let _ = std::fs::remove_file(path);
@@ -334,7 +347,7 @@ impl Drop for Inner {
         }
         // As `close` does, so a dropped listener's port is free at once too.
         if let Some(side) = &self.tls {
-            side.close(&self.session);
+            side.close();
         }
     }
 }
@@ -342,19 +355,17 @@ impl Drop for Inner {
 impl TlsSide {
     /// Stop the background side and wait (briefly) until its task has let the port go; drop
     /// the connections nobody took, so their clients see the close now.
-    fn close(&self, session: &Session) {
+    fn close(&self) {
         self.stop.cancel();
         let serving = self
             .serving
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        // Only a thread outside the runtime may wait (script threads are); elsewhere the task
-        // still ends at its next poll.
+        // Only a thread outside the runtime waits (script threads are): a runtime thread must
+        // not block, and the task still ends at its next poll.
         if let (Some(serving), Err(_)) = (serving, tokio::runtime::Handle::try_current()) {
-            let _ = session
-                .handle()
-                .block_on(async { tokio::time::timeout(Duration::from_secs(1), serving).await });
+            let _ = serving.recv_timeout(Duration::from_secs(1));
         }
         if let Ok(mut ready) = self.ready.try_lock() {
             ready.close();
@@ -378,7 +389,8 @@ struct Handshakes {
 /// A TLS listener's background task: accept TCP (or Unix) connections and start each one's
 /// handshake in a task of its own, until the listener closes or drops or the scenario ends.
 /// At most [`MAX_HANDSHAKES`] connections are in hand at once.
-async fn serve_handshakes(socket: Socket, shared: Handshakes) {
+async fn serve_handshakes(serving: Serving, shared: Handshakes) {
+    let socket = &serving.socket;
     let room = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (accepted, permit) = tokio::select! {
