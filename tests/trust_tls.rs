@@ -3,10 +3,10 @@
 //!
 //! The TLS tests use real peers (Python's `socket` and `ssl`, and the scenario's own plain
 //! connections) and assert on what the scenario got, not on timing alone. With the handshake
-//! done inline in `accept`, the tests of silent clients, probes and garbage ended in a
-//! `timeout` or `tls` error; the others guard what running handshakes in the background must
-//! keep (the handle limit, `close` and drop freeing the port, no leaked sockets, no panic on a
-//! huge timeout).
+//! done inline in `accept`, the tests of silent, stalled and probing clients and of garbage
+//! ended in a `timeout` or `tls` error; the others guard what running handshakes in the
+//! background must keep (the handle limit, `close` and drop freeing the port, no leaked
+//! sockets, no panic on a huge timeout).
 
 use std::time::Duration;
 
@@ -106,6 +106,26 @@ fn garbage_behind_a_silent_client_still_raises_tls_at_once() {
     out.code(0)
         .stdout_has("accept from `127.0.0.1:")
         .stdout_has("tls: handshake failed");
+}
+
+#[test]
+fn a_client_that_stalls_mid_handshake_raises_tls_at_accept() {
+    // It began a handshake (a TLS record header) and went quiet: once the listener's timeout
+    // has passed since it connected, its handshake has failed, and `accept` says so.
+    Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0", #{tls: "self-signed", timeout: 300});
+            let stalled = connect(server.addr);
+            stalled.send(hex("16 03 01"));
+            sleep(1000);
+            let e = assert_err(|| server.accept(), "tls");
+            print(e.message);
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout_has("tls: handshake failed: the client did not finish it within 300ms\n");
 }
 
 #[test]
