@@ -238,7 +238,8 @@ impl Listener {
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed("accept", Some(addr))),
                     r = async {
-                        socket.accept().await.map_err(io)?.open("accept", inner.unix_path.as_deref())
+                        let plain = socket.accept().await.map_err(io)?;
+                        plain.open("accept", inner.unix_path.as_deref())
                     } => r,
                 }
             });
