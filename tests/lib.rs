@@ -18,6 +18,8 @@
 //! - [`secrets`]: PEM errors quote no key material; `--secret` values are `***` everywhere;
 //!   `env` reads only what `--allow-env` allows.
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
+//! - [`trust_tls`]: a TLS listener serves good clients whatever the others do; a task cannot
+//!   wait for itself.
 
 mod harness;
 
@@ -39,3 +41,4 @@ mod scenarios;
 mod secrets;
 mod soak;
 mod test_mode;
+mod trust_tls;

@@ -142,7 +142,7 @@ fn trailing_port(line: &str) -> u16 {
 
 /// A scenario printed its port, then a PEM certificate: read both.
 #[track_caller]
-fn port_and_pem(proc: &mut Proc) -> (u16, String) {
+pub(crate) fn port_and_pem(proc: &mut Proc) -> (u16, String) {
     let port = proc.port();
     let mut pem = String::new();
     loop {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::harness::Test;
+use crate::harness::{Output, Test};
 
 const RUNS: usize = 1000;
 /// Far above what two scenarios at a time hold (a few sockets each, the runtime's own), far
@@ -43,7 +43,7 @@ spawn(|| idle.accept());
 
 /// Open descriptors and threads of a process, once.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
+pub(crate) struct Sample {
     fds: usize,
     threads: usize,
 }
@@ -72,18 +72,29 @@ fn sampler(pid: u32, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Sample>> {
 
 #[test]
 fn a_thousand_runs_in_one_process_leak_no_descriptors_or_threads() {
-    let mut test = Test::new().args(&["--test", "-j", "2"]);
-    for i in 0..RUNS {
-        test = test.write(&format!("run{i:04}.rhai"), SCENARIO);
+    let (out, samples) = runs_sampled(SCENARIO, RUNS, &[]);
+    out.code(0).stderr_has(&format!("{RUNS} passed, 0 failed"));
+    assert_no_leak(&samples);
+}
+
+/// Run `scenario` `runs` times in one `sockscript --test -j 2` process (with `args`), sampling
+/// it all along.
+pub(crate) fn runs_sampled(scenario: &str, runs: usize, args: &[&str]) -> (Output, Vec<Sample>) {
+    let mut test = Test::new().args(&["--test", "-j", "2"]).args(args);
+    for i in 0..runs {
+        test = test.write(&format!("run{i:04}.rhai"), scenario);
     }
     let mut run = test.path(".").wall(Duration::from_secs(60)).spawn();
     let stop = Arc::new(AtomicBool::new(false));
     let sampling = sampler(run.id(), stop.clone());
     let out = run.wait();
     stop.store(true, Ordering::SeqCst);
-    let samples = sampling.join().unwrap_or_default();
+    (out, sampling.join().unwrap_or_default())
+}
 
-    out.code(0).stderr_has(&format!("{RUNS} passed, 0 failed"));
+/// Few descriptors and threads all along, and no more late in the run than early.
+#[track_caller]
+pub(crate) fn assert_no_leak(samples: &[Sample]) {
     assert!(
         samples.len() >= 6,
         "only {} samples: the run was too short to watch",
@@ -95,7 +106,7 @@ fn a_thousand_runs_in_one_process_leak_no_descriptors_or_threads() {
             part.iter().map(|s| s.threads).max().unwrap_or(0),
         )
     };
-    let (fds, threads) = max(&samples);
+    let (fds, threads) = max(samples);
     assert!(fds < MAX_FDS, "{fds} descriptors open at once: {samples:?}");
     assert!(
         threads < MAX_THREADS,

@@ -106,6 +106,46 @@ impl Plain {
         }
     }
 
+    /// The client's address as transcripts show it.
+    pub fn peer_text(&self) -> Option<Arc<str>> {
+        match self {
+            Plain::Tcp(s) => s.peer_addr().ok().map(|a| Endpoint::new(a).text),
+            Plain::Unix(s) => s
+                .peer_addr()
+                .ok()
+                .map(|a| Endpoint::unix(a.as_pathname()).text),
+        }
+    }
+
+    /// Wait until the peer sends its first byte, without taking it: `false` when it closed (or
+    /// reset) the connection without sending one, as a `wait_for` probe or a port scan does.
+    pub async fn sends_a_byte(&self) -> std::io::Result<bool> {
+        use std::io::ErrorKind as K;
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let peeked = loop {
+            let read = tokio::io::Interest::READABLE;
+            let tried = match self {
+                Plain::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_io(read, || socket2::SockRef::from(s).peek(&mut byte))
+                }
+                Plain::Unix(s) => {
+                    s.readable().await?;
+                    s.try_io(read, || socket2::SockRef::from(s).peek(&mut byte))
+                }
+            };
+            match tried {
+                Err(e) if e.kind() == K::WouldBlock || e.kind() == K::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match peeked {
+            Ok(n) => Ok(n > 0),
+            Err(e) if matches!(e.kind(), K::ConnectionReset | K::ConnectionAborted) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Use the stream as it is.
     pub fn open(
         self,

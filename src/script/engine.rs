@@ -318,8 +318,15 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     });
     let s = ctx.session.clone();
     engine.register_fn("channel", move || Channel::<Dynamic>::new(&s));
-    let s = ctx.session.clone();
-    engine.register_fn("join", move |t: Task| t.join(&s));
+    let c = ctx.clone();
+    engine.register_fn("join", move |t: Task| t.join(&c, None));
+    let c = ctx.clone();
+    engine.register_fn(
+        "join",
+        move |t: Task, deadline: Dynamic| -> ScriptResult<Dynamic> {
+            t.join(&c, Some(duration("join", &deadline)?))
+        },
+    );
     let c = ctx.clone();
     engine.register_fn(
         "within",

@@ -1,8 +1,11 @@
 //! Script tasks: `spawn` runs a closure on its own OS thread, against the scenario's shared
 //! engine and AST. Captures are copied at spawn time, like Rust's `move`, so no two threads
 //! ever wait on one rhai variable lock. The first task to fail fails the scenario and cancels
-//! every blocked call.
+//! every blocked call. A task that would wait for itself (joining its own handle, or a task
+//! that is joining it) is refused at the `join`, since it would otherwise wait until
+//! `--max-time`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub struct ScriptCtx {
     attached: std::sync::atomic::AtomicBool,
     /// The `within` that a task overran inside one built-in call, if one did.
     overrun: Mutex<Option<Overrun>>,
+    /// Who is waiting in `join` for whom, by task name (`main`, `task 1`, …): a join that
+    /// would close a cycle here is refused.
+    joins: Mutex<HashMap<Arc<str>, Arc<str>>>,
 }
 
 /// A `within` whose task stayed inside one built-in call past its deadline.
@@ -74,6 +80,7 @@ impl ScriptCtx {
             failure: Mutex::new(None),
             overrun: Mutex::new(None),
             attached: std::sync::atomic::AtomicBool::new(false),
+            joins: Mutex::new(HashMap::new()),
         })
     }
 
@@ -215,20 +222,90 @@ impl Task {
     }
 
     /// The closure's value; if the task failed, the scenario is already failing, so this stops.
-    pub fn join(&self, session: &Session) -> ScriptResult<Dynamic> {
+    /// Without a `deadline` it waits as long as the scenario may; running out of one is a
+    /// catchable `timeout`. Waiting for itself, directly or through tasks waiting for it, is
+    /// `invalid_argument`.
+    pub fn join(&self, ctx: &ScriptCtx, deadline: Option<Duration>) -> ScriptResult<Dynamic> {
+        let waiting = ctx.start_join(self, deadline.is_some())?;
         let mut done = self.inner.done.clone();
-        // A join waits as long as the scenario may: the task's own calls carry the deadlines.
+        // Without a deadline of its own, the task's own calls carry the deadlines.
         let forever = Duration::from_secs(60 * 60 * 24 * 365);
-        session
-            .block_on("join", None, Some(forever), async {
+        let joined = ctx
+            .session
+            .block_on("join", None, Some(deadline.unwrap_or(forever)), async {
                 let _ = done.wait_for(|d| *d).await;
                 Ok(())
-            })
-            .map_err(super::error::raise)?;
+            });
+        drop(waiting);
+        joined.map_err(super::error::raise)?;
         match &*self.inner.value.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(Ok(v)) => Ok(v.clone()),
             _ => Err(abort(Abort::Cancelled, Position::NONE)),
         }
+    }
+}
+
+impl ScriptCtx {
+    /// Note that the task running on this thread waits for `target`, unless that wait could
+    /// never end: `target` is this task, or is itself waiting (through others) for this task.
+    /// A join with a deadline ends anyway, so it only has to not be a self-join; it is left out
+    /// of the graph, and a cycle through it is none.
+    fn start_join(&self, target: &Task, bounded: bool) -> ScriptResult<Option<Joining<'_>>> {
+        let me = bridge::current_task();
+        let target_name: Arc<str> = Arc::from(target.name());
+        if bounded && *target_name != *me {
+            return Ok(None);
+        }
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        // Follow who the target waits for, and who that one waits for: reaching this task
+        // means the join would never end. Each task waits for one other at most, so a walk
+        // longer than the map is a cycle that does not include this task (refused earlier).
+        let mut chain = vec![target_name];
+        let closes_cycle = loop {
+            let at = &chain[chain.len() - 1];
+            if **at == *me {
+                break true;
+            }
+            match joins.get(at) {
+                Some(next) if chain.len() <= joins.len() => chain.push(next.clone()),
+                _ => break false,
+            }
+        };
+        if closes_cycle {
+            let message = if chain.len() == 1 {
+                format!("join: `{me}` cannot wait for itself: the join would never end")
+            } else {
+                let mut text = format!("join: `{me}` would wait for `{}`", chain[0]);
+                for name in &chain[1..] {
+                    text.push_str(&format!(", which waits for `{name}`"));
+                }
+                text.push_str(": the tasks would wait for each other forever");
+                text
+            };
+            return Err(super::error::script_error(
+                "invalid_argument",
+                "join",
+                message,
+            ));
+        }
+        joins.insert(me.clone(), chain.swap_remove(0));
+        Ok(Some(Joining { ctx: self, me }))
+    }
+}
+
+/// A task's entry in the join graph, removed when its `join` ends.
+struct Joining<'a> {
+    ctx: &'a ScriptCtx,
+    me: Arc<str>,
+}
+
+impl Drop for Joining<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .joins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.me);
     }
 }
 
