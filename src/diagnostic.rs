@@ -200,14 +200,18 @@ fn raised(
                 Status::Errored,
                 Diag::new(
                     "limit",
-                    format!("{prefix}{what} is larger than the data limit"),
+                    format!("{prefix}{} is larger than the data limit", data_kind(what)),
                     file,
                     source,
                 )
                 .label(*pos, "here")
-                .help(Some(
-                    "raise it with `--limit data=SIZE`, e.g. `--limit data=256MiB`".into(),
-                )),
+                .help(Some(format!(
+                    "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
+                     array element or a Blob byte {}, a map entry {}; raise it with \
+                     `--limit data=SIZE`, e.g. `--limit data=256MiB`",
+                    crate::script::ELEMENT_BYTES,
+                    crate::script::MAP_ENTRY_BYTES
+                ))),
             ),
             other => (
                 Status::Errored,
@@ -240,6 +244,16 @@ fn raised(
         diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));
     }
     (status, diag)
+}
+
+/// rhai's name for what outgrew its limit, as the diagnostic says it.
+fn data_kind(what: &str) -> &str {
+    match what {
+        "Length of string" => "a string",
+        "Size of array/BLOB" => "an array or Blob",
+        "Size of object map" => "an object map",
+        other => other,
+    }
 }
 
 fn socket_error(

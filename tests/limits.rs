@@ -1,7 +1,7 @@
 //! Each `--limit` (README "Reliability"): the default holds, a lower value is reached with the
 //! documented error, and a bad value is a usage error.
 
-use crate::harness::Test;
+use crate::harness::{temp_dir, Output, Test};
 
 /// A server task that sends `n` bytes of `x` and no newline, then waits for the client.
 const SERVER: &str = r#"
@@ -121,6 +121,78 @@ fn data_limits_strings_blobs_and_arrays() {
         .stderr_has("larger than the data limit")
         .stderr_has("--limit data=SIZE");
     Test::new().script("let b = blob(4096, 0);").run().code(0);
+}
+
+/// Run `greedy` beside a scenario that passes, in test mode with `args` and a JSON report:
+/// the greedy one must error with kind `limit` and the run go on to write its report. Returns
+/// the run, the greedy scenario's diagnostic message and the report's size in bytes.
+fn greedy_beside_a_passing_one(greedy: &str, args: &[&str]) -> (Output, String, u64) {
+    let dir = temp_dir("limits");
+    let json = dir.join("report.json");
+    let out = Test::new()
+        .named("a_greedy.rhai", greedy)
+        .named(
+            "b_fine.rhai",
+            r#"let x = [1, 2, 3]; assert_eq(x.len(), 3); print("fine");"#,
+        )
+        .args(&["--test", "--report-json", &json.to_string_lossy()])
+        .args(args)
+        .run();
+    out.code(4);
+    let text =
+        std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no report: {e}\n{}", out.stderr));
+    let size = text.len() as u64;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("the report is not JSON: {e}"));
+    let scenarios = doc["scenarios"].as_array().cloned().unwrap_or_default();
+    let status = |i: usize| scenarios.get(i).map(|s| s["status"].to_string());
+    assert_eq!(status(0).as_deref(), Some("\"errored\""), "{}", out.stderr);
+    assert_eq!(status(1).as_deref(), Some("\"passed\""), "{}", out.stderr);
+    let diag = &scenarios[0]["diagnostic"];
+    assert_eq!(diag["code"], "limit", "{diag}");
+    let message = diag["message"].as_str().unwrap_or_default().to_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out, message, size)
+}
+
+#[test]
+fn data_bounds_an_array_of_integers_in_bytes() {
+    // 100 000 integers are 1.6 MB of `Dynamic`s: over 1MiB though fewer than 1Mi elements.
+    let (out, message, _) =
+        greedy_beside_a_passing_one("let a = []; a.pad(100000, 0);", &["--limit", "data=1MiB"]);
+    assert!(
+        message.contains("an array or Blob is larger than the data limit"),
+        "{message}"
+    );
+    out.stderr_has("--limit data=SIZE");
+}
+
+#[test]
+fn data_counts_nested_arrays_and_maps() {
+    // 2000 arrays of 40: 82 000 elements, 1.3 MB.
+    let nested = "let a = []; for i in 0..2000 { let row = []; row.pad(40, i); a.push(row); }";
+    let (_, message, _) = greedy_beside_a_passing_one(nested, &["--limit", "data=1MiB"]);
+    assert!(message.contains("an array or Blob"), "{message}");
+    // 20 000 map entries are 1.3 MB at 64 bytes an entry. (rhai checks the map when a call
+    // gets it, here `len`; an index assignment only checks the value assigned.)
+    let map = "let m = #{}; for i in 0..20000 { m[`k${i}`] = i; } print(m.len());";
+    let (_, message, _) = greedy_beside_a_passing_one(map, &["--limit", "data=1MiB"]);
+    assert!(message.contains("an object map"), "{message}");
+}
+
+#[test]
+fn to_hex_with_a_long_separator_is_refused_before_it_allocates() {
+    // 64 KiB bytes with a 1 MB separator would be 64 GB of text.
+    let (out, message, _) = greedy_beside_a_passing_one(
+        r#"let sep = ""; sep.pad(1000000, "-"); let text = to_hex(blob(65536, 1), sep);"#,
+        &["--limit", "data=1MiB"],
+    );
+    assert!(
+        message.contains("to_hex: the text would be 65535131072 bytes"),
+        "{message}"
+    );
+    assert!(message.contains("over `--limit data=1MiB`"), "{message}");
+    out.faster_than(std::time::Duration::from_secs(5));
 }
 
 #[test]

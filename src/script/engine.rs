@@ -21,8 +21,14 @@ use crate::net::{
 /// services in a pipeline often take a while to start.
 const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The most bytes `pack` builds: a format like `"1000000000x"` must not allocate a gigabyte.
-pub const MAX_DATA: usize = 64 * 1024 * 1024;
+/// What one array element counts against `--limit data`: the `Dynamic` it is stored in. rhai
+/// counts elements, and a Blob's bytes in the same count, so both are bounded by
+/// `data / ELEMENT_BYTES`: a Blob may hold a sixteenth of the limit.
+pub const ELEMENT_BYTES: usize = std::mem::size_of::<Dynamic>();
+
+/// What one map entry counts against `--limit data`: its value, its key and a share of the
+/// tree's nodes. (rhai counts entries, not the length of their keys.)
+pub const MAP_ENTRY_BYTES: usize = 4 * ELEMENT_BYTES;
 
 /// How often (in rhai operations) a script checks for cancellation and `within` deadlines.
 const PROGRESS_EVERY: u64 = 1024;
@@ -74,16 +80,17 @@ fn blob_bytes_as_integers(engine: &mut Engine) {
     engine.register_global_module(module.into());
 }
 
-fn set_limits(engine: &mut Engine, limits: &super::Limits) {
+pub(super) fn set_limits(engine: &mut Engine, limits: &super::Limits) {
     // Debug builds default to a call depth of 8; scripts recurse more than that.
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    // Arrays and Blobs share a limit; by default it matches the most a connection buffers, so
-    // a `recv_all_bytes` that fits the buffer fits a Blob.
+    // `data` is bytes; rhai counts string bytes, array elements (with a Blob's bytes) and map
+    // entries, nested values included, each against its own limit. An element counts as the
+    // `Dynamic` holding it, so an array of integers cannot be 16 times the limit.
     engine.set_max_string_size(limits.max_data);
-    engine.set_max_array_size(limits.max_data);
+    engine.set_max_array_size((limits.max_data / ELEMENT_BYTES).max(1));
+    engine.set_max_map_size((limits.max_data / MAP_ENTRY_BYTES).max(1));
     engine.set_max_operations(limits.max_operations);
-    engine.set_max_map_size(100_000);
 }
 
 fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {

@@ -6,6 +6,7 @@ mod assert;
 mod binary;
 mod engine;
 mod error;
+mod limits;
 mod net;
 mod task;
 mod value;
@@ -18,6 +19,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use crate::net::{CancelReason, Session};
 
+pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use value::{parse_duration, parse_var};
 
@@ -28,8 +30,14 @@ pub struct Limits {
     pub max_tasks: usize,
     /// rhai operations a scenario's script (each task counted apart) may run; 0 for no limit.
     pub max_operations: u64,
-    /// The largest string, Blob or array (in elements) a script may hold.
+    /// The bytes one value may hold: a string's bytes; an array's elements, a Blob's bytes and
+    /// a map's entries, nested ones included, at `ELEMENT_BYTES` and `MAP_ENTRY_BYTES` each.
+    /// Also the bytes a channel may queue.
     pub max_data: usize,
+    /// The bytes a scenario may `print` in test mode, where its output is kept for the reports.
+    pub max_output: usize,
+    /// The size of a scenario file.
+    pub max_script: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +46,8 @@ impl Default for Limits {
             max_tasks: 10_000,
             max_operations: 10_000_000_000,
             max_data: 64 * 1024 * 1024,
+            max_output: 16 * 1024 * 1024,
+            max_script: 16 * 1024 * 1024,
         }
     }
 }
