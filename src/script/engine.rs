@@ -64,7 +64,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     net::register(&mut engine);
     assert::register(&mut engine);
     binary::register(&mut engine);
-    register_scenario_fns(&mut engine, ctx);
+    register_scenario_fns(&mut engine, ctx, limits);
     register_spawn(&mut engine, ctx);
     engine
 }
@@ -235,7 +235,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
     Ok((timeout, listen))
 }
 
-fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
+fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &super::Limits) {
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
@@ -327,7 +327,8 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         ))
     });
     let s = ctx.session.clone();
-    engine.register_fn("channel", move || Channel::<Dynamic>::new(&s));
+    let queued = limits.max_data;
+    engine.register_fn("channel", move || Channel::<Dynamic>::new(&s, queued));
     let s = ctx.session.clone();
     engine.register_fn("join", move |t: Task| t.join(&s));
     engine.register_fn(
