@@ -162,6 +162,11 @@ fn raised(
                 .help((!values.is_empty()).then_some(values));
             (Status::Failed, diag)
         }
+        Some(Abort::Limit(message)) => (
+            Status::Errored,
+            Diag::new("limit", format!("{prefix}{message}"), file, source)
+                .label(inner.position(), "stopped here"),
+        ),
         Some(_) => (
             Status::Errored,
             Diag::new(

@@ -42,20 +42,32 @@ pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
 
-    let output = ctx.output.clone();
-    engine.on_print(move |text| output.line(text));
-    let output = ctx.output.clone();
+    // Output past `--limit output` is dropped here and stops the script at its next progress
+    // check: `print` itself cannot fail.
+    let printing = ctx.clone();
+    engine.on_print(move |text| {
+        if let Some(kept) = printing.printed.admit(text) {
+            printing.output.line(kept);
+        }
+    });
+    let printing = ctx.clone();
     engine.on_debug(move |text, _, pos| {
-        output.line(&format!("[debug {pos}] {text}"));
+        let line = format!("[debug {pos}] {text}");
+        if let Some(kept) = printing.printed.admit(&line) {
+            printing.output.line(kept);
+        }
     });
 
-    let session = ctx.session.clone();
+    let watched = ctx.clone();
     engine.on_progress(move |ops| {
         if ops % PROGRESS_EVERY != 0 {
             return None;
         }
-        if session.is_cancelled() {
+        if watched.session.is_cancelled() {
             return Some(Dynamic::from(Abort::Cancelled));
+        }
+        if watched.printed.dropped() > 0 {
+            return Some(Dynamic::from(Abort::Limit(watched.printed.message())));
         }
         bridge::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
     });

@@ -20,7 +20,9 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 use crate::net::{CancelReason, Session};
 
 pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
+use error::abort;
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
+pub use limits::size_text;
 pub use value::{parse_duration, parse_var};
 
 /// What a script may use, so a runaway script cannot take the machine down.
@@ -125,7 +127,9 @@ impl Scenario {
         output: Output,
         config: Config,
     ) -> Result<Scenario, Failure> {
-        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
+        // Captured output is kept for the reports, so it is bounded; stdout keeps nothing.
+        let max_output = matches!(output, Output::Capture(..)).then_some(config.limits.max_output);
+        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks, max_output);
         let engine = Arc::new(engine::build(&ctx, &config.limits));
         let ast = engine
             .compile_with_scope(&var_scope(&config), source)
@@ -170,6 +174,10 @@ impl Scenario {
         self.ctx.join_tasks();
         drop(scope);
         let task_failure = self.ctx.take_failure();
+        let over_output = self.ctx.printed.dropped() > 0;
+        if over_output {
+            self.ctx.output.line(&self.ctx.printed.marker());
+        }
 
         let result = match (reason, main, task_failure) {
             (Some(CancelReason::MaxTime), main, _) => Err(Failure::MaxTime(
@@ -179,6 +187,11 @@ impl Scenario {
             (Some(CancelReason::Interrupted), main, _) => Err(Failure::Interrupted(
                 main.err().map_or(Position::NONE, |e| e.position()),
             )),
+            // Output cut at its limit fails a scenario that would have passed.
+            (_, Ok(()), None) if over_output => Err(Failure::Raised {
+                error: abort(Abort::Limit(self.ctx.printed.message()), Position::NONE),
+                task: None,
+            }),
             (_, Ok(()), None) => Ok(()),
             // A task that failed is the cause when main only saw its consequence: cancellation,
             // or the connection the failing task dropped as it unwound.
