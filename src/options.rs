@@ -145,10 +145,13 @@ fn limits(flags: &[String]) -> Result<(crate::net::Limits, crate::script::Limits
             }
             "operations" => script.max_operations = count()?,
             "data" => script.max_data = positive(size()?)?,
+            "output" => script.max_output = positive(size()?)?,
+            "script" => script.max_script = positive(size()?)?,
             other => {
                 return Err(bad(&format!(
-                "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, data)"
-            )))
+                    "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, \
+                     data, output, script)"
+                )))
             }
         }
     }
@@ -268,12 +271,27 @@ mod tests {
 
     #[test]
     fn limits_parse_sizes_and_counts() {
-        let (net, script) = limits(&["line=64KiB".into(), "tasks=5".into(), "operations=0".into()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (net, script) = limits(&[
+            "line=64KiB".into(),
+            "tasks=5".into(),
+            "operations=0".into(),
+            "output=1MiB".into(),
+            "script=4KiB".into(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(script.max_output, 1 << 20);
+        assert_eq!(script.max_script, 4096);
         assert_eq!(net.max_line, 64 * 1024);
         assert_eq!(script.max_tasks, 5);
         assert_eq!(script.max_operations, 0);
-        for bad in ["line=0", "lines=5", "buffer=lots", "tasks"] {
+        for bad in [
+            "line=0",
+            "lines=5",
+            "buffer=lots",
+            "tasks",
+            "output=0",
+            "script=big",
+        ] {
             assert!(limits(&[bad.into()]).is_err(), "{bad}");
         }
         assert_eq!(parse_size("1MiB"), Some(1 << 20));

@@ -1,6 +1,7 @@
 //! A scenario file, and finding them: a file as given, a directory's `*.rhai` recursively,
 //! sorted so every run (and every shard of one) sees the same order.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// One `.rhai` file, read.
@@ -19,25 +20,25 @@ pub enum LoadError {
     Unreadable(String),
     /// The file is not UTF-8 text: a script that cannot compile (exit 3).
     NotText(String),
+    /// The file is larger than `--limit script` (usage: exit 2 in run mode).
+    TooLarge(String),
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LoadError::Unreadable(m) | LoadError::NotText(m) => f.write_str(m),
+            LoadError::Unreadable(m) | LoadError::NotText(m) | LoadError::TooLarge(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
 
 impl Scenario {
-    pub fn load(path: &Path, name: String) -> Result<Scenario, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            LoadError::Unreadable(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                lower(&e.to_string())
-            ))
-        })?;
+    /// Read the file at `path`; one of more than `max_size` bytes (`--limit script`) is
+    /// refused before it is read whole.
+    pub fn load(path: &Path, name: String, max_size: usize) -> Result<Scenario, LoadError> {
+        let bytes = read_at_most(path, max_size)?;
         let source = String::from_utf8(bytes).map_err(|e| {
             LoadError::NotText(format!(
                 "`{}` does not compile: it is not UTF-8 text (invalid byte at offset {})",
@@ -51,6 +52,39 @@ impl Scenario {
             source,
         })
     }
+}
+
+fn read_at_most(path: &Path, max_size: usize) -> Result<Vec<u8>, LoadError> {
+    let unreadable = |e: std::io::Error| {
+        LoadError::Unreadable(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            lower(&e.to_string())
+        ))
+    };
+    let too_large = |size: String| {
+        LoadError::TooLarge(format!(
+            "`{}` is {size}, over `--limit script={}`",
+            path.display(),
+            crate::script::size_text(max_size)
+        ))
+    };
+    let max = u64::try_from(max_size).unwrap_or(u64::MAX);
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let length = file.metadata().map_err(unreadable)?.len();
+    if length > max {
+        return Err(too_large(format!("{length} bytes")));
+    }
+    // The length can grow after it was read (or mean nothing, for a pipe): read one byte more
+    // than the limit, at most, to tell.
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > max_size {
+        return Err(too_large(format!("more than {max_size} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// Every scenario under `paths`, as (path, display name). A path that does not exist is an error.
