@@ -127,6 +127,11 @@ fn data_limits_strings_blobs_and_arrays() {
 /// the greedy one must error with kind `limit` and the run go on to write its report. Returns
 /// the run, the greedy scenario's diagnostic message and the report's size in bytes.
 fn greedy_beside_a_passing_one(greedy: &str, args: &[&str]) -> (Output, String, u64) {
+    greedy_errs_with("limit", greedy, args)
+}
+
+/// [`greedy_beside_a_passing_one`], erring with the error kind `code`.
+fn greedy_errs_with(code: &str, greedy: &str, args: &[&str]) -> (Output, String, u64) {
     let dir = temp_dir("limits");
     let json = dir.join("report.json");
     let out = Test::new()
@@ -149,7 +154,7 @@ fn greedy_beside_a_passing_one(greedy: &str, args: &[&str]) -> (Output, String, 
     assert_eq!(status(0).as_deref(), Some("\"errored\""), "{}", out.stderr);
     assert_eq!(status(1).as_deref(), Some("\"passed\""), "{}", out.stderr);
     let diag = &scenarios[0]["diagnostic"];
-    assert_eq!(diag["code"], "limit", "{diag}");
+    assert_eq!(diag["code"], code, "{diag}");
     let message = diag["message"].as_str().unwrap_or_default().to_owned();
     let _ = std::fs::remove_dir_all(&dir);
     (out, message, size)
@@ -193,6 +198,82 @@ fn to_hex_with_a_long_separator_is_refused_before_it_allocates() {
     );
     assert!(message.contains("over `--limit data=1MiB`"), "{message}");
     out.faster_than(std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_full_channel_makes_send_wait_and_a_flood_times_out() {
+    // Nobody receives: 15 Blobs of 64 KiB fill 1MiB, the 16th waits out `--timeout`.
+    let flood = "let ch = channel(); let b = blob(65536, 1); loop { ch.send(b); }";
+    let (_, message, _) = greedy_errs_with(
+        "timeout",
+        flood,
+        &["--limit", "data=1MiB", "--timeout", "300ms"],
+    );
+    assert!(
+        message.contains("channel.send timed out after 300ms"),
+        "{message}"
+    );
+    // A value larger than the whole queue cannot wait for room.
+    Test::new()
+        .script(
+            r#"let s = ""; s.pad(1048570, "x");
+               let e = assert_err(|| channel().send(s), "limit");
+               print(e.message);"#,
+        )
+        .args(&["--limit", "data=1MiB"])
+        .run()
+        .code(0)
+        .stdout_has("more than a channel queues (1048576 bytes)");
+    // A receiver makes room: 4 MiB go through a 1 MiB queue.
+    Test::new()
+        .script(
+            r#"let ch = channel();
+               let t = spawn(|| { for i in 0..64 { ch.send(blob(65536, i)); } });
+               let n = 0;
+               for i in 0..64 { n += ch.recv().len(); }
+               t.join();
+               assert_eq(n, 4194304);"#,
+        )
+        .args(&["--limit", "data=1MiB"])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn output_keeps_what_fits_and_fails_the_scenario() {
+    // 3000 lines of 1000 bytes: 3 MB, of which 1MiB is kept.
+    let chatty = r#"let s = ""; s.pad(1000, "x"); for i in 0..3000 { print(s); } assert(true);"#;
+    let (out, message, size) = greedy_beside_a_passing_one(chatty, &["--limit", "output=1MiB"]);
+    assert!(
+        message.contains("bytes more than `--limit output=1MiB`"),
+        "{message}"
+    );
+    out.stderr_has("[output truncated: ");
+    assert!(size < 1_100_000, "the report is {size} bytes");
+    // Run mode prints as it goes and keeps nothing: no limit applies.
+    let out = Test::new()
+        .script(chatty)
+        .args(&["--limit", "output=1KiB"])
+        .run();
+    out.code(0);
+    assert_eq!(out.stdout.len(), 3000 * 1001);
+}
+
+#[test]
+fn script_refuses_a_larger_file_before_reading_it() {
+    let big = format!("let x = 1;\n{}", "// padding\n".repeat(200));
+    let (_, message, _) = greedy_beside_a_passing_one(&big, &["--limit", "script=1KiB"]);
+    assert!(
+        message.contains("a_greedy.rhai` is 2211 bytes, over `--limit script=1KiB`"),
+        "{message}"
+    );
+    // Run mode: a usage error.
+    Test::new()
+        .script(&big)
+        .args(&["--limit", "script=1KiB"])
+        .run()
+        .code(2)
+        .stderr_has("over `--limit script=1KiB`");
 }
 
 #[test]
