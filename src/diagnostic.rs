@@ -256,6 +256,7 @@ fn data_kind(what: &str) -> &str {
     match what {
         "Length of string" => "a string",
         "Size of array/BLOB" => "an array or Blob",
+        "Size of BLOB" => "a Blob",
         "Size of object map" => "an object map",
         other => other,
     }
@@ -334,5 +335,12 @@ mod tests {
         let src = "let a = 1;\nlet c = connect(x);\n";
         let (off, len) = span(src, Position::new(2, 9)).unwrap_or_default();
         assert_eq!(&src[off..off + len], "connect");
+    }
+
+    #[test]
+    fn data_limits_name_what_outgrew_them() {
+        assert_eq!(data_kind("Size of BLOB"), "a Blob");
+        assert_eq!(data_kind("Length of string"), "a string");
+        assert_eq!(data_kind("Size of object map"), "an object map");
     }
 }
