@@ -178,10 +178,14 @@ fn data_counts_nested_arrays_and_maps() {
     let nested = "let a = []; for i in 0..2000 { let row = []; row.pad(40, i); a.push(row); }";
     let (_, message, _) = greedy_beside_a_passing_one(nested, &["--limit", "data=1MiB"]);
     assert!(message.contains("an array or Blob"), "{message}");
-    // 20 000 map entries are 1.3 MB at 64 bytes an entry. (rhai checks the map when a call
-    // gets it, here `len`; an index assignment only checks the value assigned.)
-    let map = "let m = #{}; for i in 0..20000 { m[`k${i}`] = i; } print(m.len());";
+    // 20 000 map entries are 1.3 MB at 64 bytes an entry, added by index assignment (rhai
+    // checks the value assigned, not the map).
+    let map = "let m = #{}; for i in 0..20000 { m[`k${i}`] = i; }";
     let (_, message, _) = greedy_beside_a_passing_one(map, &["--limit", "data=1MiB"]);
+    assert!(message.contains("an object map"), "{message}");
+    // Long keys count too: 40 keys of 100 KB.
+    let keys = r#"let k = ""; k.pad(100000, "k"); let m = #{}; for i in 0..40 { m[k + i] = 0; }"#;
+    let (_, message, _) = greedy_beside_a_passing_one(keys, &["--limit", "data=1MiB"]);
     assert!(message.contains("an object map"), "{message}");
 }
 

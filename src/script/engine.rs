@@ -36,6 +36,7 @@ const PROGRESS_EVERY: u64 = 1024;
 pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, limits);
+    watch_maps(&mut engine, limits.max_data);
     // Scenarios cannot load modules; rhai has no file or process access to begin with.
     engine.set_module_resolver(DummyModuleResolver::new());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
@@ -103,6 +104,64 @@ pub(super) fn set_limits(engine: &mut Engine, limits: &super::Limits) {
     engine.set_max_array_size((limits.max_data / ELEMENT_BYTES).max(1));
     engine.set_max_map_size((limits.max_data / MAP_ENTRY_BYTES).max(1));
     engine.set_max_operations(limits.max_operations);
+}
+
+thread_local! {
+    /// Variable reads this thread makes before it looks at one again (see [`watch_maps`]).
+    static READS_BEFORE_MEASURE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// A xorshift state: the reads between looks vary, so a loop cannot always read its map
+    /// where no look falls.
+    static LOOK_JITTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0x9e37_79b9) };
+}
+
+/// The most reads between two looks at a variable, when the last one read was not a map.
+const READS_BETWEEN_LOOKS: u32 = 8;
+
+fn reads_between_looks() -> usize {
+    LOOK_JITTER.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        state.set(x);
+        (x % READS_BETWEEN_LOOKS) as usize
+    })
+}
+
+/// rhai checks a map's size when a call gets it, but not when `m[key] = v` or `m.key = v` adds
+/// an entry, and it never counts keys. So now and then the variable being read is looked at,
+/// and a map is measured whole, keys included. The next look waits for as many reads as that
+/// map has entries (up to 8 after any other value), which keeps the cost at O(1) a read; adding an
+/// entry reads the map, so its entries can at most double (plus 8) between two measures.
+#[allow(deprecated)] // `on_var` is not deprecated, only marked volatile.
+fn watch_maps(engine: &mut Engine, max_data: usize) {
+    engine.on_var(move |name, _, ctx| {
+        let due = READS_BEFORE_MEASURE.with(|left| match left.get() {
+            0 => true,
+            n => {
+                left.set(n - 1);
+                false
+            }
+        });
+        if !due {
+            return Ok(None);
+        }
+        let map = ctx.scope().get(name).filter(|v| v.is_map());
+        let entries = map
+            .and_then(|v| v.as_map_ref().ok().map(|m| m.len()))
+            .unwrap_or_else(reads_between_looks);
+        READS_BEFORE_MEASURE.with(|left| left.set(entries));
+        match map {
+            Some(value) if super::limits::estimated_size(value) > max_data => {
+                Err(rhai::EvalAltResult::ErrorDataTooLarge(
+                    "Size of object map".into(),
+                    rhai::Position::NONE,
+                )
+                .into())
+            }
+            _ => Ok(None),
+        }
+    });
 }
 
 fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
