@@ -10,7 +10,7 @@ use rhai::plugin::*;
 use rhai::{Array, Blob, Dynamic, Engine, FLOAT, INT};
 
 use super::error::{script_error, ScriptResult};
-use super::limits::{check_blob, check_text};
+use super::limits::{blob_limit, check_blob, check_text};
 
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(binary_fns).into());
@@ -33,8 +33,8 @@ mod binary_fns {
     /// assert_eq(hex("0x0102"), hex("0x01 0x02"));
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn hex(text: &str) -> ScriptResult<Blob> {
-        super::parse_hex(text).map_err(|why| super::invalid("hex", why))
+    pub fn hex(ctx: NativeCallContext, text: &str) -> ScriptResult<Blob> {
+        super::parse_hex(&ctx, text)
     }
 
     /// The Blob as lowercase hex digits, two a byte, without separators.
@@ -155,49 +155,70 @@ fn is_hex_separator(c: char) -> bool {
     c.is_whitespace() || c == ':' || c == '-'
 }
 
-/// Groups between separators, each an optional `0x` and an even number of digits.
-fn parse_hex(text: &str) -> Result<Blob, String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::with_capacity(chars.len() / 2);
+/// Groups between separators, each an optional `0x` and an even number of digits. Positions
+/// in errors count characters, from 0. The Blob never grows past what a Blob may hold.
+fn parse_hex(ctx: &NativeCallContext, text: &str) -> ScriptResult<Blob> {
+    let max = blob_limit(ctx);
+    let mut out = Vec::with_capacity((text.len() / 2).min(max));
     let mut at = 0;
-    while at < chars.len() {
-        if is_hex_separator(chars[at]) {
-            at += 1;
+    for group in text.split(is_hex_separator) {
+        let start = at;
+        // The group's characters and the one separator after it.
+        at += group.chars().count() + 1;
+        if group.is_empty() {
             continue;
         }
-        let start = at;
-        while at < chars.len() && !is_hex_separator(chars[at]) {
-            at += 1;
-        }
-        let group = &chars[start..at];
-        let (first, digits) = match group {
-            ['0', 'x' | 'X', rest @ ..] => (start + 2, rest),
-            _ => (start, group),
+        let (first, digits) = match group
+            .strip_prefix("0x")
+            .or_else(|| group.strip_prefix("0X"))
+        {
+            Some(rest) => (start + 2, rest),
+            None => (start, group),
         };
         if digits.is_empty() {
-            return Err(format!("`0x` at position {start} has no digits after it"));
-        }
-        let mut nibbles = Vec::with_capacity(digits.len());
-        for (i, c) in digits.iter().enumerate() {
-            match c.to_digit(16) {
-                // A hex digit is below 16, so it fits a u8.
-                Some(n) => nibbles.push(n as u8),
-                None => {
-                    return Err(format!(
-                        "`{c}` at position {} is not a hex digit",
-                        first + i
-                    ))
-                }
-            }
-        }
-        if nibbles.len() % 2 == 1 {
-            let group: String = group.iter().collect();
-            return Err(format!(
-                "`{group}` at position {start} has an odd number of hex digits ({}): a byte takes two",
-                nibbles.len()
+            return Err(invalid(
+                "hex",
+                format!("`0x` at position {start} has no digits after it"),
             ));
         }
-        out.extend(nibbles.chunks(2).map(|pair| pair[0] << 4 | pair[1]));
+        if let Some((i, c)) = digits
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii_hexdigit())
+        {
+            return Err(invalid(
+                "hex",
+                format!("`{c}` at position {} is not a hex digit", first + i),
+            ));
+        }
+        // Every character is an ASCII digit now: one byte each.
+        if digits.len() % 2 == 1 {
+            return Err(invalid(
+                "hex",
+                format!(
+                    "`{group}` at position {start} has an odd number of hex digits ({}): a byte takes two",
+                    digits.len()
+                ),
+            ));
+        }
+        if out.len() + digits.len() / 2 > max {
+            return Err(script_error(
+                "limit",
+                "hex",
+                format!(
+                    "hex: the Blob would be more than the {max} bytes a Blob may hold under \
+                     `--limit data={}`",
+                    super::limits::size_text(super::limits::data_limit(ctx))
+                ),
+            ));
+        }
+        let nibble = |b: u8| char::from(b).to_digit(16).unwrap_or(0) as u8;
+        out.extend(
+            digits
+                .as_bytes()
+                .chunks(2)
+                .map(|pair| nibble(pair[0]) << 4 | nibble(pair[1])),
+        );
     }
     Ok(out)
 }
@@ -666,6 +687,13 @@ mod tests {
         // An overflowing size is refused the same way, not wrapped around.
         let (kind, _) = small_limit_error(r#"calcsize("9223372036854775807q")"#);
         assert_eq!(kind, "limit");
+        // 65 bytes of hex text under a 64-byte Blob limit.
+        let (kind, message) = small_limit_error(&format!("hex({:?})", "ab".repeat(65)));
+        assert_eq!(kind, "limit", "{message}");
+        assert!(
+            message.contains("the 64 bytes a Blob may hold"),
+            "{message}"
+        );
     }
 
     fn eval<T: std::any::Any>(script: &str) -> T {

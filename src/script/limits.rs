@@ -34,6 +34,12 @@ pub fn data_limit(ctx: &NativeCallContext) -> usize {
     or_none(ctx.engine().max_string_size())
 }
 
+/// The most bytes a Blob may hold: rhai counts them as array elements, at `ELEMENT_BYTES` each
+/// against `--limit data`.
+pub fn blob_limit(ctx: &NativeCallContext) -> usize {
+    or_none(ctx.engine().max_array_size())
+}
+
 /// Error kind `limit` unless text of `size` bytes (`None`: too many to count) fits a string.
 pub fn check_text(ctx: &NativeCallContext, op: &str, size: Option<usize>) -> ScriptResult<()> {
     let limit = data_limit(ctx);
@@ -54,7 +60,7 @@ pub fn check_text(ctx: &NativeCallContext, op: &str, size: Option<usize>) -> Scr
 /// Error kind `limit` unless a Blob of `size` bytes fits: rhai counts a Blob's bytes as array
 /// elements, so a Blob may hold `data / ELEMENT_BYTES` bytes.
 pub fn check_blob(ctx: &NativeCallContext, op: &str, size: Option<usize>) -> ScriptResult<()> {
-    let limit = or_none(ctx.engine().max_array_size());
+    let limit = blob_limit(ctx);
     match size {
         Some(n) if n <= limit => Ok(()),
         _ => Err(script_error(
