@@ -190,6 +190,21 @@ fn data_counts_nested_arrays_and_maps() {
 }
 
 #[test]
+fn data_counts_what_closures_and_function_pointers_hold() {
+    // 40 closures (and curried function pointers) holding 100 KB each: 4 MB that rhai's own
+    // check counts as 40 elements.
+    let base = r#"fn f(x) { x } let base = ""; base.pad(100000, "y"); let a = [];"#;
+    for grow in [
+        "for i in 0..40 { let s = base + i; a.push(|| s); }",
+        r#"for i in 0..40 { a.push(Fn("f").curry(base + i)); }"#,
+    ] {
+        let (_, message, _) =
+            greedy_beside_a_passing_one(&format!("{base} {grow}"), &["--limit", "data=1MiB"]);
+        assert!(message.contains("an array or Blob"), "{grow}: {message}");
+    }
+}
+
+#[test]
 fn to_hex_with_a_long_separator_is_refused_before_it_allocates() {
     // 64 KiB bytes with a 1 MB separator would be 64 GB of text.
     let (out, message, _) = greedy_beside_a_passing_one(

@@ -36,7 +36,7 @@ const PROGRESS_EVERY: u64 = 1024;
 pub fn build(ctx: &Arc<ScriptCtx>, limits: &super::Limits) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, limits);
-    watch_maps(&mut engine, limits.max_data);
+    watch_values(&mut engine, limits.max_data);
     // Scenarios cannot load modules; rhai has no file or process access to begin with.
     engine.set_module_resolver(DummyModuleResolver::new());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
@@ -107,14 +107,15 @@ pub(super) fn set_limits(engine: &mut Engine, limits: &super::Limits) {
 }
 
 thread_local! {
-    /// Variable reads this thread makes before it looks at one again (see [`watch_maps`]).
+    /// Variable reads this thread makes before it looks at one again (see [`watch_values`]).
     static READS_BEFORE_MEASURE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// A xorshift state: the reads between looks vary, so a loop cannot always read its map
     /// where no look falls.
     static LOOK_JITTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0x9e37_79b9) };
 }
 
-/// The most reads between two looks at a variable, when the last one read was not a map.
+/// The most reads between two looks at a variable, when the last one read was not a map or
+/// an array.
 const READS_BETWEEN_LOOKS: u32 = 8;
 
 fn reads_between_looks() -> usize {
@@ -128,13 +129,16 @@ fn reads_between_looks() -> usize {
     })
 }
 
-/// rhai checks a map's size when a call gets it, but not when `m[key] = v` or `m.key = v` adds
-/// an entry, and it never counts keys. So now and then the variable being read is looked at,
-/// and a map is measured whole, keys included. The next look waits for as many reads as that
-/// map has entries (up to 8 after any other value), which keeps the cost at O(1) a read; adding an
-/// entry reads the map, so its entries can at most double (plus 8) between two measures.
+/// rhai checks a value's size when a call gets it, but not when `m[key] = v` or `m.key = v`
+/// adds a map entry; it never counts map keys, nor what function pointers and closures hold
+/// (their curried values, a closure's captures). So now and then the variable being read is
+/// looked at: a map is measured whole, keys and closures included, and an array for what its
+/// function pointers hold. The next look waits for as many reads as that value has entries (up
+/// to 8 after any other value), which keeps the cost at O(1) a read; adding an entry reads the
+/// map, so its entries can at most double (plus 8) between two measures.
 #[allow(deprecated)] // `on_var` is not deprecated, only marked volatile.
-fn watch_maps(engine: &mut Engine, max_data: usize) {
+fn watch_values(engine: &mut Engine, max_data: usize) {
+    use super::limits::{estimated_size, hidden_size};
     engine.on_var(move |name, _, ctx| {
         let due = READS_BEFORE_MEASURE.with(|left| match left.get() {
             0 => true,
@@ -146,21 +150,28 @@ fn watch_maps(engine: &mut Engine, max_data: usize) {
         if !due {
             return Ok(None);
         }
-        let map = ctx.scope().get(name).filter(|v| v.is_map());
-        let entries = map
-            .and_then(|v| v.as_map_ref().ok().map(|m| m.len()))
-            .unwrap_or_else(reads_between_looks);
+        let value = ctx.scope().get(name);
+        let (entries, over) = match value {
+            Some(v) if v.is_map() => (
+                v.as_map_ref().map_or(0, |m| m.len()),
+                estimated_size(v) > max_data,
+            ),
+            Some(v) if v.is_array() => (
+                v.as_array_ref().map_or(0, |a| a.len()),
+                hidden_size(v) > max_data,
+            ),
+            _ => (reads_between_looks(), false),
+        };
         READS_BEFORE_MEASURE.with(|left| left.set(entries));
-        match map {
-            Some(value) if super::limits::estimated_size(value) > max_data => {
-                Err(rhai::EvalAltResult::ErrorDataTooLarge(
-                    "Size of object map".into(),
-                    rhai::Position::NONE,
-                )
-                .into())
-            }
-            _ => Ok(None),
+        if !over {
+            return Ok(None);
         }
+        let what = if value.is_some_and(Dynamic::is_map) {
+            "Size of object map"
+        } else {
+            "Size of array/BLOB"
+        };
+        Err(rhai::EvalAltResult::ErrorDataTooLarge(what.into(), rhai::Position::NONE).into())
     });
 }
 

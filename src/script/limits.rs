@@ -88,10 +88,36 @@ const MAX_DEPTH: usize = 10_000;
 
 /// An estimate of the bytes `value` holds, the way `--limit data` counts them: a string's and a
 /// Blob's bytes, `ELEMENT_BYTES` an array element and `MAP_ENTRY_BYTES` (plus the key) a map
-/// entry, nested values included; any other value is its `Dynamic`. Spare capacity and the
-/// allocator's own overhead are not counted.
+/// entry, nested values and the values curried into a function pointer (a closure's captures)
+/// included; any other value is its `Dynamic`. Spare capacity and the allocator's own overhead
+/// are not counted.
 pub fn estimated_size(value: &Dynamic) -> usize {
     walk(value, 0)
+}
+
+/// The bytes in `value` that rhai's own data check does not see: what is curried into the
+/// function pointers (and closures) it holds, at any depth.
+pub fn hidden_size(value: &Dynamic) -> usize {
+    hidden(value, 0)
+}
+
+fn hidden(value: &Dynamic, depth: usize) -> usize {
+    if depth > MAX_DEPTH {
+        return usize::MAX;
+    }
+    let sum = |values: &mut dyn Iterator<Item = &Dynamic>| {
+        values.fold(0usize, |sum, v| sum.saturating_add(hidden(v, depth + 1)))
+    };
+    if let Ok(array) = value.as_array_ref() {
+        sum(&mut array.iter())
+    } else if let Ok(map) = value.as_map_ref() {
+        sum(&mut map.values())
+    } else if let Some(f) = value.read_lock::<rhai::FnPtr>() {
+        f.iter_curry()
+            .fold(0usize, |sum, v| sum.saturating_add(walk(v, depth + 1)))
+    } else {
+        0
+    }
 }
 
 fn walk(value: &Dynamic, depth: usize) -> usize {
@@ -111,6 +137,9 @@ fn walk(value: &Dynamic, depth: usize) -> usize {
             sum.saturating_add(MAP_ENTRY_BYTES - ELEMENT_BYTES + k.len())
                 .saturating_add(walk(v, depth + 1))
         })
+    } else if let Some(f) = value.read_lock::<rhai::FnPtr>() {
+        f.iter_curry()
+            .fold(0usize, |sum, v| sum.saturating_add(walk(v, depth + 1)))
     } else {
         0
     };
