@@ -205,6 +205,22 @@ fn data_counts_what_closures_and_function_pointers_hold() {
 }
 
 #[test]
+fn values_nested_too_deep_stop_their_scenario_not_the_run() {
+    // rhai clones, checks and drops nested values by recursion: 3000 levels overflowed the
+    // stack of a test-mode thread and aborted the whole run.
+    for grow in [
+        "let a = []; for i in 0..3000 { a = [a]; }",
+        "let m = #{}; for i in 0..3000 { m = #{x: m}; }",
+    ] {
+        let (_, message, _) = greedy_beside_a_passing_one(grow, &[]);
+        assert!(
+            message.contains("more than 256 levels deep"),
+            "{grow}: {message}"
+        );
+    }
+}
+
+#[test]
 fn to_hex_with_a_long_separator_is_refused_before_it_allocates() {
     // 64 KiB bytes with a 1 MB separator would be 64 GB of text.
     let (out, message, _) = greedy_beside_a_passing_one(

@@ -131,14 +131,17 @@ fn reads_between_looks() -> usize {
 
 /// rhai checks a value's size when a call gets it, but not when `m[key] = v` or `m.key = v`
 /// adds a map entry; it never counts map keys, nor what function pointers and closures hold
-/// (their curried values, a closure's captures). So now and then the variable being read is
-/// looked at: a map is measured whole, keys and closures included, and an array for what its
-/// function pointers hold. The next look waits for as many reads as that value has entries (up
-/// to 8 after any other value), which keeps the cost at O(1) a read; adding an entry reads the
-/// map, so its entries can at most double (plus 8) between two measures.
+/// (their curried values, a closure's captures), nor how deep values nest. So now and then the
+/// variable being read is looked at: a map is measured whole (keys and closures included), an
+/// array for what its function pointers hold, and both for their depth. The next look waits
+/// for as many reads as the last one walked values (up to 8 after any other value, or a value
+/// already 64 levels deep), which keeps the cost at O(1) a read; growing a value reads it, so
+/// between two looks its size can at most double. Depth is caught this way for values grown a
+/// level or a few at a time; a value already large that gets 128 levels of brackets around it
+/// at each read can still outrun the looks.
 #[allow(deprecated)] // `on_var` is not deprecated, only marked volatile.
 fn watch_values(engine: &mut Engine, max_data: usize) {
-    use super::limits::{estimated_size, hidden_size};
+    use super::limits::{measure, MAX_NESTING};
     engine.on_var(move |name, _, ctx| {
         let due = READS_BEFORE_MEASURE.with(|left| match left.get() {
             0 => true,
@@ -150,28 +153,40 @@ fn watch_values(engine: &mut Engine, max_data: usize) {
         if !due {
             return Ok(None);
         }
-        let value = ctx.scope().get(name);
-        let (entries, over) = match value {
-            Some(v) if v.is_map() => (
-                v.as_map_ref().map_or(0, |m| m.len()),
-                estimated_size(v) > max_data,
-            ),
-            Some(v) if v.is_array() => (
-                v.as_array_ref().map_or(0, |a| a.len()),
-                hidden_size(v) > max_data,
-            ),
-            _ => (reads_between_looks(), false),
-        };
-        READS_BEFORE_MEASURE.with(|left| left.set(entries));
-        if !over {
+        let value = ctx.scope().get(name).filter(|v| v.is_map() || v.is_array());
+        let Some(value) = value else {
+            READS_BEFORE_MEASURE.with(|left| left.set(reads_between_looks()));
             return Ok(None);
-        }
-        let what = if value.is_some_and(Dynamic::is_map) {
-            "Size of object map"
-        } else {
-            "Size of array/BLOB"
         };
-        Err(rhai::EvalAltResult::ErrorDataTooLarge(what.into(), rhai::Position::NONE).into())
+        let m = measure(value);
+        // A deep value is looked at often: one read can nest it 128 levels deeper.
+        let skip = if m.depth > MAX_NESTING / 4 {
+            m.values.min(READS_BETWEEN_LOOKS as usize)
+        } else {
+            m.values
+        };
+        READS_BEFORE_MEASURE.with(|left| left.set(skip));
+        if m.depth > MAX_NESTING {
+            let message = format!(
+                "`{name}` nests arrays, maps or closures more than {MAX_NESTING} levels deep: \
+                 deeper values would overflow the stack"
+            );
+            return Err(super::error::abort(
+                Abort::Limit(message),
+                rhai::Position::NONE,
+            ));
+        }
+        let (over, what) = if value.is_map() {
+            (m.bytes > max_data, "Size of object map")
+        } else {
+            (m.hidden > max_data, "Size of array/BLOB")
+        };
+        if over {
+            return Err(
+                rhai::EvalAltResult::ErrorDataTooLarge(what.into(), rhai::Position::NONE).into(),
+            );
+        }
+        Ok(None)
     });
 }
 

@@ -83,67 +83,72 @@ fn bytes_text(size: Option<usize>) -> String {
     )
 }
 
-/// Values nested deeper than this are not walked: their size counts as unbounded.
-const MAX_DEPTH: usize = 10_000;
+/// How deep arrays, maps and closures may nest. rhai clones, checks and drops values by
+/// recursion, so a deeper value would overflow a thread's stack and abort the whole run.
+pub const MAX_NESTING: usize = 256;
 
-/// An estimate of the bytes `value` holds, the way `--limit data` counts them: a string's and a
-/// Blob's bytes, `ELEMENT_BYTES` an array element and `MAP_ENTRY_BYTES` (plus the key) a map
-/// entry, nested values and the values curried into a function pointer (a closure's captures)
-/// included; any other value is its `Dynamic`. Spare capacity and the allocator's own overhead
-/// are not counted.
+/// What a value holds, the way `--limit data` counts it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Measure {
+    /// An estimate of its bytes: a string's and a Blob's bytes, `ELEMENT_BYTES` an array
+    /// element and `MAP_ENTRY_BYTES` (plus the key) a map entry, nested values and the values
+    /// curried into a function pointer (a closure's captures) included; any other value is its
+    /// `Dynamic`. Spare capacity and the allocator's own overhead are not counted.
+    pub bytes: usize,
+    /// The part of `bytes` that rhai's own data check does not see: what function pointers and
+    /// closures hold, at any depth.
+    pub hidden: usize,
+    /// The values walked: what measuring it again costs.
+    pub values: usize,
+    /// How deep it nests (a plain value is 0); past `MAX_NESTING` it is not walked further and
+    /// its bytes count as unbounded.
+    pub depth: usize,
+}
+
+/// Walk `value` (no deeper than `MAX_NESTING`).
+pub fn measure(value: &Dynamic) -> Measure {
+    let mut m = Measure::default();
+    walk(value, 0, false, &mut m);
+    m
+}
+
+/// An estimate of the bytes `value` holds (see [`Measure::bytes`]).
 pub fn estimated_size(value: &Dynamic) -> usize {
-    walk(value, 0)
+    measure(value).bytes
 }
 
-/// The bytes in `value` that rhai's own data check does not see: what is curried into the
-/// function pointers (and closures) it holds, at any depth.
-pub fn hidden_size(value: &Dynamic) -> usize {
-    hidden(value, 0)
-}
-
-fn hidden(value: &Dynamic, depth: usize) -> usize {
-    if depth > MAX_DEPTH {
-        return usize::MAX;
+/// Add `value`, found at `depth` (inside a function pointer when `hidden`), to `m`.
+fn walk(value: &Dynamic, depth: usize, hidden: bool, m: &mut Measure) {
+    m.depth = m.depth.max(depth);
+    m.values = m.values.saturating_add(1);
+    if depth > MAX_NESTING {
+        m.bytes = usize::MAX;
+        m.hidden = usize::MAX;
+        return;
     }
-    let sum = |values: &mut dyn Iterator<Item = &Dynamic>| {
-        values.fold(0usize, |sum, v| sum.saturating_add(hidden(v, depth + 1)))
-    };
-    if let Ok(array) = value.as_array_ref() {
-        sum(&mut array.iter())
-    } else if let Ok(map) = value.as_map_ref() {
-        sum(&mut map.values())
-    } else if let Some(f) = value.read_lock::<rhai::FnPtr>() {
-        f.iter_curry()
-            .fold(0usize, |sum, v| sum.saturating_add(walk(v, depth + 1)))
-    } else {
-        0
-    }
-}
-
-fn walk(value: &Dynamic, depth: usize) -> usize {
-    if depth > MAX_DEPTH {
-        return usize::MAX;
-    }
-    let inner = if let Ok(text) = value.as_immutable_string_ref() {
-        text.len()
+    let mut own = ELEMENT_BYTES;
+    if let Ok(text) = value.as_immutable_string_ref() {
+        own += text.len();
     } else if let Ok(blob) = value.as_blob_ref() {
-        blob.len()
+        own += blob.len();
     } else if let Ok(array) = value.as_array_ref() {
-        array
-            .iter()
-            .fold(0usize, |sum, v| sum.saturating_add(walk(v, depth + 1)))
+        for v in array.iter() {
+            walk(v, depth + 1, hidden, m);
+        }
     } else if let Ok(map) = value.as_map_ref() {
-        map.iter().fold(0usize, |sum, (k, v)| {
-            sum.saturating_add(MAP_ENTRY_BYTES - ELEMENT_BYTES + k.len())
-                .saturating_add(walk(v, depth + 1))
-        })
+        for (k, v) in map.iter() {
+            own = own.saturating_add(MAP_ENTRY_BYTES - ELEMENT_BYTES + k.len());
+            walk(v, depth + 1, hidden, m);
+        }
     } else if let Some(f) = value.read_lock::<rhai::FnPtr>() {
-        f.iter_curry()
-            .fold(0usize, |sum, v| sum.saturating_add(walk(v, depth + 1)))
-    } else {
-        0
-    };
-    inner.saturating_add(ELEMENT_BYTES)
+        for v in f.iter_curry() {
+            walk(v, depth + 1, true, m);
+        }
+    }
+    m.bytes = m.bytes.saturating_add(own);
+    if hidden {
+        m.hidden = m.hidden.saturating_add(own);
+    }
 }
 
 /// What a scenario may print in test mode, where its output is kept for the reports: the first
@@ -251,5 +256,18 @@ mod tests {
             estimated_size(&Dynamic::from_blob(vec![0; 100])),
             ELEMENT_BYTES + 100
         );
+        let m = measure(&value);
+        assert_eq!((m.values, m.depth, m.hidden), (4, 2, 0));
+    }
+
+    #[test]
+    fn measures_stop_past_the_nesting_limit() {
+        let mut value = Dynamic::from_array(Vec::new());
+        for _ in 0..MAX_NESTING + 10 {
+            value = Dynamic::from_array(vec![value]);
+        }
+        let m = measure(&value);
+        assert_eq!(m.depth, MAX_NESTING + 1);
+        assert_eq!(m.bytes, usize::MAX);
     }
 }
