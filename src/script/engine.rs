@@ -115,8 +115,8 @@ thread_local! {
 }
 
 /// The most reads between two looks at a variable, when the last one read was not a map or
-/// an array (and after a value already deep).
-const READS_BETWEEN_LOOKS: u32 = 32;
+/// an array.
+const READS_BETWEEN_LOOKS: u32 = 8;
 
 fn reads_between_looks() -> usize {
     LOOK_JITTER.with(|state| {
@@ -134,8 +134,8 @@ fn reads_between_looks() -> usize {
 /// (their curried values, a closure's captures), nor how deep values nest. So now and then the
 /// variable being read is looked at: a map is measured whole (keys and closures included), an
 /// array for what its function pointers hold, and both for their depth. The next look waits
-/// for as many reads as the last one walked values (up to 32 after any other value, or a
-/// value already 64 levels deep), which keeps the cost at O(1) a read; growing a value reads it, so
+/// for as many reads as the last one walked values (up to 8 after any other value, or a value
+/// already 64 levels deep), which keeps the cost at O(1) a read; growing a value reads it, so
 /// between two looks its size can at most double. Depth is caught this way for values grown a
 /// level or a few at a time; a value already large that gets 128 levels of brackets around it
 /// at each read can still outrun the looks.
