@@ -183,20 +183,20 @@ fn data_counts_nested_arrays_and_maps() {
     let map = "let m = #{}; for i in 0..20000 { m[`k${i}`] = i; }";
     let (_, message, _) = greedy_beside_a_passing_one(map, &["--limit", "data=1MiB"]);
     assert!(message.contains("an object map"), "{message}");
-    // Long keys count too: 40 keys of 100 KB.
-    let keys = r#"let k = ""; k.pad(100000, "k"); let m = #{}; for i in 0..40 { m[k + i] = 0; }"#;
+    // Long keys count too: 100 keys of 100 KB.
+    let keys = r#"let k = ""; k.pad(100000, "k"); let m = #{}; for i in 0..100 { m[k + i] = 0; }"#;
     let (_, message, _) = greedy_beside_a_passing_one(keys, &["--limit", "data=1MiB"]);
     assert!(message.contains("an object map"), "{message}");
 }
 
 #[test]
 fn data_counts_what_closures_and_function_pointers_hold() {
-    // 40 closures (and curried function pointers) holding 100 KB each: 4 MB that rhai's own
-    // check counts as 40 elements.
+    // 100 closures (and curried function pointers) holding 100 KB each: 10 MB that rhai's own
+    // check counts as 100 elements.
     let base = r#"fn f(x) { x } let base = ""; base.pad(100000, "y"); let a = [];"#;
     for grow in [
-        "for i in 0..40 { let s = base + i; a.push(|| s); }",
-        r#"for i in 0..40 { a.push(Fn("f").curry(base + i)); }"#,
+        "for i in 0..100 { let s = base + i; a.push(|| s); }",
+        r#"for i in 0..100 { a.push(Fn("f").curry(base + i)); }"#,
     ] {
         let (_, message, _) =
             greedy_beside_a_passing_one(&format!("{base} {grow}"), &["--limit", "data=1MiB"]);
