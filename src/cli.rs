@@ -69,7 +69,10 @@ pub struct Cli {
     /// Change a limit that protects the machine: `line` (longest line or match searched,
     /// default 1MiB), `buffer` (bytes a connection buffers, 64MiB), `handles` (sockets open at
     /// once, 50000), `tasks` (tasks a scenario starts, 10000), `operations` (script steps per
-    /// task, 10000000000; 0 for none), `data` (largest string/Blob/array, 64MiB). Repeatable.
+    /// task, 10000000000; 0 for none), `data` (bytes of one value: a string, an array at 16
+    /// bytes an element, a Blob (a sixteenth of it), a map; and of a channel's queue, 64MiB),
+    /// `output` (bytes a scenario prints in test mode, 16MiB), `script` (size of a scenario
+    /// file, 16MiB). Repeatable.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     pub limits: Vec<String>,
 

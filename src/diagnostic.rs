@@ -289,6 +289,11 @@ fn raised(
                 .help((!values.is_empty()).then_some(values));
             (Status::Failed, diag)
         }
+        Some(Abort::Limit(message)) => (
+            Status::Errored,
+            Diag::new("limit", format!("{prefix}{message}"), file, source)
+                .label(inner.position(), "stopped here"),
+        ),
         Some(_) => (
             Status::Errored,
             Diag::new(
@@ -327,14 +332,18 @@ fn raised(
                 Status::Errored,
                 Diag::new(
                     "limit",
-                    format!("{prefix}{what} is larger than the data limit"),
+                    format!("{prefix}{} is larger than the data limit", data_kind(what)),
                     file,
                     source,
                 )
                 .label(*pos, "here")
-                .help(Some(
-                    "raise it with `--limit data=SIZE`, e.g. `--limit data=256MiB`".into(),
-                )),
+                .help(Some(format!(
+                    "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
+                     array element or a Blob byte {}, a map entry {}; raise it with \
+                     `--limit data=SIZE`, e.g. `--limit data=256MiB`",
+                    crate::script::ELEMENT_BYTES,
+                    crate::script::MAP_ENTRY_BYTES
+                ))),
             ),
             other => (
                 Status::Errored,
@@ -367,6 +376,17 @@ fn raised(
         diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));
     }
     (status, diag)
+}
+
+/// rhai's name for what outgrew its limit, as the diagnostic says it.
+fn data_kind(what: &str) -> &str {
+    match what {
+        "Length of string" => "a string",
+        "Size of array/BLOB" => "an array or Blob",
+        "Size of BLOB" => "a Blob",
+        "Size of object map" => "an object map",
+        other => other,
+    }
 }
 
 fn socket_error(
@@ -460,5 +480,12 @@ mod tests {
         let src = "let a = 1;\nlet c = connect(x);\n";
         let (off, len) = span(src, Position::new(2, 9)).unwrap_or_default();
         assert_eq!(&src[off..off + len], "connect");
+    }
+
+    #[test]
+    fn data_limits_name_what_outgrew_them() {
+        assert_eq!(data_kind("Size of BLOB"), "a Blob");
+        assert_eq!(data_kind("Length of string"), "a string");
+        assert_eq!(data_kind("Size of object map"), "an object map");
     }
 }

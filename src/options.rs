@@ -99,7 +99,12 @@ impl Options {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let (vars, secrets) = vars(&cli.vars, cli.vars_file.as_ref(), &cli.secrets)?;
+        let (vars, secrets) = vars(
+            &cli.vars,
+            cli.vars_file.as_ref(),
+            script_limits.max_script,
+            &cli.secrets,
+        )?;
         Ok(Options {
             mode,
             jobs,
@@ -159,10 +164,13 @@ fn limits(flags: &[String]) -> Result<(crate::net::Limits, crate::script::Limits
             }
             "operations" => script.max_operations = count()?,
             "data" => script.max_data = positive(size()?)?,
+            "output" => script.max_output = positive(size()?)?,
+            "script" => script.max_script = positive(size()?)?,
             other => {
                 return Err(bad(&format!(
-                "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, data)"
-            )))
+                    "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, \
+                     data, output, script)"
+                )))
             }
         }
     }
@@ -259,6 +267,7 @@ type Vars = (Vec<(String, Dynamic)>, Vec<String>);
 fn vars(
     flags: &[String],
     file: Option<&PathBuf>,
+    max_size: usize,
     secret_flags: &[String],
 ) -> Result<Vars, UsageError> {
     let mut found = env_with_prefix(ENV_VAR_PREFIX);
@@ -266,7 +275,8 @@ fn vars(
     let mut secrets: Vec<String> = env_secrets.iter().map(|(_, v)| v.clone()).collect();
     found.extend(env_secrets);
     if let Some(path) = file {
-        let bytes = crate::scenario::read_regular(path)
+        // A vars file is small; the bound of a script file is more than enough for it.
+        let bytes = crate::scenario::read_regular(path, max_size)
             .map_err(|why| UsageError(format!("--vars-file: {why}")))?;
         let text = String::from_utf8(bytes).map_err(|_| {
             UsageError(format!(
@@ -336,12 +346,27 @@ mod tests {
 
     #[test]
     fn limits_parse_sizes_and_counts() {
-        let (net, script) = limits(&["line=64KiB".into(), "tasks=5".into(), "operations=0".into()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (net, script) = limits(&[
+            "line=64KiB".into(),
+            "tasks=5".into(),
+            "operations=0".into(),
+            "output=1MiB".into(),
+            "script=4KiB".into(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(script.max_output, 1 << 20);
+        assert_eq!(script.max_script, 4096);
         assert_eq!(net.max_line, 64 * 1024);
         assert_eq!(script.max_tasks, 5);
         assert_eq!(script.max_operations, 0);
-        for bad in ["line=0", "lines=5", "buffer=lots", "tasks"] {
+        for bad in [
+            "line=0",
+            "lines=5",
+            "buffer=lots",
+            "tasks",
+            "output=0",
+            "script=big",
+        ] {
             assert!(limits(&[bad.into()]).is_err(), "{bad}");
         }
         assert_eq!(parse_size("1MiB"), Some(1 << 20));
@@ -361,6 +386,7 @@ mod tests {
         let (found, secrets) = vars(
             &["token=plain".into(), "port=1".into()],
             None,
+            1024,
             &["token=s3cr3t".into(), "pin=6379".into(), "empty=".into()],
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -377,7 +403,7 @@ mod tests {
             assert!(secrets.iter().any(|v| v == s), "{s}");
         }
         assert!(!secrets.iter().any(|v| v == "plain"));
-        let Err(err) = vars(&[], None, &["s3cr3t".into()]) else {
+        let Err(err) = vars(&[], None, 1024, &["s3cr3t".into()]) else {
             panic!("a --secret without a name was accepted")
         };
         assert!(!err.to_string().contains("s3cr3t"), "{err}");

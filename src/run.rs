@@ -114,12 +114,13 @@ impl Interrupt {
 
 /// Run mode: the script's output as it happens, its failure as a diagnostic on stderr.
 fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &Path) -> u8 {
-    let scenario = match Scenario::load(path, path.display().to_string()) {
+    let max_size = options.script_limits.max_script;
+    let scenario = match Scenario::load(path, path.display().to_string(), max_size) {
         Ok(s) => s,
         Err(e) => {
             console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
             return match e {
-                LoadError::Unreadable(_) => crate::EXIT_USAGE,
+                LoadError::Unreadable(_) | LoadError::TooLarge(_) => crate::EXIT_USAGE,
                 LoadError::NotText(_) => crate::EXIT_COMPILE,
             };
         }
@@ -229,7 +230,8 @@ fn run_with_retries(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let mut outcome = match Scenario::load(path, name.to_owned()) {
+        let max_size = options.script_limits.max_script;
+        let mut outcome = match Scenario::load(path, name.to_owned(), max_size) {
             Ok(scenario) => {
                 let buf = Arc::new(Mutex::new(String::new()));
                 let mut o = execute(
@@ -314,9 +316,10 @@ impl Progress {
 }
 
 fn unreadable(name: &str, why: LoadError) -> Outcome {
-    let status = match why {
-        LoadError::Unreadable(_) => Status::Errored,
-        LoadError::NotText(_) => Status::CompileError,
+    let (status, code) = match why {
+        LoadError::Unreadable(_) => (Status::Errored, "io"),
+        LoadError::TooLarge(_) => (Status::Errored, "limit"),
+        LoadError::NotText(_) => (Status::CompileError, "io"),
     };
     Outcome {
         name: name.to_owned(),
@@ -325,7 +328,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
         connections: 0,
         stdout: String::new(),
         transcript: Vec::new(),
-        diagnostic: Some(diagnostic::Diag::plain("io", why.to_string(), name)),
+        diagnostic: Some(diagnostic::Diag::plain(code, why.to_string(), name)),
         attempts: 1,
     }
 }

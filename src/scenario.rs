@@ -32,19 +32,28 @@ pub enum LoadError {
     Unreadable(String),
     /// The file is not UTF-8 text: a script that cannot compile (exit 3).
     NotText(String),
+    /// The file is larger than `--limit script` (usage: exit 2 in run mode).
+    TooLarge(String),
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LoadError::Unreadable(m) | LoadError::NotText(m) => f.write_str(m),
+            LoadError::Unreadable(m) | LoadError::NotText(m) | LoadError::TooLarge(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
 
 impl Scenario {
-    pub fn load(path: &Path, name: String) -> Result<Scenario, LoadError> {
-        let bytes = read_regular(path).map_err(LoadError::Unreadable)?;
+    /// Read the regular file at `path`; one of more than `max_size` bytes (`--limit script`)
+    /// is refused before it is read whole.
+    pub fn load(path: &Path, name: String, max_size: usize) -> Result<Scenario, LoadError> {
+        let bytes = read_regular(path, max_size).map_err(|e| match e {
+            ReadError::Unreadable(m) => LoadError::Unreadable(m),
+            ReadError::TooLarge(m) => LoadError::TooLarge(m),
+        })?;
         let source = String::from_utf8(bytes).map_err(|e| {
             LoadError::NotText(format!(
                 "`{}` does not compile: it is not UTF-8 text (invalid byte at offset {})",
@@ -60,28 +69,54 @@ impl Scenario {
     }
 }
 
-/// The whole of the regular file at `path`. Anything else is refused with a message saying
-/// what it is: checked before opening (opening a device may do something), and again on the
-/// open file, which `O_NONBLOCK` keeps a FIFO swapped in meanwhile from blocking the open.
-pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+/// Why [`read_regular`] read nothing.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Missing, unreadable, or not a regular file.
+    Unreadable(String),
+    /// Longer than the most it may read.
+    TooLarge(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Unreadable(m) | ReadError::TooLarge(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The whole of the regular file at `path`, if it holds at most `max_size` bytes. Anything
+/// else is refused with a message saying what it is: checked before opening (opening a device
+/// may do something), and again on the open file, which `O_NONBLOCK` keeps a FIFO swapped in
+/// meanwhile from blocking the open. The length is checked first, and at most one byte past
+/// `max_size` is read, so a file growing meanwhile is refused too.
+pub fn read_regular(path: &Path, max_size: usize) -> Result<Vec<u8>, ReadError> {
     let cannot = |e: std::io::Error| {
-        format!(
+        ReadError::Unreadable(format!(
             "cannot read `{}`: {}",
             path.display(),
             lower(&e.to_string())
-        )
+        ))
     };
     let not_regular = |kind: &str| {
-        format!(
+        ReadError::Unreadable(format!(
             "`{}` is {kind}, not a regular file: sockscript reads only regular files",
             path.display()
-        )
+        ))
+    };
+    let too_large = |size: String| {
+        ReadError::TooLarge(format!(
+            "`{}` is {size}, over `--limit script={}`",
+            path.display(),
+            crate::script::size_text(max_size)
+        ))
     };
     let meta = std::fs::metadata(path).map_err(cannot)?;
     if !meta.is_file() {
         return Err(not_regular(file_kind(meta.file_type())));
     }
-    let mut file = File::options()
+    let file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
@@ -90,8 +125,17 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err(not_regular(file_kind(meta.file_type())));
     }
+    let max = u64::try_from(max_size).unwrap_or(u64::MAX);
+    if meta.len() > max {
+        return Err(too_large(format!("{} bytes", meta.len())));
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(cannot)?;
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > max_size {
+        return Err(too_large(format!("more than {max_size} bytes")));
+    }
     Ok(bytes)
 }
 
@@ -263,7 +307,7 @@ mod tests {
             .map(|(_, name)| name)
             .collect();
         assert_eq!(found, ["alias.rhai", "pipe.rhai", "sub/a.rhai"]);
-        let refused = Scenario::load(&tree.join("pipe.rhai"), "pipe.rhai".into());
+        let refused = Scenario::load(&tree.join("pipe.rhai"), "pipe.rhai".into(), 1024);
         assert!(
             matches!(&refused, Err(LoadError::Unreadable(m)) if m.contains("is a FIFO")),
             "{refused:?}"

@@ -360,9 +360,10 @@ sys.stdin.read()
 "#,
     );
     let port = peer.port();
+    // A Blob holds a sixteenth of `--limit data` (rhai counts its bytes as array elements).
     let out = scenario(
         port,
-        &[],
+        &["--limit", "data=512MiB"],
         r#"
 let conn = connect(`127.0.0.1:${port}`);
 conn.timeout = "5s";

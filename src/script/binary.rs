@@ -1,12 +1,16 @@
 //! Binary helpers for scripts: `hex` literals, `to_hex`, `hexdump`, and struct-style `pack`,
 //! `unpack`, `unpack_from` and `calcsize`. All of it is pure byte shuffling over rhai Blobs; the
 //! sockets that send and receive those Blobs live in `net.rs`. Blob to text is rhai's own
-//! `as_string`, so it is not repeated here.
+//! `as_string`, so it is not repeated here. Every result sized by its input is sized first,
+//! with checked arithmetic, and refused (kind `limit`) before anything is allocated.
+
+use std::fmt::Write as _;
 
 use rhai::plugin::*;
 use rhai::{Array, Blob, Dynamic, Engine, FLOAT, INT};
 
 use super::error::{script_error, ScriptResult};
+use super::limits::{blob_limit, check_blob, check_text};
 
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(binary_fns).into());
@@ -17,6 +21,7 @@ pub fn register(engine: &mut Engine) {
 #[export_module]
 mod binary_fns {
     use super::{Array, Blob, ScriptResult, INT};
+    use rhai::NativeCallContext;
 
     /// Bytes written as hex digits. Bytes may be separated by spaces, `:` or `-`, and prefixed
     /// by `0x`, each one or once at the start; a bad digit or an odd number of digits is an
@@ -28,8 +33,8 @@ mod binary_fns {
     /// assert_eq(hex("0x0102"), hex("0x01 0x02"));
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn hex(text: &str) -> ScriptResult<Blob> {
-        super::parse_hex(text).map_err(|why| super::invalid("hex", why))
+    pub fn hex(ctx: NativeCallContext, text: &str) -> ScriptResult<Blob> {
+        super::parse_hex(&ctx, text)
     }
 
     /// The Blob as lowercase hex digits, two a byte, without separators.
@@ -37,9 +42,9 @@ mod binary_fns {
     /// ```rhai
     /// print(pack(">H", [258]).to_hex());     // prints "0102"
     /// ```
-    #[rhai_fn(name = "to_hex", pure)]
-    pub fn blob_to_hex(blob: &mut Blob) -> String {
-        super::to_hex(blob, "")
+    #[rhai_fn(name = "to_hex", pure, return_raw)]
+    pub fn blob_to_hex(ctx: NativeCallContext, blob: &mut Blob) -> ScriptResult<String> {
+        super::to_hex(&ctx, blob, "")
     }
 
     /// The Blob as lowercase hex digits with `sep` between the bytes.
@@ -48,9 +53,13 @@ mod binary_fns {
     /// print(to_hex(hex("cafe01"), " "));     // prints "ca fe 01"
     /// print(hex("cafe01").to_hex(":"));      // prints "ca:fe:01"
     /// ```
-    #[rhai_fn(name = "to_hex", pure)]
-    pub fn blob_to_hex_with(blob: &mut Blob, sep: &str) -> String {
-        super::to_hex(blob, sep)
+    #[rhai_fn(name = "to_hex", pure, return_raw)]
+    pub fn blob_to_hex_with(
+        ctx: NativeCallContext,
+        blob: &mut Blob,
+        sep: &str,
+    ) -> ScriptResult<String> {
+        super::to_hex(&ctx, blob, sep)
     }
 
     /// A multi-line dump of the Blob: 16 bytes a line, with offsets and the printable ASCII.
@@ -59,9 +68,12 @@ mod binary_fns {
     /// print(hexdump(conn.recv_bytes()));
     /// // 00000000  48 65 6c 6c 6f 0a                                 |Hello.|
     /// ```
-    #[rhai_fn(pure)]
-    pub fn hexdump(blob: &mut Blob) -> String {
-        crate::transcript::hexdump(blob)
+    #[rhai_fn(pure, return_raw)]
+    pub fn hexdump(ctx: NativeCallContext, blob: &mut Blob) -> ScriptResult<String> {
+        // 16 bytes a line of at most 79 characters (offset, hex, ASCII and the newline).
+        let size = blob.len().div_ceil(16).checked_mul(79);
+        check_text(&ctx, "hexdump", size)?;
+        Ok(crate::transcript::hexdump(blob))
     }
 
     /// Pack `values` into bytes as `fmt` says, like Python's `struct.pack`. The format may start
@@ -80,8 +92,8 @@ mod binary_fns {
     /// assert_eq(pack("<HI", [1, 2]), hex("0100 02000000"));
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn pack(fmt: &str, values: Array) -> ScriptResult<Blob> {
-        super::pack(fmt, &values)
+    pub fn pack(ctx: NativeCallContext, fmt: &str, values: Array) -> ScriptResult<Blob> {
+        super::pack(&ctx, fmt, &values)
     }
 
     /// Unpack a Blob into an array of values as `fmt` says (see `pack` for the format; big-endian
@@ -94,8 +106,8 @@ mod binary_fns {
     /// assert_eq(fields, [2, 16]);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn unpack(fmt: &str, blob: Blob) -> ScriptResult<Array> {
-        super::unpack("unpack", fmt, &blob, 0, true)
+    pub fn unpack(ctx: NativeCallContext, fmt: &str, blob: Blob) -> ScriptResult<Array> {
+        super::unpack(&ctx, "unpack", fmt, &blob, 0, true)
     }
 
     /// Unpack `calcsize(fmt)` bytes of the Blob starting at `offset`, ignoring the bytes after
@@ -108,14 +120,19 @@ mod binary_fns {
     /// print(body.as_string());   // prints "hello"
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn unpack_from(fmt: &str, blob: Blob, offset: INT) -> ScriptResult<Array> {
+    pub fn unpack_from(
+        ctx: NativeCallContext,
+        fmt: &str,
+        blob: Blob,
+        offset: INT,
+    ) -> ScriptResult<Array> {
         let offset = usize::try_from(offset).map_err(|_| {
             super::invalid(
                 "unpack_from",
                 format!("the offset cannot be negative ({offset})"),
             )
         })?;
-        super::unpack("unpack_from", fmt, &blob, offset, false)
+        super::unpack(&ctx, "unpack_from", fmt, &blob, offset, false)
     }
 
     /// The number of bytes `fmt` packs into (see `pack` for the format).
@@ -124,8 +141,8 @@ mod binary_fns {
     /// assert_eq(calcsize(">HI 4s x"), 11);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn calcsize(fmt: &str) -> ScriptResult<INT> {
-        let format = super::Format::parse("calcsize", fmt)?;
+    pub fn calcsize(ctx: NativeCallContext, fmt: &str) -> ScriptResult<INT> {
+        let format = super::Format::parse(&ctx, "calcsize", fmt)?;
         Ok(INT::try_from(format.size).unwrap_or(INT::MAX))
     }
 }
@@ -138,66 +155,91 @@ fn is_hex_separator(c: char) -> bool {
     c.is_whitespace() || c == ':' || c == '-'
 }
 
-/// Groups between separators, each an optional `0x` and an even number of digits.
-fn parse_hex(text: &str) -> Result<Blob, String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::with_capacity(chars.len() / 2);
+/// Groups between separators, each an optional `0x` and an even number of digits. Positions
+/// in errors count characters, from 0. The Blob never grows past what a Blob may hold.
+fn parse_hex(ctx: &NativeCallContext, text: &str) -> ScriptResult<Blob> {
+    let max = blob_limit(ctx);
+    let mut out = Vec::with_capacity((text.len() / 2).min(max));
     let mut at = 0;
-    while at < chars.len() {
-        if is_hex_separator(chars[at]) {
-            at += 1;
+    for group in text.split(is_hex_separator) {
+        let start = at;
+        // The group's characters and the one separator after it.
+        at += group.chars().count() + 1;
+        if group.is_empty() {
             continue;
         }
-        let start = at;
-        while at < chars.len() && !is_hex_separator(chars[at]) {
-            at += 1;
-        }
-        let group = &chars[start..at];
-        let (first, digits) = match group {
-            ['0', 'x' | 'X', rest @ ..] => (start + 2, rest),
-            _ => (start, group),
+        let (first, digits) = match group
+            .strip_prefix("0x")
+            .or_else(|| group.strip_prefix("0X"))
+        {
+            Some(rest) => (start + 2, rest),
+            None => (start, group),
         };
         if digits.is_empty() {
-            return Err(format!("`0x` at position {start} has no digits after it"));
-        }
-        let mut nibbles = Vec::with_capacity(digits.len());
-        for (i, c) in digits.iter().enumerate() {
-            match c.to_digit(16) {
-                // A hex digit is below 16, so it fits a u8.
-                Some(n) => nibbles.push(n as u8),
-                None => {
-                    return Err(format!(
-                        "`{c}` at position {} is not a hex digit",
-                        first + i
-                    ))
-                }
-            }
-        }
-        if nibbles.len() % 2 == 1 {
-            let group: String = group.iter().collect();
-            return Err(format!(
-                "`{group}` at position {start} has an odd number of hex digits ({}): a byte takes two",
-                nibbles.len()
+            return Err(invalid(
+                "hex",
+                format!("`0x` at position {start} has no digits after it"),
             ));
         }
-        out.extend(nibbles.chunks(2).map(|pair| pair[0] << 4 | pair[1]));
+        if let Some((i, c)) = digits
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii_hexdigit())
+        {
+            return Err(invalid(
+                "hex",
+                format!("`{c}` at position {} is not a hex digit", first + i),
+            ));
+        }
+        // Every character is an ASCII digit now: one byte each.
+        if digits.len() % 2 == 1 {
+            return Err(invalid(
+                "hex",
+                format!(
+                    "`{group}` at position {start} has an odd number of hex digits ({}): a byte takes two",
+                    digits.len()
+                ),
+            ));
+        }
+        if out.len() + digits.len() / 2 > max {
+            return Err(script_error(
+                "limit",
+                "hex",
+                format!(
+                    "hex: the Blob would be more than the {max} bytes a Blob may hold under \
+                     `--limit data={}`",
+                    super::limits::size_text(super::limits::data_limit(ctx))
+                ),
+            ));
+        }
+        let nibble = |b: u8| char::from(b).to_digit(16).unwrap_or(0) as u8;
+        out.extend(
+            digits
+                .as_bytes()
+                .chunks(2)
+                .map(|pair| nibble(pair[0]) << 4 | nibble(pair[1])),
+        );
     }
     Ok(out)
 }
 
-fn to_hex(blob: &[u8], sep: &str) -> String {
-    let mut out = String::with_capacity(blob.len() * (2 + sep.len()));
+/// Two digits a byte and `sep` between bytes, sized and checked against the data limit first:
+/// a long separator multiplies the Blob's length.
+fn to_hex(ctx: &NativeCallContext, blob: &[u8], sep: &str) -> ScriptResult<String> {
+    let size = blob
+        .len()
+        .checked_mul(2)
+        .and_then(|n| n.checked_add(blob.len().saturating_sub(1).checked_mul(sep.len())?));
+    check_text(ctx, "to_hex", size)?;
+    let mut out = String::with_capacity(size.unwrap_or(0));
     for (i, b) in blob.iter().enumerate() {
         if i > 0 {
             out.push_str(sep);
         }
-        out.push_str(&format!("{b:02x}"));
+        let _ = write!(out, "{b:02x}");
     }
-    out
+    Ok(out)
 }
-
-/// The largest format `pack` will build: a bigger one is a typo, and would be allocated whole.
-const MAX_FORMAT_SIZE: usize = super::engine::MAX_DATA;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Code {
@@ -300,7 +342,9 @@ struct Format {
 }
 
 impl Format {
-    fn parse(op: &str, fmt: &str) -> ScriptResult<Format> {
+    /// A format that packs more than a Blob may hold is refused (kind `limit`) as it is read:
+    /// `pack` allocates its size whole.
+    fn parse(ctx: &NativeCallContext, op: &str, fmt: &str) -> ScriptResult<Format> {
         let bad = |why: String| invalid(op, format!("{why} in format `{fmt}`"));
         let mut chars = fmt.chars().enumerate().peekable();
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
@@ -350,15 +394,21 @@ impl Format {
                 count,
                 letter,
             };
-            size = count
+            let grown = count
                 .checked_mul(code.width())
-                .and_then(|n| n.checked_add(size))
-                .filter(|&n| n <= MAX_FORMAT_SIZE)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "the format is larger than {MAX_FORMAT_SIZE} bytes at position {at}"
-                    ))
-                })?;
+                .and_then(|n| n.checked_add(size));
+            check_blob(ctx, op, grown).map_err(|_| {
+                script_error(
+                    "limit",
+                    op,
+                    format!(
+                        "{op}: format `{fmt}` is larger than a Blob may hold at position {at} \
+                         (`--limit data={}`)",
+                        super::limits::size_text(super::limits::data_limit(ctx))
+                    ),
+                )
+            })?;
+            size = grown.unwrap_or(usize::MAX);
             values += item.values();
             items.push(item);
         }
@@ -388,8 +438,8 @@ fn get_uint(bytes: &[u8], little: bool) -> u64 {
     }
 }
 
-fn pack(fmt: &str, values: &[Dynamic]) -> ScriptResult<Blob> {
-    let format = Format::parse("pack", fmt)?;
+fn pack(ctx: &NativeCallContext, fmt: &str, values: &[Dynamic]) -> ScriptResult<Blob> {
+    let format = Format::parse(ctx, "pack", fmt)?;
     let wrong_count = || {
         invalid(
             "pack",
@@ -506,8 +556,15 @@ fn pack_value(
 }
 
 /// `exact`: the Blob from `offset` must be the format's size, not merely at least that.
-fn unpack(op: &str, fmt: &str, blob: &[u8], offset: usize, exact: bool) -> ScriptResult<Array> {
-    let format = Format::parse(op, fmt)?;
+fn unpack(
+    ctx: &NativeCallContext,
+    op: &str,
+    fmt: &str,
+    blob: &[u8],
+    offset: usize,
+    exact: bool,
+) -> ScriptResult<Array> {
+    let format = Format::parse(ctx, op, fmt)?;
     let available = blob.len().saturating_sub(offset);
     if exact && blob.len() != format.size {
         return Err(invalid(
@@ -587,8 +644,56 @@ mod tests {
 
     fn engine() -> Engine {
         let mut engine = Engine::new();
+        crate::script::engine::set_limits(&mut engine, &crate::script::Limits::default());
         super::register(&mut engine);
         engine
+    }
+
+    /// The kind and message `script` fails with, under `--limit data=1KiB`.
+    fn small_limit_error(script: &str) -> (String, String) {
+        let mut engine = Engine::new();
+        let limits = crate::script::Limits {
+            max_data: 1024,
+            ..crate::script::Limits::default()
+        };
+        crate::script::engine::set_limits(&mut engine, &limits);
+        super::register(&mut engine);
+        let err = match engine.eval::<Dynamic>(script) {
+            Ok(v) => panic!("{script}: expected an error, got {v:?}"),
+            Err(err) => err,
+        };
+        let map = catchable_map(&err);
+        let get = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+        (get("kind"), get("message"))
+    }
+
+    #[test]
+    fn results_are_sized_before_they_are_built() {
+        // 64 bytes (the most a Blob holds under 1KiB) with a separator of 1000: 63 KB of text.
+        let long_sep = r#"let sep = ""; sep.pad(1000, "-"); to_hex(blob(64, 1), sep)"#;
+        let (kind, message) = small_limit_error(long_sep);
+        assert_eq!(kind, "limit", "{message}");
+        assert!(
+            message.contains("63128 bytes, over `--limit data=1KiB`"),
+            "{message}"
+        );
+        // (`hexdump` is checked too, but writes 5 bytes a byte: a Blob that fits has a dump that
+        // fits, as a Blob holds a sixteenth of the limit.)
+        let (kind, message) = small_limit_error(r#"pack("100x", [])"#);
+        assert_eq!(kind, "limit", "{message}");
+        assert!(message.contains("larger than a Blob may hold"), "{message}");
+        let (kind, _) = small_limit_error(r#"calcsize("1000000000B")"#);
+        assert_eq!(kind, "limit");
+        // An overflowing size is refused the same way, not wrapped around.
+        let (kind, _) = small_limit_error(r#"calcsize("9223372036854775807q")"#);
+        assert_eq!(kind, "limit");
+        // 65 bytes of hex text under a 64-byte Blob limit.
+        let (kind, message) = small_limit_error(&format!("hex({:?})", "ab".repeat(65)));
+        assert_eq!(kind, "limit", "{message}");
+        assert!(
+            message.contains("the 64 bytes a Blob may hold"),
+            "{message}"
+        );
     }
 
     fn eval<T: std::any::Any>(script: &str) -> T {
@@ -795,7 +900,6 @@ mod tests {
             r#"pack("3", [])"# => ["count at position 0", "not followed"],
             r#"pack("3 H", [1, 2, 3])"# => ["count at position 0", "not followed"],
             r#"calcsize("99999999999999999999999H")"# => ["too large"],
-            r#"calcsize("1000000000B")"# => ["larger than"],
             r#"unpack(">HI", hex("0001 000000"))"# => ["needs 6 bytes", "got 5"],
             r#"unpack(">H", hex("000100"))"# => ["needs 2 bytes", "got 3"],
             r#"unpack(">Q", hex("ffffffffffffffff"))"# => ["`Q`", "index 0", "18446744073709551615", "largest"],

@@ -21,34 +21,53 @@ use crate::net::{
 /// services in a pipeline often take a while to start.
 const WAIT_FOR_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The most bytes `pack` builds: a format like `"1000000000x"` must not allocate a gigabyte.
-pub const MAX_DATA: usize = 64 * 1024 * 1024;
+/// What one array element counts against `--limit data`: the `Dynamic` it is stored in. rhai
+/// counts elements, and a Blob's bytes in the same count, so both are bounded by
+/// `data / ELEMENT_BYTES`: a Blob may hold a sixteenth of the limit.
+pub const ELEMENT_BYTES: usize = std::mem::size_of::<Dynamic>();
+
+/// What one map entry counts against `--limit data`: its value, its key and a share of the
+/// tree's nodes. (rhai counts entries, not the length of their keys.)
+pub const MAP_ENTRY_BYTES: usize = 4 * ELEMENT_BYTES;
 
 pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, &config.limits);
+    watch_values(&mut engine, config.limits.max_data);
     // Scenarios cannot load modules; rhai has no file or process access to begin with.
     engine.set_module_resolver(DummyModuleResolver::new());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
 
-    // Secrets are masked here, before `Output` sees a line: what it keeps or cuts short
-    // never holds one.
-    let (output, redactor) = (ctx.output.clone(), config.redactor.clone());
-    engine.on_print(move |text| output.line(&redactor.str(text)));
-    let (output, redactor) = (ctx.output.clone(), config.redactor.clone());
+    // Secrets are masked here, before `Output` sees a line: what it keeps or cuts short never
+    // holds one. Output past `--limit output` is dropped here and stops the script at its next
+    // progress check: `print` itself cannot fail.
+    let (printing, redactor) = (ctx.clone(), config.redactor.clone());
+    engine.on_print(move |text| {
+        let text = redactor.str(text);
+        if let Some(kept) = printing.printed.admit(&text) {
+            printing.output.line(kept);
+        }
+    });
+    let (printing, redactor) = (ctx.clone(), config.redactor.clone());
     engine.on_debug(move |text, _, pos| {
-        output.line(&redactor.str(&format!("[debug {pos}] {text}")));
+        let line = redactor.str(&format!("[debug {pos}] {text}")).into_owned();
+        if let Some(kept) = printing.printed.admit(&line) {
+            printing.output.line(kept);
+        }
     });
 
-    let session = ctx.session.clone();
+    let watched = ctx.clone();
     // Every operation: one call of a built-in function can take long (`to_upper` on a large
     // string), so waiting for the next thousand of them could overrun a deadline by seconds.
-    // Both checks are a load or two when no `within` is open.
+    // Each check is a load or two when no `within` is open.
     engine.on_progress(move |_| {
-        if session.is_cancelled() {
+        if watched.session.is_cancelled() {
             return Some(Dynamic::from(Abort::Cancelled));
+        }
+        if watched.printed.is_over() {
+            return Some(Dynamic::from(Abort::Limit(watched.printed.message())));
         }
         bridge::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
     });
@@ -57,7 +76,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     net::register(&mut engine);
     assert::register(&mut engine);
     binary::register(&mut engine);
-    register_scenario_fns(&mut engine, ctx);
+    register_scenario_fns(&mut engine, ctx, &config.limits);
     register_env(&mut engine, &config.env);
     register_spawn(&mut engine, ctx);
     engine
@@ -74,16 +93,101 @@ fn blob_bytes_as_integers(engine: &mut Engine) {
     engine.register_global_module(module.into());
 }
 
-fn set_limits(engine: &mut Engine, limits: &super::Limits) {
+pub(super) fn set_limits(engine: &mut Engine, limits: &super::Limits) {
     // Debug builds default to a call depth of 8; scripts recurse more than that.
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    // Arrays and Blobs share a limit; by default it matches the most a connection buffers, so
-    // a `recv_all_bytes` that fits the buffer fits a Blob.
+    // `data` is bytes; rhai counts string bytes, array elements (with a Blob's bytes) and map
+    // entries, nested values included, each against its own limit. An element counts as the
+    // `Dynamic` holding it, so an array of integers cannot be 16 times the limit.
     engine.set_max_string_size(limits.max_data);
-    engine.set_max_array_size(limits.max_data);
+    engine.set_max_array_size((limits.max_data / ELEMENT_BYTES).max(1));
+    engine.set_max_map_size((limits.max_data / MAP_ENTRY_BYTES).max(1));
     engine.set_max_operations(limits.max_operations);
-    engine.set_max_map_size(100_000);
+}
+
+thread_local! {
+    /// Variable reads this thread makes before it looks at one again (see [`watch_values`]).
+    static READS_BEFORE_MEASURE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// A xorshift state: the reads between looks vary, so a loop cannot always read its map
+    /// where no look falls.
+    static LOOK_JITTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0x9e37_79b9) };
+}
+
+/// The most reads between two looks at a variable, when the last one read was not a map or
+/// an array.
+const READS_BETWEEN_LOOKS: u32 = 8;
+
+fn reads_between_looks() -> usize {
+    LOOK_JITTER.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        state.set(x);
+        (x % READS_BETWEEN_LOOKS) as usize
+    })
+}
+
+/// rhai checks a value's size when a call gets it, but not when `m[key] = v` or `m.key = v`
+/// adds a map entry; it never counts map keys, nor what function pointers and closures hold
+/// (their curried values, a closure's captures), nor how deep values nest. So now and then the
+/// variable being read is looked at: a map is measured whole (keys and closures included), an
+/// array for what its function pointers hold, and both for their depth. The next look waits
+/// for as many reads as the last one walked values (up to 8 after any other value, or a value
+/// already 64 levels deep), which keeps the cost at O(1) a read; growing a value reads it, so
+/// between two looks its size can at most double. Depth is caught this way for values grown a
+/// level or a few at a time; a value already large that gets 128 levels of brackets around it
+/// at each read can still outrun the looks.
+#[allow(deprecated)] // `on_var` is not deprecated, only marked volatile.
+fn watch_values(engine: &mut Engine, max_data: usize) {
+    use super::limits::{measure, MAX_NESTING};
+    engine.on_var(move |name, _, ctx| {
+        let due = READS_BEFORE_MEASURE.with(|left| match left.get() {
+            0 => true,
+            n => {
+                left.set(n - 1);
+                false
+            }
+        });
+        if !due {
+            return Ok(None);
+        }
+        let value = ctx.scope().get(name).filter(|v| v.is_map() || v.is_array());
+        let Some(value) = value else {
+            READS_BEFORE_MEASURE.with(|left| left.set(reads_between_looks()));
+            return Ok(None);
+        };
+        let m = measure(value);
+        // A deep value is looked at often: one read can nest it 128 levels deeper.
+        let skip = if m.depth > MAX_NESTING / 4 {
+            m.values.min(READS_BETWEEN_LOOKS as usize)
+        } else {
+            m.values
+        };
+        READS_BEFORE_MEASURE.with(|left| left.set(skip));
+        if m.depth > MAX_NESTING {
+            let message = format!(
+                "`{name}` nests arrays, maps or closures more than {MAX_NESTING} levels deep: \
+                 deeper values would overflow the stack"
+            );
+            return Err(super::error::abort(
+                Abort::Limit(message),
+                rhai::Position::NONE,
+            ));
+        }
+        let (over, what) = if value.is_map() {
+            (m.bytes > max_data, "Size of object map")
+        } else {
+            (m.hidden > max_data, "Size of array/BLOB")
+        };
+        if over {
+            return Err(
+                rhai::EvalAltResult::ErrorDataTooLarge(what.into(), rhai::Position::NONE).into(),
+            );
+        }
+        Ok(None)
+    });
 }
 
 fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
@@ -228,7 +332,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
     Ok((timeout, listen))
 }
 
-fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
+fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &super::Limits) {
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
@@ -317,7 +421,8 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         ))
     });
     let s = ctx.session.clone();
-    engine.register_fn("channel", move || Channel::<Dynamic>::new(&s));
+    let queued = limits.max_data;
+    engine.register_fn("channel", move || Channel::<Dynamic>::new(&s, queued));
     let c = ctx.clone();
     engine.register_fn("join", move |t: Task| t.join(&c, None));
     let c = ctx.clone();

@@ -15,6 +15,8 @@ pub enum Abort {
     Cancelled,
     /// A CPU-bound stretch ran past the deadline of the `within` at this depth.
     WithinExpired(usize),
+    /// A limit that sockscript checks outside rhai was reached; the message names the flag.
+    Limit(String),
 }
 
 /// A failed `assert*` or `fail`, with where it was called.

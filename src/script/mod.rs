@@ -6,6 +6,7 @@ mod assert;
 mod binary;
 mod engine;
 mod error;
+mod limits;
 mod net;
 mod task;
 mod value;
@@ -19,7 +20,10 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 use crate::net::{CancelReason, Session};
 use crate::redact::Redactor;
 
+pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
+use error::abort;
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
+pub use limits::size_text;
 pub use value::{parse_duration, parse_var};
 
 /// What a script may use, so a runaway script cannot take the machine down.
@@ -29,8 +33,14 @@ pub struct Limits {
     pub max_tasks: usize,
     /// rhai operations a scenario's script (each task counted apart) may run; 0 for no limit.
     pub max_operations: u64,
-    /// The largest string, Blob or array (in elements) a script may hold.
+    /// The bytes one value may hold: a string's bytes; an array's elements, a Blob's bytes and
+    /// a map's entries, nested ones included, at `ELEMENT_BYTES` and `MAP_ENTRY_BYTES` each.
+    /// Also the bytes a channel may queue.
     pub max_data: usize,
+    /// The bytes a scenario may `print` in test mode, where its output is kept for the reports.
+    pub max_output: usize,
+    /// The size of a scenario file.
+    pub max_script: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +49,8 @@ impl Default for Limits {
             max_tasks: 10_000,
             max_operations: 10_000_000_000,
             max_data: 64 * 1024 * 1024,
+            max_output: 16 * 1024 * 1024,
+            max_script: 16 * 1024 * 1024,
         }
     }
 }
@@ -169,7 +181,9 @@ pub struct Runner {
 impl Runner {
     /// Build the scenario's engine over `session`.
     pub fn new(session: Arc<Session>, output: Output, config: Config) -> Runner {
-        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks);
+        // Captured output is kept for the reports, so it is bounded; stdout keeps nothing.
+        let max_output = matches!(output, Output::Capture(..)).then_some(config.limits.max_output);
+        let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks, max_output);
         let engine = Arc::new(engine::build(&ctx, &config));
         Runner {
             engine,
@@ -272,6 +286,10 @@ impl Scenario {
         self.ctx.join_tasks();
         drop(scope);
         let task_failure = self.ctx.take_failure();
+        let over_output = self.ctx.printed.dropped() > 0;
+        if over_output {
+            self.ctx.output.line(&self.ctx.printed.marker());
+        }
 
         let result = match (reason, main, task_failure) {
             (Some(CancelReason::MaxTime), main, _) => Err(Failure::MaxTime(
@@ -287,6 +305,11 @@ impl Scenario {
                     self.config.max_time,
                     main.err().map_or(Position::NONE, |e| e.position()),
                 ),
+            }),
+            // Output cut at its limit fails a scenario that would have passed.
+            (_, Ok(()), None) if over_output => Err(Failure::Raised {
+                error: abort(Abort::Limit(self.ctx.printed.message()), Position::NONE),
+                task: None,
             }),
             (_, Ok(()), None) => Ok(()),
             // A task that failed is the cause when main only saw its consequence: cancellation,

@@ -300,9 +300,16 @@ fn register_channel(engine: &mut Engine) {
             "Channel".to_string()
         })
         .register_fn("to_debug", |_: &mut Channel<Dynamic>| "Channel".to_string())
-        .register_fn("send", |ch: Channel<Dynamic>, value: Dynamic| {
-            ch.send(value.flatten_clone());
-        })
+        // A full channel makes `send` wait for a `recv`, like a bounded queue in Go or Python;
+        // its size is estimated as `--limit data` counts it.
+        .register_fn(
+            "send",
+            |ch: Channel<Dynamic>, value: Dynamic| -> ScriptResult<()> {
+                let value = value.flatten_clone();
+                let size = super::limits::estimated_size(&value);
+                ok(ch.send(value, size, None))
+            },
+        )
         .register_fn("recv", |ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
             ok(ch.recv(None))
         })

@@ -14,6 +14,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Position, AST};
 use tokio::sync::watch;
 
 use super::error::{abort, abort_of, Abort, ScriptResult};
+use super::limits::Printed;
 use super::{Output, TaskOrigin};
 use crate::net::{bridge, CancelReason, Session};
 
@@ -28,6 +29,8 @@ const JOIN_GRACE: Duration = super::LEFT_BEHIND_AFTER;
 pub struct ScriptCtx {
     pub session: Arc<Session>,
     pub output: Output,
+    /// What `print` has kept so far, against `--limit output` in test mode.
+    pub printed: Printed,
     /// Set once compiled; weak so the engine's own closures do not keep it alive.
     engine: OnceLock<Weak<Engine>>,
     ast: Mutex<Option<Arc<AST>>>,
@@ -68,10 +71,17 @@ pub struct TaskFailure {
 }
 
 impl ScriptCtx {
-    pub fn new(session: Arc<Session>, output: Output, max_tasks: usize) -> Arc<Self> {
+    /// `max_output`: the bytes `print` may keep (`None`: no limit).
+    pub fn new(
+        session: Arc<Session>,
+        output: Output,
+        max_tasks: usize,
+        max_output: Option<usize>,
+    ) -> Arc<Self> {
         Arc::new(ScriptCtx {
             session,
             output,
+            printed: Printed::new(max_output),
             engine: OnceLock::new(),
             ast: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
