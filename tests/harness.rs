@@ -39,6 +39,40 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A temp directory removed when the test ends.
+pub struct Dir(PathBuf);
+
+impl Dir {
+    pub fn new(tag: &str) -> Dir {
+        Dir(temp_dir(tag))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The directory's path as text, for a `--var`.
+    pub fn text(&self) -> &str {
+        text(&self.0)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A path as text (test paths are ours, so UTF-8).
+pub fn text(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()))
+}
+
 /// One run of `sockscript`, being described.
 #[must_use]
 pub struct Test {

@@ -8,34 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{python, python_listener, temp_dir, Proc, Test};
+use crate::harness::{python, python_listener, text, Dir, Proc, Test};
 
 /// The deadline of an `openssl` or `socat` peer.
 const PEER_WALL: Duration = Duration::from_secs(15);
-
-/// A temp directory removed when the test ends.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        Dir(temp_dir(tag))
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(path: &Path) -> &str {
-    path.to_str()
-        .unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()))
-}
 
 /// A bounded `program args…` with piped stdio.
 fn peer(program: &str, args: &[&str]) -> Proc {

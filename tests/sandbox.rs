@@ -16,44 +16,16 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{symlink, FileTypeExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::harness::{temp_dir, Test};
+use crate::harness::{text, Dir, Test};
 
 /// A run that should end at once; an old hang fails the test here instead of after 20 s.
 const QUICK: Duration = Duration::from_secs(8);
-
-/// A temp directory removed when the test ends.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        Dir(temp_dir(tag))
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn text(&self) -> &str {
-        text(&self.0)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(path: &Path) -> &str {
-    path.to_str()
-        .unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()))
-}
 
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo")
@@ -321,7 +293,7 @@ fn symbolic_link_loops_in_a_test_directory_end_at_once() {
     link("pong.rhai", &dir.join("ping.rhai"));
     link("ping.rhai", &dir.join("pong.rhai"));
     Test::new()
-        .path(&dir.0)
+        .path(dir.path())
         .wall(QUICK)
         .run()
         .code(0)
@@ -368,7 +340,7 @@ fn a_fifo_in_a_test_directory_is_reported_not_read() {
     write(&dir.join("ok.rhai"), "print(\"ok\");\n");
     mkfifo(&dir.join("pipe.rhai"));
     Test::new()
-        .path(&dir.0)
+        .path(dir.path())
         .wall(QUICK)
         .run()
         .code(4)
