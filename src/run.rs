@@ -3,17 +3,19 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 
 use crate::diagnostic;
 use crate::escape;
 use crate::net::{CancelReason, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
+use crate::report::progress::Progress;
 use crate::report::{self, console};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::script::{self, Output};
@@ -34,9 +36,10 @@ pub fn run(options: Options) -> u8 {
         }
     };
     let interrupt = Interrupt::install(&runtime);
+    let handle = runtime.handle();
     let code = match &options.mode {
-        Mode::Run(path) => run_one(&runtime, &options, &interrupt, path),
-        Mode::Test(paths) => run_suite(&runtime, &options, &interrupt, paths),
+        Mode::Run(path) => run_one(handle, &options, &interrupt, path),
+        Mode::Test(paths) => run_suite(handle, &options, &interrupt, paths),
     };
     runtime.shutdown_background();
     if interrupt.is_set() {
@@ -113,7 +116,7 @@ impl Interrupt {
 }
 
 /// Run mode: the script's output as it happens, its failure as a diagnostic on stderr.
-fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &Path) -> u8 {
+fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path: &Path) -> u8 {
     let max_size = options.script_limits.max_script;
     let scenario = match Scenario::load(path, path.display().to_string(), max_size) {
         Ok(s) => s,
@@ -125,14 +128,36 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
             };
         }
     };
-    let outcome = execute(
-        runtime,
+    // The script runs on this thread; should it be left behind, the outcome is said from the
+    // runtime and the process ends there, with the exit code it would have had.
+    let left_behind: LeftBehind = {
+        let (color, interrupt) = (options.color, interrupt.clone());
+        Arc::new(move |outcome: Outcome| {
+            if let Some(diag) = &outcome.diagnostic {
+                console::eprint(&diag.render(color));
+            }
+            let code = if interrupt.is_set() {
+                crate::EXIT_INTERRUPTED
+            } else {
+                outcome.status.exit_code()
+            };
+            std::process::exit(i32::from(code));
+        })
+    };
+    let Some(outcome) = execute(
+        handle,
         options,
         interrupt,
         &scenario,
         Output::Stdout,
         options.trace,
-    );
+        left_behind,
+    ) else {
+        // Left behind: the runtime is ending the process.
+        loop {
+            std::thread::park();
+        }
+    };
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
     }
@@ -141,9 +166,9 @@ fn run_one(runtime: &Runtime, options: &Options, interrupt: &Interrupt, path: &P
 
 /// Test mode: every selected scenario, in parallel, each one's output captured.
 fn run_suite(
-    runtime: &Runtime,
+    handle: &Handle,
     options: &Options,
-    interrupt: &Interrupt,
+    interrupt: &Arc<Interrupt>,
     paths: &[std::path::PathBuf],
 ) -> u8 {
     let found = match scenario::discover(paths) {
@@ -167,37 +192,25 @@ fn run_suite(
         return crate::EXIT_USAGE;
     }
     let started = Instant::now();
-    let progress = Progress::new(files.len(), options);
-    let next = AtomicUsize::new(0);
-    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; files.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..options.jobs.min(files.len()) {
-            s.spawn(|| loop {
-                if interrupt.is_set() {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, name)) = files.get(i) else {
-                    break;
-                };
-                progress.start(name);
-                let outcome = run_with_retries(runtime, options, interrupt, path, name);
-                let mut text = report::terminal::status_line(&outcome);
-                if options.trace {
-                    text.push_str(&report::terminal::transcript(&outcome));
-                }
-                progress.finish(name, &text);
-                outcomes.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
-            });
-        }
+    let suite = Arc::new(Suite {
+        handle: handle.clone(),
+        options: options.clone(),
+        interrupt: interrupt.clone(),
+        progress: Progress::new(files.len(), options.trace),
+        state: Mutex::new(SuiteState {
+            next: 0,
+            outcomes: vec![None; files.len()],
+            workers: 0,
+        }),
+        changed: Condvar::new(),
+        files,
     });
-    progress.clear();
-    let outcomes: Vec<Outcome> = outcomes
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect();
+    for _ in 0..options.jobs.min(suite.files.len()) {
+        suite.start_worker(None);
+    }
+    let outcomes = suite.wait();
+    suite.progress.clear();
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
     let elapsed = started.elapsed();
     // Reports first, so a report that cannot be written is said before the summary, whose
     // last line stays `N passed, N failed`.
@@ -218,101 +231,157 @@ fn run_suite(
     code
 }
 
-/// Run a scenario, again up to `--retry` times while it does not pass. A script that does
-/// not compile is not retried: it cannot change.
-fn run_with_retries(
-    runtime: &Runtime,
-    options: &Options,
-    interrupt: &Interrupt,
-    path: &Path,
-    name: &str,
-) -> Outcome {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let max_size = options.script_limits.max_script;
-        let mut outcome = match Scenario::load(path, name.to_owned(), max_size) {
-            Ok(scenario) => {
-                let buf = Arc::new(Mutex::new(String::new()));
-                let mut o = execute(
-                    runtime,
-                    options,
-                    interrupt,
-                    &scenario,
-                    Output::Capture(buf.clone()),
-                    false,
-                );
-                o.stdout = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
-                o
-            }
-            Err(e) => unreadable(name, e),
-        };
-        outcome.attempts = attempts;
-        let again =
-            matches!(outcome.status, Status::Failed | Status::Errored) && !interrupt.is_set();
-        if !again || attempts > options.retry {
-            return outcome;
+/// A test-mode run: workers take the scenarios in order and run each on their own thread. A
+/// worker whose scenario is left behind (stuck inside one built-in call past its deadline) is
+/// left with it, and a new worker takes its place, so the suite goes on and ends on time.
+struct Suite {
+    handle: Handle,
+    options: Options,
+    interrupt: Arc<Interrupt>,
+    files: Vec<(PathBuf, String)>,
+    progress: Progress,
+    state: Mutex<SuiteState>,
+    /// Signalled when a worker stops.
+    changed: Condvar,
+}
+
+struct SuiteState {
+    /// The next scenario to take.
+    next: usize,
+    outcomes: Vec<Option<Outcome>>,
+    /// Workers still taking scenarios; the suite is over when none is.
+    workers: usize,
+}
+
+impl Suite {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SuiteState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start a worker; `resume` is a scenario to run again first (after `attempts` attempts).
+    fn start_worker(self: &Arc<Self>, resume: Option<(usize, u32)>) {
+        self.lock().workers += 1;
+        let suite = self.clone();
+        let started = std::thread::Builder::new()
+            .name("sockscript worker".into())
+            .stack_size(SCRIPT_STACK)
+            .spawn(move || suite.work(resume));
+        if let Err(e) = started {
+            console::eprintln(&format!("error: cannot start a worker thread: {e}"));
+            self.worker_stopped();
         }
+    }
+
+    fn worker_stopped(&self) {
+        self.lock().workers -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Every outcome, once no worker is left taking scenarios (all ran, or the run was
+    /// interrupted and the running ones have ended).
+    fn wait(&self) -> Vec<Option<Outcome>> {
+        let mut state = self.lock();
+        while state.workers > 0 {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        std::mem::take(&mut state.outcomes)
+    }
+
+    fn work(self: Arc<Self>, mut resume: Option<(usize, u32)>) {
+        loop {
+            let (i, attempts) = match resume.take() {
+                Some(at) => at,
+                None => {
+                    let mut state = self.lock();
+                    if self.interrupt.is_set() || state.next >= self.files.len() {
+                        break;
+                    }
+                    let i = state.next;
+                    state.next += 1;
+                    drop(state);
+                    self.progress.start(&self.files[i].1);
+                    (i, 0)
+                }
+            };
+            match self.run_with_retries(i, attempts) {
+                Some(outcome) => self.record(i, outcome),
+                // Left behind: the worker that took this one's place counts for it.
+                None => return,
+            }
+        }
+        self.worker_stopped();
+    }
+
+    /// Run scenario `i`, again up to `--retry` times while it does not pass. A script that
+    /// does not compile is not retried: it cannot change. `None` when an attempt was left
+    /// behind (its outcome is [`Suite::left_behind`]'s).
+    fn run_with_retries(self: &Arc<Self>, i: usize, mut attempts: u32) -> Option<Outcome> {
+        let (path, name) = &self.files[i];
+        loop {
+            attempts += 1;
+            let max_size = self.options.script_limits.max_script;
+            let mut outcome = match Scenario::load(path, name.clone(), max_size) {
+                Ok(scenario) => {
+                    let buf = Arc::new(Mutex::new(String::new()));
+                    let left_behind: LeftBehind = {
+                        let (suite, buf) = (self.clone(), buf.clone());
+                        Arc::new(move |mut outcome: Outcome| {
+                            outcome.stdout = take_output(&buf);
+                            outcome.attempts = attempts;
+                            suite.left_behind(i, outcome);
+                        })
+                    };
+                    let mut o = execute(
+                        &self.handle,
+                        &self.options,
+                        &self.interrupt,
+                        &scenario,
+                        Output::Capture(buf.clone()),
+                        false,
+                        left_behind,
+                    )?;
+                    o.stdout = take_output(&buf);
+                    o
+                }
+                Err(e) => unreadable(name, e),
+            };
+            outcome.attempts = attempts;
+            if !self.again(&outcome) {
+                return Some(outcome);
+            }
+        }
+    }
+
+    fn again(&self, outcome: &Outcome) -> bool {
+        matches!(outcome.status, Status::Failed | Status::Errored)
+            && !self.interrupt.is_set()
+            && outcome.attempts <= self.options.retry
+    }
+
+    /// Scenario `i`'s worker was left behind with `outcome`: a new worker takes its place (and
+    /// runs the scenario again first, if `--retry` says so). Runs on the runtime.
+    fn left_behind(self: &Arc<Self>, i: usize, outcome: Outcome) {
+        if self.again(&outcome) {
+            self.start_worker(Some((i, outcome.attempts)));
+        } else {
+            self.record(i, outcome);
+            self.start_worker(None);
+        }
+        self.worker_stopped();
+    }
+
+    fn record(&self, i: usize, outcome: Outcome) {
+        let mut text = report::terminal::status_line(&outcome);
+        if self.options.trace {
+            text.push_str(&report::terminal::transcript(&outcome));
+        }
+        self.progress.finish(&outcome.name, &text);
+        self.lock().outcomes[i] = Some(outcome);
     }
 }
 
-/// Test mode's live view: a progress bar on a terminal, plain lines everywhere else (CI, pipes).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    running: Mutex<Vec<String>>,
-}
-
-impl Progress {
-    fn new(total: usize, options: &Options) -> Progress {
-        use std::io::IsTerminal;
-        let interactive =
-            std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !options.trace;
-        let bar = interactive.then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{pos}/{len}] {elapsed} {wide_msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
-        Progress {
-            bar,
-            running: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn start(&self, name: &str) {
-        if let Some(bar) = &self.bar {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.push(name.to_owned());
-            bar.set_message(escape::line(&running.join(", ")).into_owned());
-        }
-    }
-
-    /// Print a finished scenario's lines whole, so parallel scenarios never interleave.
-    fn finish(&self, name: &str, text: &str) {
-        match &self.bar {
-            Some(bar) => {
-                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-                running.retain(|n| n != name);
-                bar.set_message(escape::line(&running.join(", ")).into_owned());
-                bar.println(text.trim_end());
-                bar.inc(1);
-            }
-            None => {
-                let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
-                console::eprint(text);
-            }
-        }
-    }
-
-    fn clear(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
+fn take_output(buf: &Mutex<String>) -> String {
+    std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn unreadable(name: &str, why: LoadError) -> Outcome {
@@ -333,19 +402,26 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
     }
 }
 
-/// Compile and run one scenario to an [`Outcome`], due by its deadline whatever its script is
-/// doing: the script runs on a thread of its own, and a thread that does not come back within
-/// [`script::LEFT_BEHIND_AFTER`] of the scenario being stopped (`--max-time`, an interrupt, a
-/// failed task, an overrun `within`) is left behind. It stops at its next rhai operation; the
-/// process does not wait for it.
+/// What becomes of a scenario's outcome when its thread is left behind: it is made on the
+/// runtime and handed here.
+pub type LeftBehind = Arc<dyn Fn(Outcome) + Send + Sync>;
+
+/// Compile and run one scenario on this thread to an [`Outcome`], due by its deadline whatever
+/// its script is doing. Should the thread not come back within [`script::LEFT_BEHIND_AFTER`]
+/// of the scenario being stopped (`--max-time`, an interrupt, a failed task, an overrun
+/// `within`), it is left behind: the runtime makes the outcome and hands it to `left_behind`,
+/// and when the thread does come back (it stops at its next rhai operation) this returns
+/// `None`. Running the script here rather than on a thread of its own saves a thread and two
+/// wake-ups per scenario.
 pub fn execute(
-    runtime: &Runtime,
+    handle: &Handle,
     options: &Options,
     interrupt: &Interrupt,
     scenario: &Scenario,
     output: Output,
     live_trace: bool,
-) -> Outcome {
+    left_behind: LeftBehind,
+) -> Option<Outcome> {
     let started = Instant::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
@@ -358,7 +434,7 @@ pub fn execute(
         Transcript::new(started)
     };
     let session = Session::new(
-        runtime.handle().clone(),
+        handle.clone(),
         options.timeout,
         options.net_limits.clone(),
         transcript.clone(),
@@ -371,128 +447,121 @@ pub fn execute(
         redactor: options.redactor.clone(),
         env: options.env.clone(),
     };
-    // The scenario's clock runs from here, so compiling a huge script counts too.
-    let clock = {
-        let session = session.clone();
-        let max_time = options.max_time;
-        runtime.spawn(async move {
-            tokio::select! {
-                _ = session.token().cancelled() => {}
-                _ = tokio::time::sleep(max_time) => session.cancel(CancelReason::MaxTime),
-            }
-        })
+    let ending = Ending {
+        name: scenario.name.clone(),
+        source: scenario.source.clone(),
+        timeout: options.timeout,
+        redactor: options.redactor.clone(),
+        transcript,
+        session: session.clone(),
+        started,
     };
     let runner = script::Runner::new(session.clone(), output, config);
-    let watch = runner.watch();
-    let result = match run_on_own_thread(runner, scenario.source.clone(), options.check) {
-        Ok(done) => wait_for_script(runtime, &session, options, started, done)
-            .unwrap_or_else(|| Err(watch.left_behind())),
-        Err(e) => Err(script::Failure::Raised {
-            error: format!("cannot start the scenario's thread: {e}").into(),
-            task: None,
-        }),
-    };
-    clock.abort();
-    let duration = started.elapsed();
-    let (status, diagnostic) = match result {
-        Ok(()) => (Status::Passed, None),
-        Err(failure) => {
-            let (status, diag) = diagnostic::describe(
-                &failure,
-                &scenario.name,
-                &scenario.source,
-                options.timeout,
-                &options.redactor,
-            );
-            (status, Some(diag))
+    // Whoever settles the outcome first, this thread or the watch, gives it.
+    let settled = Arc::new(AtomicBool::new(false));
+    let watch = handle.spawn(watch_scenario(
+        runner.watch(),
+        ending.clone(),
+        settled.clone(),
+        options.max_time,
+        left_behind,
+    ));
+    let result = runner.compile(&scenario.source).and_then(|compiled| {
+        if options.check {
+            Ok(())
+        } else {
+            compiled.run()
         }
-    };
-    let (events, _dropped) = transcript.snapshot();
-    let mut outcome = Outcome {
-        name: scenario.name.clone(),
-        status,
-        duration,
-        connections: session.connections(),
-        stdout: String::new(),
-        transcript: events,
-        diagnostic,
-        attempts: 1,
-    };
-    // Once, before any view (terminal, `--trace`, reports) reads it.
-    options.redactor.outcome(&mut outcome);
-    outcome
+    });
+    if settled.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    watch.abort();
+    Some(ending.outcome(result))
 }
 
-type ScriptResult = Result<(), script::Failure>;
-
-/// Stack of a scenario's main thread: deep enough for rhai's call depth limit.
-const SCRIPT_STACK: usize = 8 * 1024 * 1024;
-
-/// Compile and run (or only compile, for `--check`) on a new thread; its result comes back on
-/// the channel returned.
-fn run_on_own_thread(
-    runner: script::Runner,
-    source: String,
-    check_only: bool,
-) -> std::io::Result<tokio::sync::oneshot::Receiver<ScriptResult>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("sockscript main".into())
-        .stack_size(SCRIPT_STACK)
-        .spawn(move || {
-            let result =
-                runner.compile(&source).and_then(
-                    |compiled| {
-                        if check_only {
-                            Ok(())
-                        } else {
-                            compiled.run()
-                        }
-                    },
-                );
-            let _ = tx.send(result);
-        })?;
-    Ok(rx)
-}
-
-/// The script's result, or `None` when it did not come back in time: [`LEFT_BEHIND_AFTER`]
-/// after the scenario was stopped for a reason other than its main script finishing, or after
-/// `--max-time` whatever happened.
-///
-/// [`LEFT_BEHIND_AFTER`]: script::LEFT_BEHIND_AFTER
-fn wait_for_script(
-    runtime: &Runtime,
-    session: &Session,
-    options: &Options,
-    started: Instant,
-    mut done: tokio::sync::oneshot::Receiver<ScriptResult>,
-) -> Option<ScriptResult> {
+/// The scenario's clock and its watch, on the runtime: at `--max-time` it stops the scenario;
+/// [`script::LEFT_BEHIND_AFTER`] after the scenario was stopped (for any reason but its main
+/// script finishing), or after `--max-time` and that grace whatever happened, it gives the
+/// outcome without the script's thread. The clock runs from the start, so compiling counts.
+async fn watch_scenario(
+    watch: script::Watch,
+    ending: Ending,
+    settled: Arc<AtomicBool>,
+    max_time: Duration,
+    left_behind: LeftBehind,
+) {
+    let session = &ending.session;
     let grace = script::LEFT_BEHIND_AFTER;
-    let last_call = crate::net::bridge::deadline_after(options.max_time.saturating_add(grace));
-    let last_call = std::cmp::max(last_call, started);
-    runtime.block_on(async {
-        loop {
-            let stopped = session
-                .cancelled_at()
-                .filter(|_| session.cancel_reason() != Some(CancelReason::Finished));
-            let give_up = match stopped {
-                Some(at) => std::cmp::min(at + grace, last_call),
-                None => last_call,
-            };
-            tokio::select! {
-                result = &mut done => {
-                    return Some(result.unwrap_or_else(|_| {
-                        Err(script::Failure::Raised {
-                            error: "the scenario's thread ended without a result".into(),
-                            task: None,
-                        })
-                    }));
-                }
-                // Look again once the scenario is stopped: that starts the grace.
-                _ = session.token().cancelled(), if stopped.is_none()
-                    && !session.is_cancelled() => {}
-                _ = tokio::time::sleep_until(give_up.into()) => return None,
+    let time_up = crate::net::bridge::deadline_after(max_time);
+    let last_call = crate::net::bridge::deadline_after(max_time.saturating_add(grace));
+    loop {
+        let stopped = session
+            .cancelled_at()
+            .filter(|_| session.cancel_reason() != Some(CancelReason::Finished));
+        let give_up = match stopped {
+            Some(at) => std::cmp::min(at + grace, last_call),
+            None => last_call,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(time_up.into()), if !session.is_cancelled() => {
+                session.cancel(CancelReason::MaxTime);
             }
+            // Look again once the scenario is stopped: that starts the grace.
+            _ = session.token().cancelled(), if !session.is_cancelled() => {}
+            _ = tokio::time::sleep_until(give_up.into()) => break,
         }
-    })
+    }
+    if settled.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    left_behind(ending.outcome(Err(watch.left_behind())));
 }
+
+/// What it takes to make a scenario's outcome, on its thread or on the runtime.
+#[derive(Clone)]
+struct Ending {
+    name: String,
+    source: String,
+    timeout: Duration,
+    redactor: crate::redact::Redactor,
+    transcript: Transcript,
+    session: Arc<Session>,
+    started: Instant,
+}
+
+impl Ending {
+    fn outcome(&self, result: Result<(), script::Failure>) -> Outcome {
+        let duration = self.started.elapsed();
+        let (status, diagnostic) = match result {
+            Ok(()) => (Status::Passed, None),
+            Err(failure) => {
+                let (status, diag) = diagnostic::describe(
+                    &failure,
+                    &self.name,
+                    &self.source,
+                    self.timeout,
+                    &self.redactor,
+                );
+                (status, Some(diag))
+            }
+        };
+        let (events, _dropped) = self.transcript.snapshot();
+        let mut outcome = Outcome {
+            name: self.name.clone(),
+            status,
+            duration,
+            connections: self.session.connections(),
+            stdout: String::new(),
+            transcript: events,
+            diagnostic,
+            attempts: 1,
+        };
+        // Once, before any view (terminal, `--trace`, reports) reads it.
+        self.redactor.outcome(&mut outcome);
+        outcome
+    }
+}
+
+/// Stack of the threads scripts run on: deep enough for rhai's call depth limit.
+const SCRIPT_STACK: usize = 8 * 1024 * 1024;

@@ -270,3 +270,36 @@ fn main_returning_leaves_behind_a_task_stuck_in_one_builtin_call() {
         .stdout("main done\n")
         .faster_than(Duration::from_millis(1500));
 }
+
+#[test]
+fn a_suite_goes_on_past_a_scenario_left_behind_and_retries_it() {
+    // One worker: the stuck scenario's worker is left with it, and a new one runs the retry
+    // and then the scenarios after it.
+    let dir = temp_dir("left-behind-suite");
+    let report = dir.join("report.json");
+    let out = Test::new()
+        .args(&["--test", "-j", "1", "--max-time", "1s", "--retry", "1"])
+        .args(&["--report-json", report.to_string_lossy().as_ref()])
+        .args(&ROOMY)
+        .write("a_stuck.rhai", STUCK)
+        .write("b_after.rhai", "print(\"b ran\");\n")
+        .write("c_after.rhai", "print(\"c ran\");\n")
+        .path(".")
+        .wall(Duration::from_secs(30))
+        .run();
+    out.code(4)
+        .stderr_has("a_stuck.rhai: ERROR")
+        .stderr_has("2 attempts")
+        .stderr_has("b_after.rhai: ok")
+        .stderr_has("c_after.rhai: ok")
+        .stderr_has("left behind")
+        .faster_than(Duration::from_millis(4500));
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report at `{}`: {e}", report.display()));
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"));
+    assert_eq!(json["summary"]["total"], 3, "{text}");
+    assert_eq!(json["scenarios"][0]["stdout"], "ready\n", "{text}");
+    assert_eq!(json["scenarios"][1]["stdout"], "b ran\n", "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod json;
 pub mod junit;
+pub mod progress;
 pub mod tap;
 pub mod terminal;
 
