@@ -14,6 +14,12 @@ use crate::outcome::{Outcome, Status};
 use crate::transcript::Event;
 
 /// The whole run as one pretty-printed JSON document, ending in a newline.
+/// `--report-json`.
+pub const FORMAT: super::Format = super::Format {
+    name: "json",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
     let report = Report {

@@ -14,6 +14,12 @@ use crate::outcome::{Outcome, Status};
 const NAME: &str = "sockscript";
 
 /// The run as a JUnit XML document.
+/// `--report-junit`.
+pub const FORMAT: super::Format = super::Format {
+    name: "junit",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut suite = TestSuite::new(NAME);
     suite.set_time(elapsed);

@@ -16,6 +16,12 @@ use crate::escape;
 use crate::outcome::{Outcome, Status};
 
 /// The run as a TAP 13 stream.
+/// `--report-tap`.
+pub const FORMAT: super::Format = super::Format {
+    name: "tap",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut out = format!("TAP version 13\n1..{}\n", outcomes.len());
     for (i, o) in outcomes.iter().enumerate() {
