@@ -1,4 +1,5 @@
-//! What the user typed, resolved: durations parsed, variables collected, the mode chosen.
+//! What the user typed, resolved: durations parsed, variables collected, the mode and the
+//! report formats chosen.
 //! Every usage error (exit 2) is found here, before anything runs.
 
 use std::io::IsTerminal;

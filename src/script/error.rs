@@ -1,6 +1,8 @@
 //! How failures travel through rhai. Socket errors become catchable maps; assertion failures and
 //! cancellation become `ErrorTerminated` with an [`Abort`] payload, which `try`/`catch` cannot
 //! swallow. Positions stay rhai positions here; `diagnostic.rs` turns them into spans.
+//! Every kind put in or read from an error map is a [`crate::net::ErrorKind`]; a map a script
+//! throws may carry a kind of its own, which passes through as it is.
 
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Position};
 
