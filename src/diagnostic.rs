@@ -1,6 +1,11 @@
 //! Failures as people read them: rhai positions become miette spans here and nowhere else.
 //! One renderer serves the terminal (colour or not) and the reports (never colour), so the
 //! words are the same everywhere.
+//!
+//! Each diagnostic has a [`Code`] for reports to sort by: an [`ErrorKind`], or one of the few
+//! ends of a scenario that are no error kind (`assertion`, `compile`, `max_time`, …). Whether
+//! the scenario failed or errored is read from that code by [`crate::outcome::Status::of`];
+//! this module does not know the result model.
 
 use std::time::Duration;
 
@@ -11,8 +16,7 @@ use miette::{
 use rhai::{EvalAltResult, Map, Position};
 
 use crate::escape;
-use crate::net::fmt_duration;
-use crate::outcome::Status;
+use crate::net::{fmt_duration, ErrorKind};
 use crate::redact::Redactor;
 use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
 use crate::transcript::render_payload;
@@ -20,10 +24,65 @@ use crate::transcript::render_payload;
 /// Reports are wrapped at this width so they read the same on every terminal and in files.
 const WIDTH: usize = 100;
 
+/// What a diagnostic is about, as reports name it (JUnit's `type`, TAP's and JSON's `code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// An error with a kind, as scripts see it in `e.kind`: `timeout`, `limit`, `script`,
+    /// `cancelled`, …
+    Kind(ErrorKind),
+    /// The kind of a map a script threw that sockscript does not raise itself
+    /// (`throw #{kind: "bad_reply"}`), as the script spelled it.
+    Custom(String),
+    /// An assertion did not hold, or `fail` was called: the one code that is a failure.
+    Assertion,
+    /// The script does not compile.
+    Compile,
+    /// The scenario ran past `--max-time`.
+    MaxTime,
+    /// The run was interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// A `within` ran out while a built-in call kept running past it.
+    Within,
+    /// An uncaught thrown value that is not a map with a `kind`.
+    Thrown,
+}
+
+impl Code {
+    /// The code of a `kind` read from an error map: sockscript's own kind when it is one.
+    fn of_kind(name: String) -> Code {
+        ErrorKind::parse(&name).map_or(Code::Custom(name), Code::Kind)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Code::Kind(kind) => kind.as_str(),
+            Code::Custom(name) => name,
+            Code::Assertion => "assertion",
+            Code::Compile => "compile",
+            Code::MaxTime => "max_time",
+            Code::Interrupted => "interrupted",
+            Code::Within => "within",
+            Code::Thrown => "thrown",
+        }
+    }
+}
+
+impl From<ErrorKind> for Code {
+    fn from(kind: ErrorKind) -> Code {
+        Code::Kind(kind)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A rendered-on-demand diagnostic: message, the script, labelled spans and help.
 #[derive(Debug, Clone)]
 pub struct Diag {
-    pub code: String,
+    pub code: Code,
     pub message: String,
     pub file: String,
     pub source: String,
@@ -34,9 +93,9 @@ pub struct Diag {
 }
 
 impl Diag {
-    fn new(code: &str, message: impl Into<String>, file: &str, source: &str) -> Self {
+    fn new(code: impl Into<Code>, message: impl Into<String>, file: &str, source: &str) -> Self {
         Diag {
-            code: code.to_owned(),
+            code: code.into(),
             message: message.into(),
             file: file.to_owned(),
             source: source.to_owned(),
@@ -47,7 +106,7 @@ impl Diag {
     }
 
     /// A diagnostic with no script to point into.
-    pub fn plain(code: &str, message: impl Into<String>, file: &str) -> Self {
+    pub fn plain(code: impl Into<Code>, message: impl Into<String>, file: &str) -> Self {
         Diag::new(code, message, file, "")
     }
 
@@ -173,7 +232,7 @@ impl<'a> SpanContents<'a> for AtColumn<'a> {
     }
 }
 
-/// Classify a failure and describe it.
+/// Describe a failure; its [`Code`] classifies it.
 /// `redact` masks secrets in the bytes it shows (a hexdump cannot be masked once drawn); the
 /// caller masks the words of the result.
 pub fn describe(
@@ -182,7 +241,7 @@ pub fn describe(
     source: &str,
     timeout: Duration,
     redact: &Redactor,
-) -> (Status, Diag) {
+) -> Diag {
     match failure {
         Failure::Compile(err) => {
             let what = err.err_type().to_string();
@@ -193,32 +252,33 @@ pub fn describe(
                 )),
                 _ => None,
             };
-            let diag = Diag::new(
-                "compile",
+            Diag::new(
+                Code::Compile,
                 format!("`{file}` does not compile: {what}"),
                 file,
                 source,
             )
             .label(err.position(), what)
-            .help(help);
-            (Status::CompileError, diag)
+            .help(help)
         }
-        Failure::MaxTime(limit, at) => {
-            let diag = Diag::new(
-                "max_time",
-                format!("the scenario ran past its deadline of {}", fmt_duration(*limit)),
-                file,
-                source,
-            )
-            .label(*at, "the main script was here")
-            .help(Some("give it longer with `--max-time`, or find the call that never returned with `--trace`".into()));
-            (Status::Errored, diag)
+        Failure::MaxTime(limit, at) => Diag::new(
+            Code::MaxTime,
+            format!(
+                "the scenario ran past its deadline of {}",
+                fmt_duration(*limit)
+            ),
+            file,
+            source,
+        )
+        .label(*at, "the main script was here")
+        .help(Some(
+            "give it longer with `--max-time`, or find the call that never returned with `--trace`"
+                .into(),
+        )),
+        Failure::Interrupted(at) => {
+            Diag::new(Code::Interrupted, "the run was interrupted", file, source)
+                .label(*at, "the main script was here")
         }
-        Failure::Interrupted(at) => (
-            Status::Errored,
-            Diag::new("interrupted", "the run was interrupted", file, source)
-                .label(*at, "the main script was here"),
-        ),
         Failure::WithinOverrun { length, at, task } => {
             let length = fmt_duration(*length);
             let who = if task == "main" {
@@ -226,8 +286,8 @@ pub fn describe(
             } else {
                 task.clone()
             };
-            let diag = Diag::new(
-                "within",
+            Diag::new(
+                Code::Within,
                 format!(
                     "`within({length})` ran out while {who} was inside one built-in call that \
                      kept running past it, so the scenario was stopped"
@@ -240,11 +300,10 @@ pub fn describe(
                 "a built-in call on a large value (a long string, Blob or array) cannot be \
                  interrupted; work on smaller pieces, or give `within` longer"
                     .into(),
-            ));
-            (Status::Errored, diag)
+            ))
         }
         Failure::LeftBehind { cause, compiling } => {
-            let (status, mut diag) = describe(cause, file, source, timeout, redact);
+            let mut diag = describe(cause, file, source, timeout, redact);
             let note = if *compiling {
                 "the script was still being compiled; its thread was left behind".to_owned()
             } else {
@@ -258,7 +317,7 @@ pub fn describe(
                 Some(help) => format!("{help}\n{note}"),
                 None => note,
             });
-            (status, diag)
+            diag
         }
         Failure::Raised { error, task } => {
             raised(error, task.as_ref(), file, source, timeout, redact)
@@ -273,10 +332,10 @@ fn raised(
     source: &str,
     timeout: Duration,
     redact: &Redactor,
-) -> (Status, Diag) {
+) -> Diag {
     let inner = error.unwrap_inner();
     let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
-    let (status, mut diag) = match abort_of(error) {
+    let mut diag = match abort_of(error) {
         Some(Abort::Assertion(f)) => {
             let values = f
                 .values
@@ -284,77 +343,69 @@ fn raised(
                 .map(|(k, v)| format!("{k:>5}: {v}"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            let diag = Diag::new("assertion", format!("{prefix}{}", f.message), file, source)
-                .label(f.position, f.label)
-                .help((!values.is_empty()).then_some(values));
-            (Status::Failed, diag)
-        }
-        Some(Abort::Limit(message)) => (
-            Status::Errored,
-            Diag::new("limit", format!("{prefix}{message}"), file, source)
-                .label(inner.position(), "stopped here"),
-        ),
-        Some(_) => (
-            Status::Errored,
             Diag::new(
-                "cancelled",
-                format!("{prefix}the scenario was cancelled"),
+                Code::Assertion,
+                format!("{prefix}{}", f.message),
                 file,
                 source,
-            ),
+            )
+            .label(f.position, f.label)
+            .help((!values.is_empty()).then_some(values))
+        }
+        Some(Abort::Limit(message)) => {
+            Diag::new(ErrorKind::Limit, format!("{prefix}{message}"), file, source)
+                .label(inner.position(), "stopped here")
+        }
+        Some(_) => Diag::new(
+            ErrorKind::Cancelled,
+            format!("{prefix}the scenario was cancelled"),
+            file,
+            source,
         ),
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
                 Some(map) if map.contains_key("kind") => {
-                    let diag = socket_error(&map, &prefix, *pos, file, source, timeout, redact);
-                    (Status::Errored, diag)
+                    socket_error(&map, &prefix, *pos, file, source, timeout, redact)
                 }
-                _ => (
-                    Status::Errored,
-                    Diag::new("thrown", format!("{prefix}uncaught: {value}"), file, source)
-                        .label(*pos, "thrown here"),
-                ),
+                _ => Diag::new(
+                    Code::Thrown,
+                    format!("{prefix}uncaught: {value}"),
+                    file,
+                    source,
+                )
+                .label(*pos, "thrown here"),
             },
-            EvalAltResult::ErrorTooManyOperations(pos) => (
-                Status::Errored,
-                Diag::new(
-                    "limit",
-                    format!("{prefix}the script ran past its limit of operations"),
-                    file,
-                    source,
-                )
-                .label(*pos, "stopped here")
-                .help(Some(
-                    "raise it with `--limit operations=N` (0 for none)".into(),
-                )),
-            ),
-            EvalAltResult::ErrorDataTooLarge(what, pos) => (
-                Status::Errored,
-                Diag::new(
-                    "limit",
-                    format!("{prefix}{} is larger than the data limit", data_kind(what)),
-                    file,
-                    source,
-                )
-                .label(*pos, "here")
-                .help(Some(format!(
-                    "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
+            EvalAltResult::ErrorTooManyOperations(pos) => Diag::new(
+                ErrorKind::Limit,
+                format!("{prefix}the script ran past its limit of operations"),
+                file,
+                source,
+            )
+            .label(*pos, "stopped here")
+            .help(Some(
+                "raise it with `--limit operations=N` (0 for none)".into(),
+            )),
+            EvalAltResult::ErrorDataTooLarge(what, pos) => Diag::new(
+                ErrorKind::Limit,
+                format!("{prefix}{} is larger than the data limit", data_kind(what)),
+                file,
+                source,
+            )
+            .label(*pos, "here")
+            .help(Some(format!(
+                "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
                      array element or a Blob byte {}, a map entry {}; raise it with \
                      `--limit data=SIZE`, e.g. `--limit data=256MiB`",
-                    crate::script::ELEMENT_BYTES,
-                    crate::script::MAP_ENTRY_BYTES
-                ))),
-            ),
-            other => (
-                Status::Errored,
-                Diag::new(
-                    "script",
-                    format!("{prefix}{}", plain_message(other)),
-                    file,
-                    source,
-                )
-                .label(other.position(), "here"),
-            ),
+                crate::script::ELEMENT_BYTES,
+                crate::script::MAP_ENTRY_BYTES
+            ))),
+            other => Diag::new(
+                ErrorKind::Script,
+                format!("{prefix}{}", plain_message(other)),
+                file,
+                source,
+            )
+            .label(other.position(), "here"),
         },
     };
     // The calls the error came up through, innermost first.
@@ -375,7 +426,7 @@ fn raised(
     if let Some(t) = task {
         diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));
     }
-    (status, diag)
+    diag
 }
 
 /// rhai's name for what outgrew its limit, as the diagnostic says it.
@@ -403,8 +454,10 @@ fn socket_error(
             .map(|v| v.to_string())
             .filter(|s| !s.is_empty() && s != "()")
     };
-    let kind = get("kind").unwrap_or_else(|| "error".into());
-    let message = get("message").unwrap_or_else(|| kind.clone());
+    // A `kind` that is empty or `()` reads as `error`.
+    let code = Code::of_kind(get("kind").unwrap_or_else(|| "error".into()));
+    let kind = code.as_str();
+    let message = get("message").unwrap_or_else(|| kind.to_owned());
     let mut help = Vec::new();
     if let Some(w) = get("waiting_for") {
         help.push(format!("waited for {w}"));
@@ -427,8 +480,9 @@ fn socket_error(
             fmt_duration(timeout)
         ));
     }
-    Diag::new(&kind, format!("{prefix}{message}"), file, source)
-        .label(pos, format!("`{kind}`"))
+    let label = format!("`{kind}`");
+    Diag::new(code, format!("{prefix}{message}"), file, source)
+        .label(pos, label)
         .help((!help.is_empty()).then(|| help.join("\n")))
 }
 
@@ -461,9 +515,14 @@ mod tests {
     #[test]
     fn script_lines_file_names_and_messages_are_escaped_and_labels_stay_on_their_word() {
         let src = "let s = \"\x1b[2J\u{202e}\"; fail(s);\n";
-        let diag = Diag::new("failed", "got \x1b]52;c;aGk=\x07", "a\x1b[7m.rhai", src)
-            .label(Position::new(1, 18), "failed \u{fffe} here")
-            .help(Some("left: \u{9b}\nright: 1".into()));
+        let diag = Diag::new(
+            Code::Custom("failed".into()),
+            "got \x1b]52;c;aGk=\x07",
+            "a\x1b[7m.rhai",
+            src,
+        )
+        .label(Position::new(1, 18), "failed \u{fffe} here")
+        .help(Some("left: \u{9b}\nright: 1".into()));
         // The heading says the column in the script (18); the label is under `fail`.
         assert_eq!(
             diag.render(false),
@@ -480,6 +539,15 @@ mod tests {
         let src = "let a = 1;\nlet c = connect(x);\n";
         let (off, len) = span(src, Position::new(2, 9)).unwrap_or_default();
         assert_eq!(&src[off..off + len], "connect");
+    }
+
+    #[test]
+    fn a_thrown_kind_is_sockscript_s_only_when_it_names_an_error_kind() {
+        let of = |name: &str| Code::of_kind(name.into());
+        assert_eq!(of("timeout"), Code::Kind(ErrorKind::Timeout));
+        // A script that throws `#{kind: "assertion"}` raised an error, not a failed assertion.
+        assert_eq!(of("assertion"), Code::Custom("assertion".into()));
+        assert_eq!(of("assertion").as_str(), "assertion");
     }
 
     #[test]

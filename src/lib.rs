@@ -2,12 +2,17 @@
 //! the servers and clients of a conversation, and a run says what crossed the wire.
 //!
 //! # Layout
-//! - [`cli`] is what the user typed (clap); [`options`] resolves it and finds usage errors.
+//! - [`cli`] is what the user typed (clap); [`options`] resolves it and finds usage errors,
+//!   and chooses the report formats.
 //! - [`run`] loads scenarios, runs them, hands outcomes to [`report`], picks the exit code.
 //! - [`script`] is the rhai side: the engine, the API functions, `spawn`, assertions.
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
+//!   Its [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
-//!   [`diagnostic`] turns rhai positions into miette reports.
+//!   [`diagnostic`] turns rhai positions into miette reports, each with a
+//!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.
+//! - [`report`] renders outcomes, each [`report::Format`] from plain data; it reads
+//!   [`outcome`] and never [`options`].
 //! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
 //!   reports: every view passes such text through it.
 //! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.

@@ -1,4 +1,5 @@
-//! What the user typed, resolved: durations parsed, variables collected, the mode chosen.
+//! What the user typed, resolved: durations parsed, variables collected, the mode and the
+//! report formats chosen.
 //! Every usage error (exit 2) is found here, before anything runs.
 
 use std::io::IsTerminal;
@@ -9,6 +10,7 @@ use rhai::Dynamic;
 
 use crate::cli::{Cli, ColorWhen};
 use crate::redact::Redactor;
+use crate::report::{self, Format};
 use crate::script::{parse_var, EnvAccess};
 
 /// Environment variables named `SOCKSCRIPT_VAR_<name>` become variables too.
@@ -22,13 +24,6 @@ pub enum Mode {
     Run(PathBuf),
     /// Every scenario under these paths, as a suite.
     Test(Vec<PathBuf>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Reports {
-    pub junit: Option<PathBuf>,
-    pub tap: Option<PathBuf>,
-    pub json: Option<PathBuf>,
 }
 
 /// `--partition K/N`: the K-th (1-based) of N shards.
@@ -55,7 +50,8 @@ pub struct Options {
     pub trace: bool,
     pub color: bool,
     pub check: bool,
-    pub reports: Reports,
+    /// The report files to write, in the order of [`report::FORMATS`].
+    pub reports: Vec<(Format, PathBuf)>,
     pub net_limits: crate::net::Limits,
     pub script_limits: crate::script::Limits,
 }
@@ -74,13 +70,15 @@ impl Options {
                 "`--timeout` and `--max-time` must be more than 0".into(),
             ));
         }
-        let reports = Reports {
-            junit: cli.report_junit,
-            tap: cli.report_tap,
-            json: cli.report_json,
-        };
-        let wants_reports =
-            reports.junit.is_some() || reports.tap.is_some() || reports.json.is_some();
+        let reports: Vec<(Format, PathBuf)> = [
+            (report::junit::FORMAT, cli.report_junit),
+            (report::tap::FORMAT, cli.report_tap),
+            (report::json::FORMAT, cli.report_json),
+        ]
+        .into_iter()
+        .filter_map(|(format, path)| Some((format, path?)))
+        .collect();
+        let wants_reports = !reports.is_empty();
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
@@ -343,6 +341,19 @@ fn split_var(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each report format has its `--report-NAME` flag, and the flag asks for that format.
+    #[test]
+    fn every_report_format_is_asked_for_by_its_flag() {
+        for format in report::FORMATS {
+            let flag = format!("--report-{}", format.name);
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", &flag, "out", "."])
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let asked: Vec<_> = options.reports.iter().map(|(f, p)| (f.name, p)).collect();
+            assert_eq!(asked, [(format.name, &PathBuf::from("out"))], "{flag}");
+        }
+    }
 
     #[test]
     fn limits_parse_sizes_and_counts() {

@@ -1,9 +1,10 @@
 //! The one result model every view reads: how a scenario ended, how long it took, what it
-//! printed, what crossed the wire, and the diagnostic of its failure.
+//! printed, what crossed the wire, and the diagnostic of its failure. A failure's [`Status`] is
+//! read from its diagnostic's [`Code`] here, so `diagnostic` needs nothing from this module.
 
 use std::time::Duration;
 
-use crate::diagnostic::Diag;
+use crate::diagnostic::{Code, Diag};
 use crate::transcript::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,6 +19,22 @@ pub enum Status {
 }
 
 impl Status {
+    /// How a scenario that did not pass ended, by what its diagnostic is about: an assertion
+    /// failed, a script did not compile, and anything else (a socket error, a timeout, a
+    /// script error, a limit, `--max-time`) is an error.
+    pub fn of(code: &Code) -> Status {
+        match code {
+            Code::Assertion => Status::Failed,
+            Code::Compile => Status::CompileError,
+            Code::Kind(_)
+            | Code::Custom(_)
+            | Code::MaxTime
+            | Code::Interrupted
+            | Code::Within
+            | Code::Thrown => Status::Errored,
+        }
+    }
+
     /// The process exit code this outcome asks for.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -81,6 +98,27 @@ impl Outcome {
             transcript: Vec::new(),
             diagnostic,
             attempts: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ErrorKind;
+
+    #[test]
+    fn only_assertions_fail_and_only_compile_errors_do_not_compile() {
+        assert_eq!(Status::of(&Code::Assertion), Status::Failed);
+        assert_eq!(Status::of(&Code::Compile), Status::CompileError);
+        for code in [
+            Code::Kind(ErrorKind::Timeout),
+            Code::Kind(ErrorKind::Limit),
+            Code::Custom("assertion".into()),
+            Code::MaxTime,
+            Code::Thrown,
+        ] {
+            assert_eq!(Status::of(&code), Status::Errored, "{code}");
         }
     }
 }

@@ -286,6 +286,7 @@ fn splice(data: &[u8], found: &[(usize, usize)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Code;
     use crate::outcome::Status;
     use std::time::Duration;
 
@@ -396,7 +397,7 @@ mod tests {
         let source = "let t = \"s3cr3t\"; fail(t);\nconnect(x);\n";
         let at = |word: &str, src: &str| src.find(word).unwrap_or(usize::MAX);
         let diag = Diag {
-            code: "assertion".into(),
+            code: Code::Assertion,
             message: "failed: s3cr3t".into(),
             file: "a.rhai".into(),
             source: source.into(),

@@ -12,7 +12,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::diagnostic;
 use crate::escape;
-use crate::net::{CancelReason, Session};
+use crate::net::{CancelReason, ErrorKind, Session};
 use crate::options::{Mode, Options};
 use crate::outcome::{Outcome, Status};
 use crate::report::progress::Progress;
@@ -386,9 +386,10 @@ fn take_output(buf: &Mutex<String>) -> String {
 
 fn unreadable(name: &str, why: LoadError) -> Outcome {
     let (status, code) = match why {
-        LoadError::Unreadable(_) => (Status::Errored, "io"),
-        LoadError::TooLarge(_) => (Status::Errored, "limit"),
-        LoadError::NotText(_) => (Status::CompileError, "io"),
+        LoadError::Unreadable(_) => (Status::Errored, ErrorKind::Io),
+        LoadError::TooLarge(_) => (Status::Errored, ErrorKind::Limit),
+        // The code says why it could not be read; the status, that it cannot run as it is.
+        LoadError::NotText(_) => (Status::CompileError, ErrorKind::Io),
     };
     Outcome {
         name: name.to_owned(),
@@ -536,14 +537,14 @@ impl Ending {
         let (status, diagnostic) = match result {
             Ok(()) => (Status::Passed, None),
             Err(failure) => {
-                let (status, diag) = diagnostic::describe(
+                let diag = diagnostic::describe(
                     &failure,
                     &self.name,
                     &self.source,
                     self.timeout,
                     &self.redactor,
                 );
-                (status, Some(diag))
+                (Status::of(&diag.code), Some(diag))
             }
         };
         let (events, _dropped) = self.transcript.snapshot();

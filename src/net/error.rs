@@ -1,5 +1,10 @@
 //! The socket layer's one error type: a kind a script can branch on, the operation, the address,
 //! and whatever had arrived when a read gave up. The script layer turns it into a catchable map.
+//!
+//! [`ErrorKind`] is the one list of error kinds, from `net` up to the diagnostic: the script
+//! layer raises its own errors with it (`invalid_argument`, `script`), and every other layer
+//! chooses and compares kinds through it. [`ErrorKind::as_str`] is the one place a kind is
+//! spelled; those names are a contract with scripts (`e.kind`).
 
 use std::fmt;
 use std::io;
@@ -8,6 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 /// What went wrong, as the snake_case names scripts see in `e.kind`.
+///
+/// Most kinds come from sockets; `InvalidArgument` and `Script` are raised only by the script
+/// layer, which `net` never does, but they are kinds scripts branch on all the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     AddrInUse,
@@ -22,9 +30,14 @@ pub enum ErrorKind {
     Closed,
     TooLong,
     Tls,
-    /// A limit of the scenario was reached (open sockets, tasks).
+    /// A limit of the scenario was reached (open sockets, tasks, data sizes).
     Limit,
     Io,
+    /// An API call was given a bad argument (a negative duration, an unknown option).
+    InvalidArgument,
+    /// A script error that is no sockscript kind: rhai's own errors, and thrown values that
+    /// are not maps with a `kind`, as `catch` sees them.
+    Script,
     /// The scenario was cancelled (a task failed, the main script ended, `--max-time`):
     /// never shown to scripts, which cannot catch it.
     Cancelled,
@@ -47,8 +60,37 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Limit => "limit",
             ErrorKind::Io => "io",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Script => "script",
             ErrorKind::Cancelled => "cancelled",
         }
+    }
+
+    /// Every kind, in the order of the enum.
+    pub const ALL: [ErrorKind; 17] = [
+        ErrorKind::AddrInUse,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ConnectionReset,
+        ErrorKind::Timeout,
+        ErrorKind::Eof,
+        ErrorKind::Dns,
+        ErrorKind::InvalidAddress,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Closed,
+        ErrorKind::TooLong,
+        ErrorKind::Tls,
+        ErrorKind::Limit,
+        ErrorKind::Io,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Script,
+        ErrorKind::Cancelled,
+    ];
+
+    /// The kind a script-visible name stands for; `None` for a name sockscript does not raise
+    /// (a script may throw a map with a `kind` of its own).
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     fn of_io(err: &io::Error) -> ErrorKind {
@@ -261,6 +303,42 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
         assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+    }
+
+    /// The names are a contract with scripts (README "Errors"): they do not change.
+    #[test]
+    fn kinds_keep_their_names() {
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "addr_in_use",
+                "addr_not_available",
+                "connection_refused",
+                "connection_reset",
+                "timeout",
+                "eof",
+                "dns",
+                "invalid_address",
+                "permission_denied",
+                "closed",
+                "too_long",
+                "tls",
+                "limit",
+                "io",
+                "invalid_argument",
+                "script",
+                "cancelled",
+            ]
+        );
+    }
+
+    #[test]
+    fn kinds_read_back_from_their_names() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::parse("assertion"), None);
     }
 
     #[test]

@@ -14,6 +14,12 @@ use crate::outcome::{Outcome, Status};
 use crate::transcript::Event;
 
 /// The whole run as one pretty-printed JSON document, ending in a newline.
+/// `--report-json`.
+pub const FORMAT: super::Format = super::Format {
+    name: "json",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
     let report = Report {
@@ -95,7 +101,7 @@ fn scenario(o: &Outcome) -> Scenario<'_> {
         attempts: o.attempts,
         stdout: &o.stdout,
         diagnostic: o.diagnostic.as_ref().map(|d| Diagnostic {
-            code: &d.code,
+            code: d.code.as_str(),
             message: &d.message,
             line: d.line,
             rendered: d.render(false),
@@ -148,7 +154,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::diagnostic::Diag;
+    use crate::diagnostic::{Code, Diag};
+    use crate::net::ErrorKind;
     use crate::transcript::EventKind;
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
@@ -181,7 +188,7 @@ mod tests {
             event(EventKind::Error, b"", Some("connection reset")),
         ];
         let diag = Diag {
-            code: "assertion".into(),
+            code: Code::Assertion,
             message: "assert_eq failed".into(),
             file: "bad.rhai".into(),
             source: "let x = 1;\nassert_eq(x, 2);\n".into(),
@@ -194,7 +201,7 @@ mod tests {
             "refused.rhai",
             Status::Errored,
             Some(Diag::plain(
-                "connection_refused",
+                ErrorKind::ConnectionRefused,
                 "connect failed",
                 "refused.rhai",
             )),

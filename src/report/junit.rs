@@ -14,6 +14,12 @@ use crate::outcome::{Outcome, Status};
 const NAME: &str = "sockscript";
 
 /// The run as a JUnit XML document.
+/// `--report-junit`.
+pub const FORMAT: super::Format = super::Format {
+    name: "junit",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut suite = TestSuite::new(NAME);
     suite.set_time(elapsed);
@@ -47,7 +53,7 @@ fn not_passed(o: &Outcome, kind: NonSuccessKind) -> TestCaseStatus {
             let first = d.message.lines().next().unwrap_or_default();
             status
                 .set_message(xml_text(first))
-                .set_type(xml_text(&d.code))
+                .set_type(xml_text(d.code.as_str()))
                 .set_description(xml_text(d.render(false).trim_start()));
         }
         None => {
@@ -78,7 +84,8 @@ fn xml_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostic::Diag;
+    use crate::diagnostic::{Code, Diag};
+    use crate::net::ErrorKind;
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
         Outcome::for_test(name, status, diagnostic, Duration::from_millis(1500))
@@ -88,7 +95,7 @@ mod tests {
         let mut passed = outcome("greeting.rhai", Status::Passed, None);
         passed.stdout = "got <b> & \"q\" \x01\x1b[31m\n".into();
         let diag = Diag {
-            code: "assertion".into(),
+            code: Code::Assertion,
             message: "expected `<ok>` & got \"no\"".into(),
             file: "bad.rhai".into(),
             source: "assert(false);\n".into(),
@@ -101,7 +108,7 @@ mod tests {
             "refused.rhai",
             Status::Errored,
             Some(Diag::plain(
-                "connection_refused",
+                ErrorKind::ConnectionRefused,
                 "connect failed\nsecond line",
                 "x.rhai",
             )),

@@ -1,5 +1,11 @@
 //! Views of the outcomes. Each format renders `&[Outcome]` to a string and never runs anything;
 //! writing a file is the caller's one line.
+//!
+//! The file formats are [`Format`]s: a name and a pure render function, one file each
+//! ([`junit`], [`tap`], [`json`]), listed in [`FORMATS`]. [`write_all`] writes the ones asked
+//! for, given as plain `(format, path)` pairs: which ones, and where, is `options`' business.
+//! A new format is its file with a `FORMAT`, its line here, and its `--report-NAME` flag
+//! (`cli.rs`, resolved in `options.rs`). [`terminal`] and [`progress`] are the views on stderr.
 
 pub mod console;
 pub mod json;
@@ -8,24 +14,36 @@ pub mod progress;
 pub mod tap;
 pub mod terminal;
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::options::Reports;
 use crate::outcome::Outcome;
 
-/// Write every report the user asked for. A report that cannot be written is said on stderr,
+/// A report file format.
+#[derive(Clone, Copy)]
+pub struct Format {
+    /// As in its flag, `--report-NAME`.
+    pub name: &'static str,
+    /// The whole report: the outcomes in the order they ran, and the suite's wall time.
+    pub render: fn(&[Outcome], Duration) -> String,
+}
+
+impl fmt::Debug for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every report file format.
+pub const FORMATS: [Format; 3] = [junit::FORMAT, tap::FORMAT, json::FORMAT];
+
+/// Write every report asked for, in order. A report that cannot be written is said on stderr,
 /// and the result is `false` so the run cannot pass without it.
-pub fn write_all(reports: &Reports, outcomes: &[Outcome], elapsed: Duration) -> bool {
-    type Render = fn(&[Outcome], Duration) -> String;
-    let wanted: [(&Option<std::path::PathBuf>, Render); 3] = [
-        (&reports.junit, junit::render),
-        (&reports.tap, tap::render),
-        (&reports.json, json::render),
-    ];
+pub fn write_all(wanted: &[(Format, PathBuf)], outcomes: &[Outcome], elapsed: Duration) -> bool {
     let mut ok = true;
-    for (path, render) in wanted {
-        let Some(path) = path else { continue };
-        if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
+    for (format, path) in wanted {
+        if let Err(e) = std::fs::write(path, (format.render)(outcomes, elapsed)) {
             let path = path.display().to_string();
             console::eprintln(&format!(
                 "error: cannot write the report `{}`: {e}",

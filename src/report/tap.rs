@@ -16,6 +16,12 @@ use crate::escape;
 use crate::outcome::{Outcome, Status};
 
 /// The run as a TAP 13 stream.
+/// `--report-tap`.
+pub const FORMAT: super::Format = super::Format {
+    name: "tap",
+    render,
+};
+
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
     let mut out = format!("TAP version 13\n1..{}\n", outcomes.len());
     for (i, o) in outcomes.iter().enumerate() {
@@ -44,7 +50,7 @@ fn yaml_block(out: &mut String, o: &Outcome) {
     match &o.diagnostic {
         Some(d) => {
             let first = d.message.lines().next().unwrap_or_default();
-            let _ = writeln!(out, "  code: {}", quoted(&d.code));
+            let _ = writeln!(out, "  code: {}", quoted(d.code.as_str()));
             let _ = writeln!(out, "  message: {}", quoted(first));
             if let Some(line) = d.line {
                 let _ = writeln!(out, "  line: {line}");
@@ -126,7 +132,8 @@ fn description(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostic::Diag;
+    use crate::diagnostic::{Code, Diag};
+    use crate::net::ErrorKind;
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
         Outcome::for_test(name, status, diagnostic, Duration::from_millis(12))
@@ -136,7 +143,7 @@ mod tests {
         let mut passed = outcome("greeting.rhai", Status::Passed, None);
         passed.stdout = "not shown for a pass\n".into();
         let diag = Diag {
-            code: "assertion".into(),
+            code: Code::Assertion,
             message: "assert_eq failed: \"a\" != \"b\"".into(),
             file: "bad.rhai".into(),
             source: "let x = 1;\nassert_eq(x, 2);\n".into(),
@@ -150,7 +157,7 @@ mod tests {
             "refused.rhai",
             Status::Errored,
             Some(Diag::plain(
-                "connection_refused",
+                ErrorKind::ConnectionRefused,
                 "connect failed",
                 "refused.rhai",
             )),

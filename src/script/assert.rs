@@ -5,6 +5,7 @@
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext};
 
 use super::error::{abort, catchable_map, Abort, AssertionFailure, ScriptResult};
+use crate::net::ErrorKind;
 
 fn failed(
     ctx: &NativeCallContext,
@@ -120,7 +121,7 @@ pub fn register(engine: &mut Engine) {
              -> ScriptResult<()> {
                 let re = regex::Regex::new(&pattern).map_err(|e| {
                     super::error::script_error(
-                        "invalid_argument",
+                        ErrorKind::InvalidArgument,
                         "assert_match",
                         format!("assert_match: invalid regex: {e}"),
                     )

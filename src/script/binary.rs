@@ -11,6 +11,7 @@ use rhai::{Array, Blob, Dynamic, Engine, FLOAT, INT};
 
 use super::error::{script_error, ScriptResult};
 use super::limits::{blob_limit, check_blob, check_text};
+use crate::net::ErrorKind;
 
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(binary_fns).into());
@@ -148,7 +149,7 @@ mod binary_fns {
 }
 
 fn invalid(op: &str, why: impl std::fmt::Display) -> Box<rhai::EvalAltResult> {
-    script_error("invalid_argument", op, format!("{op}: {why}"))
+    script_error(ErrorKind::InvalidArgument, op, format!("{op}: {why}"))
 }
 
 fn is_hex_separator(c: char) -> bool {
@@ -203,7 +204,7 @@ fn parse_hex(ctx: &NativeCallContext, text: &str) -> ScriptResult<Blob> {
         }
         if out.len() + digits.len() / 2 > max {
             return Err(script_error(
-                "limit",
+                ErrorKind::Limit,
                 "hex",
                 format!(
                     "hex: the Blob would be more than the {max} bytes a Blob may hold under \
@@ -399,7 +400,7 @@ impl Format {
                 .and_then(|n| n.checked_add(size));
             check_blob(ctx, op, grown).map_err(|_| {
                 script_error(
-                    "limit",
+                    ErrorKind::Limit,
                     op,
                     format!(
                         "{op}: format `{fmt}` is larger than a Blob may hold at position {at} \
@@ -640,6 +641,7 @@ fn unpack_value(op: &str, item: &Item, index: usize, bits: u64) -> ScriptResult<
 mod tests {
     use rhai::{Array, Blob, Dynamic, Engine, INT};
 
+    use crate::net::ErrorKind;
     use crate::script::error::catchable_map;
 
     fn engine() -> Engine {
@@ -650,7 +652,7 @@ mod tests {
     }
 
     /// The kind and message `script` fails with, under `--limit data=1KiB`.
-    fn small_limit_error(script: &str) -> (String, String) {
+    fn small_limit_error(script: &str) -> (Option<ErrorKind>, String) {
         let mut engine = Engine::new();
         let limits = crate::script::Limits {
             max_data: 1024,
@@ -664,7 +666,7 @@ mod tests {
         };
         let map = catchable_map(&err);
         let get = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
-        (get("kind"), get("message"))
+        (ErrorKind::parse(&get("kind")), get("message"))
     }
 
     #[test]
@@ -672,7 +674,7 @@ mod tests {
         // 64 bytes (the most a Blob holds under 1KiB) with a separator of 1000: 63 KB of text.
         let long_sep = r#"let sep = ""; sep.pad(1000, "-"); to_hex(blob(64, 1), sep)"#;
         let (kind, message) = small_limit_error(long_sep);
-        assert_eq!(kind, "limit", "{message}");
+        assert_eq!(kind, Some(ErrorKind::Limit), "{message}");
         assert!(
             message.contains("63128 bytes, over `--limit data=1KiB`"),
             "{message}"
@@ -680,16 +682,16 @@ mod tests {
         // (`hexdump` is checked too, but writes 5 bytes a byte: a Blob that fits has a dump that
         // fits, as a Blob holds a sixteenth of the limit.)
         let (kind, message) = small_limit_error(r#"pack("100x", [])"#);
-        assert_eq!(kind, "limit", "{message}");
+        assert_eq!(kind, Some(ErrorKind::Limit), "{message}");
         assert!(message.contains("larger than a Blob may hold"), "{message}");
         let (kind, _) = small_limit_error(r#"calcsize("1000000000B")"#);
-        assert_eq!(kind, "limit");
+        assert_eq!(kind, Some(ErrorKind::Limit));
         // An overflowing size is refused the same way, not wrapped around.
         let (kind, _) = small_limit_error(r#"calcsize("9223372036854775807q")"#);
-        assert_eq!(kind, "limit");
+        assert_eq!(kind, Some(ErrorKind::Limit));
         // 65 bytes of hex text under a 64-byte Blob limit.
         let (kind, message) = small_limit_error(&format!("hex({:?})", "ab".repeat(65)));
-        assert_eq!(kind, "limit", "{message}");
+        assert_eq!(kind, Some(ErrorKind::Limit), "{message}");
         assert!(
             message.contains("the 64 bytes a Blob may hold"),
             "{message}"
@@ -732,7 +734,7 @@ mod tests {
                 let map = catchable_map(&err);
                 let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
                 let message = map.get("message").map(|m| m.to_string()).unwrap_or_default();
-                assert_eq!(kind, "invalid_argument", "{}: {message}", $script);
+                assert_eq!(kind, ErrorKind::InvalidArgument.as_str(), "{}: {message}", $script);
                 for word in [$($word),+] {
                     assert!(message.contains(word), "{}: `{word}` not in {message:?}", $script);
                 }

@@ -14,7 +14,8 @@ use super::{assert, binary, net};
 use std::time::Duration;
 
 use crate::net::{
-    bridge, Channel, ClientTls, Conn, ListenOptions, Listener, ServerCert, ServerTls, Udp,
+    bridge, Channel, ClientTls, Conn, ErrorKind, ListenOptions, Listener, ServerCert, ServerTls,
+    Udp,
 };
 
 /// How long `wait_for(addr)` waits when the call gives no timeout (at least `--timeout`):
@@ -200,7 +201,7 @@ fn watch_values(engine: &mut Engine, max_data: usize) {
 
 fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
     script_error(
-        "invalid_argument",
+        ErrorKind::InvalidArgument,
         op,
         format!("{op}: unknown option `{key}` (known: {known})"),
     )
@@ -209,7 +210,7 @@ fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> 
 fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
     value.clone().into_string().map_err(|t| {
         script_error(
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             op,
             format!("{op}: `{key}` must be a string, not {t}"),
         )
@@ -219,7 +220,7 @@ fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
 fn bool_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<bool> {
     value.as_bool().map_err(|t| {
         script_error(
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             op,
             format!("{op}: `{key}` must be true or false, not {t}"),
         )
@@ -248,7 +249,7 @@ fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientT
                 }
                 let Some(map) = value.read_lock::<Map>() else {
                     return Err(script_error(
-                        "invalid_argument",
+                        ErrorKind::InvalidArgument,
                         op,
                         "connect: `tls` is `true` or a map like `#{ca: pem, sni: \"name\"}`",
                     ));
@@ -299,7 +300,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
                 }
                 let Some(map) = value.read_lock::<Map>() else {
                     return Err(script_error(
-                        "invalid_argument",
+                        ErrorKind::InvalidArgument,
                         op,
                         "listen: `tls` is `\"self-signed\"` or a map like `#{cert: pem, key: pem}`",
                     ));
@@ -326,7 +327,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
                     (None, None, true) => ServerCert::SelfSigned,
                     _ => {
                         return Err(script_error(
-                            "invalid_argument",
+                            ErrorKind::InvalidArgument,
                             op,
                             "listen: `tls` needs both `cert` and `key` (PEM text), or `self_signed: true`",
                         ))
@@ -423,7 +424,7 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     });
     engine.register_fn("sleep", |_: rhai::FLOAT| -> ScriptResult<()> {
         Err(script_error(
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             "sleep",
             "sleep: a duration is integer milliseconds (`250`) or a string with a unit (`\"0.5s\"`)",
         ))
@@ -464,7 +465,7 @@ fn register_env(engine: &mut Engine, access: &super::EnvAccess) {
         move |name: ImmutableString| -> ScriptResult<Dynamic> {
             if !access.allows(&name) {
                 return Err(script_error(
-                    "permission_denied",
+                    ErrorKind::PermissionDenied,
                     "env",
                     format!("env: `{name}` is not allowed: pass `--allow-env {name}`"),
                 ));
@@ -508,7 +509,7 @@ fn register_spawn(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             let value = ectx.eval_expression_tree(&inputs[0])?;
             let closure = value.try_cast::<FnPtr>().ok_or_else(|| {
                 script_error(
-                    "invalid_argument",
+                    ErrorKind::InvalidArgument,
                     "spawn",
                     "spawn: the argument must be a closure, e.g. `spawn(|| server.accept())`",
                 )

@@ -1,6 +1,8 @@
 //! How failures travel through rhai. Socket errors become catchable maps; assertion failures and
 //! cancellation become `ErrorTerminated` with an [`Abort`] payload, which `try`/`catch` cannot
 //! swallow. Positions stay rhai positions here; `diagnostic.rs` turns them into spans.
+//! Every kind put in or read from an error map is a [`crate::net::ErrorKind`]; a map a script
+//! throws may carry a kind of its own, which passes through as it is.
 
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Position};
 
@@ -74,14 +76,22 @@ pub fn error_map(err: &NetError) -> Map {
     map
 }
 
-/// A script-level error with a kind, for bad arguments to API calls.
-pub fn script_error(kind: &str, op: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+/// A script-level error with a kind, for bad arguments to API calls and the limits the script
+/// layer checks.
+pub fn script_error(kind: ErrorKind, op: &str, message: impl Into<String>) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), kind.into());
+    map.insert("kind".into(), kind.as_str().into());
     map.insert("message".into(), message.into().into());
     map.insert("op".into(), op.into());
     map.insert("addr".into(), Dynamic::UNIT);
     EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
+}
+
+/// The kind of a catchable error as sockscript knows it: `None` for a map a script threw with a
+/// `kind` of its own.
+pub fn catchable_kind(err: &EvalAltResult) -> Option<ErrorKind> {
+    let map = catchable_map(err);
+    ErrorKind::parse(&map.get("kind")?.to_string())
 }
 
 /// The map `catch (e)` and `assert_err` hand to scripts for any catchable error: sockscript's
@@ -94,13 +104,13 @@ pub fn catchable_map(err: &EvalAltResult) -> Map {
             }
         }
         let mut map = Map::new();
-        map.insert("kind".into(), "script".into());
+        map.insert("kind".into(), ErrorKind::Script.as_str().into());
         map.insert("message".into(), value.to_string().into());
         map.insert("value".into(), value.clone());
         return map;
     }
     let mut map = Map::new();
-    map.insert("kind".into(), "script".into());
+    map.insert("kind".into(), ErrorKind::Script.as_str().into());
     map.insert("message".into(), plain_message(err.unwrap_inner()).into());
     map
 }

@@ -9,6 +9,7 @@ use rhai::{Dynamic, NativeCallContext};
 
 use super::engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
 use super::error::{script_error, ScriptResult};
+use crate::net::ErrorKind;
 
 /// `1MiB`, `64KiB`, `1000`: a size as `--limit` takes it.
 pub fn size_text(n: usize) -> String {
@@ -46,7 +47,7 @@ pub fn check_text(ctx: &NativeCallContext, op: &str, size: Option<usize>) -> Scr
     match size {
         Some(n) if n <= limit => Ok(()),
         _ => Err(script_error(
-            "limit",
+            ErrorKind::Limit,
             op,
             format!(
                 "{op}: the text would be {}, over `--limit data={}`",
@@ -64,7 +65,7 @@ pub fn check_blob(ctx: &NativeCallContext, op: &str, size: Option<usize>) -> Scr
     match size {
         Some(n) if n <= limit => Ok(()),
         _ => Err(script_error(
-            "limit",
+            ErrorKind::Limit,
             op,
             format!(
                 "{op}: the Blob would be {}, over the {limit} bytes a Blob may hold under \

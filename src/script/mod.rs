@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
-use crate::net::{CancelReason, Session};
+use crate::net::{CancelReason, ErrorKind, Session};
 use crate::redact::Redactor;
 
 pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
-use error::abort;
+use error::{abort, catchable_kind};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use limits::size_text;
 pub use value::{parse_duration, parse_var};
@@ -337,11 +337,11 @@ fn is_consequence(error: &EvalAltResult) -> bool {
     if matches!(abort_of(error), Some(Abort::Cancelled)) {
         return true;
     }
-    let kind = catchable_map(error)
-        .get("kind")
-        .map(|k| k.to_string())
-        .unwrap_or_default();
-    error.is_catchable() && matches!(kind.as_str(), "eof" | "connection_reset" | "closed")
+    error.is_catchable()
+        && matches!(
+            catchable_kind(error),
+            Some(ErrorKind::Eof | ErrorKind::ConnectionReset | ErrorKind::Closed)
+        )
 }
 
 fn var_scope(config: &Config) -> Scope<'static> {

@@ -9,7 +9,7 @@ use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, INT};
 use super::error::{blob, raise, script_error, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{Channel, Conn, Listener, NetError, Udp};
+use crate::net::{Channel, Conn, ErrorKind, Listener, NetError, Udp};
 
 fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
@@ -37,7 +37,7 @@ fn count(n: usize) -> INT {
 fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
     usize::try_from(n).map_err(|_| {
         script_error(
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             op,
             format!("{op}: a byte count cannot be negative ({n})"),
         )
@@ -57,7 +57,11 @@ fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
             return Ok(re.clone());
         }
         let re = regex::bytes::Regex::new(pattern).map_err(|e| {
-            script_error("invalid_argument", op, format!("{op}: invalid regex: {e}"))
+            script_error(
+                ErrorKind::InvalidArgument,
+                op,
+                format!("{op}: invalid regex: {e}"),
+            )
         })?;
         let mut cache = cache.borrow_mut();
         if cache.len() >= REGEX_CACHE {

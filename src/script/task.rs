@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::error::{abort, abort_of, Abort, ScriptResult};
 use super::limits::Printed;
 use super::{Output, TaskOrigin};
-use crate::net::{bridge, CancelReason, Session};
+use crate::net::{bridge, CancelReason, ErrorKind, Session};
 
 /// Stack of each task thread: deep enough for rhai's call depth limit.
 const TASK_STACK: usize = 8 * 1024 * 1024;
@@ -293,7 +293,7 @@ impl ScriptCtx {
                 text
             };
             return Err(super::error::script_error(
-                "invalid_argument",
+                ErrorKind::InvalidArgument,
                 "join",
                 message,
             ));
@@ -331,7 +331,7 @@ pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptRe
     let n = ctx.started.fetch_add(1, Ordering::Relaxed) + 1;
     if n > ctx.max_tasks {
         return Err(super::error::script_error(
-            "limit",
+            ErrorKind::Limit,
             "spawn",
             format!(
                 "spawn: the scenario has started its limit of {} tasks (`--limit tasks=N`)",

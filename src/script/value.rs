@@ -5,6 +5,7 @@ use std::time::Duration;
 use rhai::{Dynamic, INT};
 
 use super::error::{script_error, ScriptResult};
+use crate::net::ErrorKind;
 
 /// A duration as scripts write it: integer milliseconds, or a string with a unit.
 pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
@@ -12,10 +13,11 @@ pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
         return duration_ms(op, ms);
     }
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
-        return parse_duration(&text).map_err(|why| script_error("invalid_argument", op, why));
+        return parse_duration(&text)
+            .map_err(|why| script_error(ErrorKind::InvalidArgument, op, why));
     }
     Err(script_error(
-        "invalid_argument",
+        ErrorKind::InvalidArgument,
         op,
         format!(
             "{op}: a duration is milliseconds (`250`) or a string with a unit (`\"2s\"`), not {}",
@@ -27,7 +29,7 @@ pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
 pub fn duration_ms(op: &str, ms: INT) -> ScriptResult<Duration> {
     u64::try_from(ms).map(Duration::from_millis).map_err(|_| {
         script_error(
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             op,
             format!("{op}: a duration cannot be negative ({ms})"),
         )
