@@ -234,6 +234,11 @@ impl Redactor {
 
     /// Mask a diagnostic's words and the script it quotes, moving its labels with the text.
     fn diag(&self, diag: &mut Diag) {
+        // A kind the script threw itself (`throw #{kind: token}`) is its own text too: reports
+        // carry it as the failure's type.
+        if let crate::diagnostic::Code::Custom(kind) = &mut diag.code {
+            self.string(kind);
+        }
         self.string(&mut diag.message);
         if let Some(help) = &mut diag.help {
             self.string(help);
@@ -397,7 +402,7 @@ mod tests {
         let source = "let t = \"s3cr3t\"; fail(t);\nconnect(x);\n";
         let at = |word: &str, src: &str| src.find(word).unwrap_or(usize::MAX);
         let diag = Diag {
-            code: Code::Assertion,
+            code: Code::Custom("bad_s3cr3t".into()),
             message: "failed: s3cr3t".into(),
             file: "a.rhai".into(),
             source: source.into(),
@@ -415,6 +420,11 @@ mod tests {
             panic!("the diagnostic went missing")
         };
         assert_eq!(d.message, "failed: ***");
+        assert!(
+            matches!(&d.code, Code::Custom(k) if k == "bad_***"),
+            "{:?}",
+            d.code
+        );
         assert_eq!(d.help.as_deref(), Some("left: \"***\""));
         assert_eq!(d.source, "let t = \"***\"; fail(t);\nconnect(x);\n");
         let words: Vec<&str> = d

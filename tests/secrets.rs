@@ -225,6 +225,11 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
         .write("suite/a_uses_token.rhai", USES_TOKEN)
         .write("suite/b_hexdump.rhai", TOKEN_IN_A_HEXDUMP)
         .write("suite/c_pieces.rhai", TOKEN_IN_TWO_PIECES)
+        // A kind the script makes up is the failure's type in every report.
+        .write(
+            "suite/d_thrown_kind.rhai",
+            "throw #{kind: `bad_${TOKEN}`, message: \"thrown\"};\n",
+        )
         .path("suite")
         .args(&["--trace", "--secret", &format!("TOKEN={SECRET}")])
         // An empty secret masks nothing.
@@ -253,6 +258,7 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
     in_each(&texts, &["stderr", "json"], "auth ***");
     in_each(&texts, &["stderr", "junit", "tap", "json"], "|.***.|");
     in_each(&texts, &["stderr"], "a_uses_token.rhai: FAILED");
+    in_each(&texts, &["junit", "tap", "json"], "bad_***");
 }
 
 #[test]
