@@ -501,8 +501,14 @@ pub fn normalize(text: &str) -> String {
     text
 }
 
-/// The `// key: value` lines of a script's leading comment block, e.g. `// exit: 4`.
+/// The first `// key: value` line of a script's leading comment block, e.g. `// exit: 4`.
 pub fn header(source: &str, key: &str) -> Option<String> {
+    headers(source, key).into_iter().next()
+}
+
+/// Every `// key: value` line of a script's leading comment block, in order (`// stdout:`
+/// lines, one per line printed).
+pub fn headers(source: &str, key: &str) -> Vec<String> {
     source
         .lines()
         .take_while(|l| l.trim_start().starts_with("//"))
@@ -514,7 +520,7 @@ pub fn header(source: &str, key: &str) -> Option<String> {
                 .strip_prefix(':')
                 .map(|v| v.trim().to_owned())
         })
-        .next()
+        .collect()
 }
 
 /// The exit code a script's header asks for (`// exit: N`), else 0.
@@ -569,5 +575,7 @@ mod tests {
         assert_eq!(header(src, "exit").as_deref(), Some("4"));
         assert_eq!(header(src, "args").as_deref(), Some("--timeout 1s"));
         assert_eq!(expected_exit("let a = 1;", Path::new("x")), 0);
+        let printed = "// stdout: one\n// stdout: two\nprint(1);\n// stdout: three\n";
+        assert_eq!(headers(printed, "stdout"), ["one", "two"]);
     }
 }
