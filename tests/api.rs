@@ -222,13 +222,10 @@ fn one_connection_sends_and_receives_at_once_in_two_tasks() {
     // read), sharing its registration with the runtime's poller.
     let mut peer = crate::harness::python_listener(
         r#"
+from peer import echo
 c, _ = s.accept()
 c.settimeout(30)
-while True:
-    data = c.recv(65536)
-    if not data:
-        break
-    c.sendall(data)
+echo(c)
 c.close()
 "#,
     );

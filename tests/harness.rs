@@ -447,22 +447,27 @@ impl Drop for Proc {
     }
 }
 
-/// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound.
+/// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound. `tests/peers` is
+/// on its `PYTHONPATH`, so the source can `from peer import ...` the common roles (listen on
+/// port 0 and print it, accept one, echo, a TLS server context).
 pub fn python(source: &str) -> Proc {
     let mut cmd = Command::new("python3");
     cmd.arg("-u").arg("-c").arg(source);
+    let mut path = std::ffi::OsString::from(root().join("tests/peers"));
+    if let Some(theirs) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+        path.push(":");
+        path.push(theirs);
+    }
+    cmd.env("PYTHONPATH", path);
     Proc::start("python3", cmd, WALL)
 }
 
 /// What every one-connection Python server starts with: listen on a free loopback port and
-/// print it (the readiness signal).
+/// print it (the readiness signal). The rest may use `socket` and `sys`.
 const PYTHON_LISTEN: &str = r#"
 import socket, sys
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
+from peer import listen
+s = listen()
 "#;
 
 /// A Python TCP server on `127.0.0.1:0` that prints its port, then runs `rest` (with the
