@@ -39,9 +39,15 @@ def listen(host="127.0.0.1", backlog=1, timeout=10, reuse=False):
     return s
 
 
+# Listeners kept open until the process exits, as a script's own `s` would be.
+_listeners = []
+
+
 def accept_one(host="127.0.0.1", timeout=10):
-    """listen(), then accept one client: the connection, under the same timeout."""
+    """listen(), then accept one client: the connection, under the same timeout. The listener
+    stays open until the process exits (a second client waits in its backlog, not refused)."""
     s = listen(host, timeout=timeout)
+    _listeners.append(s)
     c, _ = s.accept()
     c.settimeout(timeout)
     return c
