@@ -1,9 +1,16 @@
-//! The scripting API's semantics (DESIGN.md §2), one scenario each. The assertions live inside
-//! the rhai script, so each test only asks that the scenario passes: exit 0.
+//! The scripting API's semantics (DESIGN.md §2). Most of them are scripts that assert from
+//! inside rhai: `api/<name>.rhai`, one test each, named after the file (`api::<name>`) and listed
+//! in [`api_scripts!`]. The tests here need more than the script: a Python peer, or a bound on
+//! the wall time.
+//!
+//! A script's leading comment says what it checks and, as in `scenarios/`, what it expects
+//! besides passing: `// exit: N` (default 0), `// args: ...` (after `--timeout 2s`), and one
+//! `// stdout: line` per line it prints (compared after [`normalize`]; without one, stdout is
+//! not looked at).
 
 use std::time::Duration;
 
-use crate::harness::{Output, Test};
+use crate::harness::{expected_exit, header, headers, normalize, rhai_files, root, Output, Test};
 
 /// Run `source` with a short default deadline and require it to pass.
 #[track_caller]
@@ -13,215 +20,94 @@ fn passes(source: &str) -> Output {
     out
 }
 
-#[test]
-fn send_and_recv_round_trip() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let echo = spawn(|| {
-            let c = server.accept();
-            let line = c.recv_line();
-            c.send_line(`echo: ${line}`);
-            let raw = c.recv();
-            c.send(raw);
-            c.recv_all()
-        });
-        let c = connect(server.addr);
-        assert_eq(c.send_line("hello"), 6);
-        assert_eq(c.recv_line(), "echo: hello");
-        assert_eq(c.send("héllo"), 6);
-        assert_eq(c.recv_exact(6), "héllo");
-        c.send("bye");
-        c.close();
-        assert_eq(echo.join(), "bye");
-        "#,
-    );
+/// One `#[test]` per script of `tests/api/`, named after the file, and the list of them (which
+/// [`every_api_script_is_in_the_table`] compares with the directory).
+macro_rules! api_scripts {
+    ($($name:ident),* $(,)?) => {
+        /// The scripts of the table, by file stem.
+        const SCRIPTS: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                run_script(stringify!($name));
+            }
+        )*
+    };
+}
+
+api_scripts! {
+    a_connection_dropped_with_unread_input_still_ends_with_fin,
+    a_line_longer_than_the_limit_is_too_long,
+    a_recv_that_timed_out_loses_no_bytes,
+    a_send_cut_off_by_its_deadline_poisons_the_connection,
+    blobs_round_trip_byte_for_byte,
+    channels_carry_values_between_tasks_in_order,
+    closing_a_connection_wakes_a_recv_blocked_in_another_task,
+    connection_endpoints_match_across_the_two_sides,
+    errors_are_maps_with_kind_message_op_and_addr,
+    expect_returns_text_groups_and_before,
+    handle_options_set_the_timeout,
+    handle_timeouts_read_back_in_milliseconds,
+    names_and_ipv6_addresses_resolve,
+    one_task_sends_while_another_receives_on_the_same_connection,
+    print_shows_handles,
+    recv_all_bytes_takes_more_than_a_megabyte,
+    recv_all_collects_until_the_peer_closes,
+    recv_exact_takes_exactly_n_bytes_and_never_a_partial_result,
+    recv_until_consumes_the_delimiter,
+    send_and_recv_round_trip,
+    shutdown_half_closes_and_keeps_receiving,
+    sleep_with_a_unit_string,
+    spawn_copies_loop_variables,
+}
+
+/// Run `tests/api/<name>.rhai` as its leading comment says.
+#[track_caller]
+fn run_script(name: &str) {
+    let path = root().join("tests/api").join(format!("{name}.rhai"));
+    let source =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let extra = header(&source, "args").unwrap_or_default();
+    let mut args = vec!["--timeout", "2s"];
+    args.extend(extra.split_whitespace());
+    let out = Test::new().args(&args).file(&path).run();
+    out.code(expected_exit(&source, &path));
+    let stdout = headers(&source, "stdout");
+    if !stdout.is_empty() {
+        let expected: String = stdout.iter().map(|line| format!("{line}\n")).collect();
+        assert_eq!(
+            normalize(&out.stdout),
+            expected,
+            "{}: unexpected stdout\n{out:?}",
+            path.display()
+        );
+    }
 }
 
 #[test]
-fn recv_until_consumes_the_delimiter() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            c.send("a;b;;c--END--tail");
-            c.close();
-        });
-        let c = connect(server.addr);
-        assert_eq(c.recv_until(";"), "a");
-        assert_eq(c.recv_until(";"), "b");
-        assert_eq(c.recv_until(";"), "");
-        assert_eq(c.recv_until("--END--"), "c");
-        assert_eq(c.recv_all(), "tail");
-        "#,
-    );
-}
-
-#[test]
-fn recv_exact_takes_exactly_n_bytes_and_never_a_partial_result() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            c.send("abc");
-            c.send("def");
-            c.close();
-        });
-        let c = connect(server.addr);
-        assert_eq(c.recv_exact(2), "ab");
-        assert_eq(c.recv_exact(3), "cde");
-        // Only one byte is left: EOF raises, and the byte stays for the next call.
-        let e = assert_err(|| c.recv_exact(5), "eof");
-        assert_eq(e.op, "recv_exact");
-        assert_eq(c.recv_all(), "f");
-        "#,
-    );
-}
-
-#[test]
-fn recv_all_collects_until_the_peer_closes() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            for i in 0..5 { c.send(`part${i};`); }
-            c.close();
-        });
-        let c = connect(server.addr);
-        assert_eq(c.recv_all(), "part0;part1;part2;part3;part4;");
-        // After EOF there is nothing more: recv and recv_all say so with "".
-        assert_eq(c.recv_all(), "");
-        assert_eq(c.recv(), "");
-        "#,
-    );
-}
-
-#[test]
-fn expect_returns_text_groups_and_before() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            c.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-            c.recv_all();
-        });
-        let c = connect(server.addr);
-        let m = c.expect("Content-Length: (\\d+)");
-        assert_eq(m.text, "Content-Length: 5");
-        assert_eq(m.before, "HTTP/1.1 200 OK\r\n");
-        assert_eq(m.groups.len(), 1);
-        assert_eq(m.groups[0], "5");
-        // Consumed through the match, no further.
-        assert_eq(c.recv_until("\r\n\r\n"), "");
-        assert_eq(c.recv_exact(parse_int(m.groups[0])), "hello");
-        "#,
-    );
-}
-
-#[test]
-fn a_recv_that_timed_out_loses_no_bytes() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let resume = channel();
-        spawn(|| {
-            let c = server.accept();
-            c.send("part");
-            resume.recv();
-            c.send("ial\n");
-            c.recv_all();
-        });
-        let c = connect(server.addr);
-        c.timeout = 150;
-        try {
-            c.recv_line();
-            fail("recv_line should have timed out");
-        } catch (e) {
-            assert_eq(e.kind, "timeout");
-            assert_eq(e.op, "recv_line");
-        }
-        resume.send(true);
-        c.timeout = "2s";
-        assert_eq(c.recv_line(), "partial");
-        "#,
-    );
-}
-
-#[test]
-fn shutdown_half_closes_and_keeps_receiving() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            // Ends only because the client's FIN arrives.
-            let request = c.recv_all();
-            c.send(`got ${request.len()} bytes: ${request}`);
-            c.close();
-        });
-        let c = connect(server.addr);
-        c.send("request");
-        c.shutdown();
-        assert_err(|| c.send("more"), "closed");
-        assert_eq(c.recv_all(), "got 7 bytes: request");
-        "#,
-    );
-}
-
-#[test]
-fn connection_endpoints_match_across_the_two_sides() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        assert_eq(server.host, "127.0.0.1");
-        assert(server.port > 0, "port 0 is replaced by the bound port");
-        assert_eq(server.addr, `127.0.0.1:${server.port}`);
-        let t = spawn(|| {
-            let s = server.accept();
-            #{ peer: s.peer, local: s.local, peer_port: s.peer_port, local_port: s.local_port,
-               peer_ip: s.peer_ip }
-        });
-        let c = connect(server.addr);
-        let other = t.join();
-        assert_eq(c.peer, server.addr);
-        assert_eq(c.peer_port, server.port);
-        assert_eq(c.peer_ip, "127.0.0.1");
-        assert_eq(c.local, `127.0.0.1:${c.local_port}`);
-        assert_eq(other.peer_port, c.local_port);
-        assert_eq(other.local_port, c.peer_port);
-        assert_eq(other.peer, c.local);
-        assert_eq(other.local, c.peer);
-        assert_eq(other.peer_ip, "127.0.0.1");
-        "#,
-    );
-}
-
-#[test]
-fn channels_carry_values_between_tasks_in_order() {
-    passes(
-        r#"
-        let ch = channel();
-        let back = channel();
-        let producer = spawn(|| {
-            for i in 1..=5 { ch.send(i); }
-            ch.send(#{ done: true, words: ["a", "b"] });
-            back.recv()
-        });
-        let got = [];
-        for i in 1..=5 { got.push(ch.recv()); }
-        assert_eq(got, [1, 2, 3, 4, 5]);
-        let last = ch.recv();
-        assert_eq(last.done, true);
-        assert_eq(last.words, ["a", "b"]);
-        back.send("thanks");
-        assert_eq(producer.join(), "thanks");
-        // An empty channel times out like any blocking call.
-        assert_err(|| ch.recv(100), "timeout");
-        "#,
+fn every_api_script_is_in_the_table() {
+    // By path under tests/api, without `.rhai`: a file in a subdirectory is never in the table.
+    let dir = root().join("tests/api");
+    let on_disk: Vec<String> = rhai_files(&dir)
+        .iter()
+        .map(|p| {
+            let relative = p.strip_prefix(&dir).unwrap_or(p).with_extension("");
+            crate::harness::text(&relative).to_owned()
+        })
+        .collect();
+    let listed = SCRIPTS;
+    let missing: Vec<&String> = on_disk
+        .iter()
+        .filter(|f| !listed.contains(&f.as_str()))
+        .collect();
+    let stale: Vec<&&str> = listed
+        .iter()
+        .filter(|n| !on_disk.iter().any(|f| f == *n))
+        .collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "tests/api and `api_scripts!` differ: files not in the table {missing:?}, \
+         names without a file {stale:?}"
     );
 }
 
@@ -258,19 +144,6 @@ fn within_also_stops_a_cpu_loop() {
 }
 
 #[test]
-fn sleep_with_a_unit_string() {
-    passes(
-        r#"
-        let t = timestamp();
-        sleep("150ms");
-        let took = t.elapsed;
-        assert(took >= 0.15, `slept ${took}s`);
-        assert(took < 2.0, `slept ${took}s`);
-        "#,
-    );
-}
-
-#[test]
 fn sleep_with_integer_milliseconds() {
     // The wall bound keeps the bug (a 100 s sleep that ignores cancellation) from stalling
     // the suite.
@@ -288,233 +161,6 @@ fn sleep_with_integer_milliseconds() {
         .wall(Duration::from_secs(6))
         .run();
     out.code(0);
-}
-
-#[test]
-fn handle_timeouts_read_back_in_milliseconds() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let c = connect(server.addr);
-        server.accept();
-        assert_eq(c.timeout, ());
-        c.timeout = "2s";
-        assert_eq(c.timeout, 2000);
-        server.timeout = 250;
-        assert_eq(server.timeout, 250);
-        assert_err(|| server.accept(), "timeout");
-        "#,
-    );
-}
-
-#[test]
-fn blobs_round_trip_byte_for_byte() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            let b = c.recv_until_bytes("\r\n");
-            c.send(b);
-            c.close();
-        });
-        let c = connect(server.addr);
-        let out = blob();
-        for i in [0, 255, 128, 10, 0] { out.push(i); }
-        c.send(out);
-        c.send("\r\n");
-        let back = c.recv_all_bytes();
-        assert_eq(back, out);
-        "#,
-    );
-}
-
-#[test]
-fn errors_are_maps_with_kind_message_op_and_addr() {
-    passes(
-        r#"
-        let l = listen("127.0.0.1:0");
-        let addr = l.addr;
-        l.close();
-        try {
-            connect(addr);
-            fail("connect should have been refused");
-        } catch (e) {
-            assert_eq(e.kind, "connection_refused");
-            assert_eq(e.op, "connect");
-            assert_eq(e.addr, addr);
-            assert_eq(e.message, "connect to `" + addr + "` failed: connection refused");
-        }
-        assert_err(|| connect("127.0.0.1"), "invalid_address");
-        assert_err(|| l.accept(), "closed");
-        "#,
-    );
-}
-
-#[test]
-fn print_shows_handles() {
-    let out = passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        print(server);
-        let c = connect(server.addr);
-        c.close();
-        print(c);
-        "#,
-    );
-    let text = crate::harness::normalize(&out.stdout);
-    assert_eq!(
-        text,
-        "Listener(127.0.0.1:PORT)\nConn(127.0.0.1:PORT -> 127.0.0.1:PORT, closed)\n"
-    );
-}
-
-#[test]
-fn one_task_sends_while_another_receives_on_the_same_connection() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let c = connect(server.addr);
-        let s = server.accept();
-        let reader = spawn(|| c.recv_line());
-        // The reader holds the read half; the write half is free.
-        c.send_line("to server");
-        assert_eq(s.recv_line(), "to server");
-        s.send_line("to client");
-        assert_eq(reader.join(), "to client");
-        "#,
-    );
-}
-
-#[test]
-fn closing_a_connection_wakes_a_recv_blocked_in_another_task() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let c = connect(server.addr);
-        let s = server.accept();
-        let result = channel();
-        spawn(|| {
-            try { c.recv(); result.send("returned"); } catch (e) { result.send(e.kind); }
-        });
-        sleep("100ms");
-        c.close();
-        assert_eq(result.recv(), "closed");
-        assert(c.closed);
-        "#,
-    );
-}
-
-#[test]
-fn spawn_copies_loop_variables() {
-    passes(
-        r#"
-        let tasks = [];
-        for i in 0..4 { tasks.push(spawn(|| i * 10)); }
-        let got = [];
-        for t in tasks { got.push(t.join()); }
-        assert_eq(got, [0, 10, 20, 30]);
-        "#,
-    );
-}
-
-#[test]
-fn a_line_longer_than_the_limit_is_too_long() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            let text = "a";
-            while text.len() < 1100000 { text += text; }
-            c.send(text);
-            c.recv_all();
-        });
-        let c = connect(server.addr);
-        let e = assert_err(|| c.recv_line(), "too_long");
-        assert_eq(e.op, "recv_line");
-        "#,
-    );
-}
-
-#[test]
-fn recv_all_bytes_takes_more_than_a_megabyte() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        spawn(|| {
-            let c = server.accept();
-            let text = "a";
-            while text.len() < 1200000 { text += text; }
-            c.send(text);
-            c.close();
-        });
-        let c = connect(server.addr);
-        assert_eq(c.recv_all_bytes().len(), 2097152);
-        "#,
-    );
-}
-
-#[test]
-fn a_send_cut_off_by_its_deadline_poisons_the_connection() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let c = connect(server.addr);
-        // Accepted but never read: the socket buffers fill up and a send blocks part-way.
-        let s = server.accept();
-        let chunk = "x";
-        while chunk.len() < 1000000 { chunk += chunk; }
-        c.timeout = 200;
-        let kind = "none";
-        try {
-            for i in 0..1000 { c.send(chunk); }
-        } catch (e) {
-            kind = e.kind;
-        }
-        assert_eq(kind, "timeout");
-        let e = assert_err(|| c.send("more"), "io");
-        assert(e.message.contains("cut off"), e.message);
-        "#,
-    );
-}
-
-#[test]
-fn handle_options_set_the_timeout() {
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0", #{ timeout: 150 });
-        assert_eq(server.timeout, 150);
-        assert_err(|| server.accept(), "timeout");
-        let c = connect(server.addr, #{ timeout: "300ms" });
-        assert_eq(c.timeout, 300);
-        let e = assert_err(|| connect(server.addr, #{ timout: 1 }));
-        assert_eq(e.kind, "invalid_argument");
-        "#,
-    );
-}
-
-#[test]
-fn names_and_ipv6_addresses_resolve() {
-    let out = passes(
-        r#"
-        let named = listen("localhost:0");
-        let c = connect(`localhost:${named.port}`);
-        assert_eq(named.accept().peer_port, c.local_port);
-        try {
-            let v6 = listen("[::1]:0");
-            assert_eq(v6.addr, `[::1]:${v6.port}`);
-            let c6 = connect(v6.addr);
-            assert_eq(c6.peer_ip, "::1");
-            print("ipv6 ok");
-        } catch (e) {
-            // A machine without IPv6 loopback cannot run this half.
-            assert(e.kind == "addr_not_available" || e.kind == "io", e.message);
-            print("ipv6 ok");
-        }
-        "#,
-    );
-    out.stdout("ipv6 ok\n");
 }
 
 #[test]
@@ -569,32 +215,6 @@ c.close()
 }
 
 #[test]
-fn a_connection_dropped_with_unread_input_still_ends_with_fin() {
-    // The server task answers and lets its connection go without reading the client's second
-    // line; closing a socket with unread input sends RST, so the FIN must go first for the
-    // client to see the end of the stream rather than "connection reset".
-    passes(
-        r#"
-        let server = listen("127.0.0.1:0");
-        let done = channel();
-        let serving = spawn(|| {
-            let c = server.accept();
-            let q = c.recv_line();
-            c.send_line(`re: ${q}`);
-            done.recv();
-        });
-        let c = connect(server.addr);
-        c.send_line("GET /");
-        assert_eq(c.recv_line(), "re: GET /");
-        c.send_line("never read");
-        done.send(true);
-        serving.join();
-        assert_eq(c.recv_all(), "");
-        "#,
-    );
-}
-
-#[test]
 fn one_connection_sends_and_receives_at_once_in_two_tasks() {
     // A Python echo peer sends everything back as it reads it, so neither side can finish
     // unless this connection sends and receives at the same time: a task sends 64 MiB while the
@@ -602,13 +222,10 @@ fn one_connection_sends_and_receives_at_once_in_two_tasks() {
     // read), sharing its registration with the runtime's poller.
     let mut peer = crate::harness::python_listener(
         r#"
+from peer import echo
 c, _ = s.accept()
 c.settimeout(30)
-while True:
-    data = c.recv(65536)
-    if not data:
-        break
-    c.sendall(data)
+echo(c)
 c.close()
 "#,
     );

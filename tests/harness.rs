@@ -447,22 +447,27 @@ impl Drop for Proc {
     }
 }
 
-/// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound.
+/// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound. `tests/peers` is
+/// on its `PYTHONPATH`, so the source can `from peer import ...` the common roles (listen on
+/// port 0 and print it, accept one, echo, a TLS server context).
 pub fn python(source: &str) -> Proc {
     let mut cmd = Command::new("python3");
     cmd.arg("-u").arg("-c").arg(source);
+    let mut path = std::ffi::OsString::from(root().join("tests/peers"));
+    if let Some(theirs) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+        path.push(":");
+        path.push(theirs);
+    }
+    cmd.env("PYTHONPATH", path);
     Proc::start("python3", cmd, WALL)
 }
 
 /// What every one-connection Python server starts with: listen on a free loopback port and
-/// print it (the readiness signal).
+/// print it (the readiness signal). The rest may use `socket` and `sys`.
 const PYTHON_LISTEN: &str = r#"
 import socket, sys
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
+from peer import listen
+s = listen()
 "#;
 
 /// A Python TCP server on `127.0.0.1:0` that prints its port, then runs `rest` (with the
@@ -501,8 +506,14 @@ pub fn normalize(text: &str) -> String {
     text
 }
 
-/// The `// key: value` lines of a script's leading comment block, e.g. `// exit: 4`.
+/// The first `// key: value` line of a script's leading comment block, e.g. `// exit: 4`.
 pub fn header(source: &str, key: &str) -> Option<String> {
+    headers(source, key).into_iter().next()
+}
+
+/// Every `// key: value` line of a script's leading comment block, in order (`// stdout:`
+/// lines, one per line printed).
+pub fn headers(source: &str, key: &str) -> Vec<String> {
     source
         .lines()
         .take_while(|l| l.trim_start().starts_with("//"))
@@ -514,7 +525,7 @@ pub fn header(source: &str, key: &str) -> Option<String> {
                 .strip_prefix(':')
                 .map(|v| v.trim().to_owned())
         })
-        .next()
+        .collect()
 }
 
 /// The exit code a script's header asks for (`// exit: N`), else 0.
@@ -569,5 +580,7 @@ mod tests {
         assert_eq!(header(src, "exit").as_deref(), Some("4"));
         assert_eq!(header(src, "args").as_deref(), Some("--timeout 1s"));
         assert_eq!(expected_exit("let a = 1;", Path::new("x")), 0);
+        let printed = "// stdout: one\n// stdout: two\nprint(1);\n// stdout: three\n";
+        assert_eq!(headers(printed, "stdout"), ["one", "two"]);
     }
 }

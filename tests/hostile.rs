@@ -15,16 +15,12 @@ use regex::Regex;
 
 use crate::harness::{python, root, temp_dir, Output, Proc, Test};
 
-/// A Python server that accepts one client as `c`; the body follows at the top level.
+/// A Python server that accepts one client as `c` (`peer.accept_one`); the body follows at the
+/// top level.
 const ACCEPT_ONE: &str = r#"
 import random, socket, struct, sys, time
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
-c, _ = s.accept()
-c.settimeout(10)
+from peer import accept_one
+c = accept_one()
 "#;
 
 fn peer(body: &str) -> Proc {

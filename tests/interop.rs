@@ -47,16 +47,9 @@ fn a_sockscript_server_greets_a_python_client() {
     let port = server.port();
     let mut client = python(&format!(
         r#"
-import socket
-c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
-print(c.getsockname()[1])
-data = b""
-while True:
-    chunk = c.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-print(repr(data))
+from peer import connect, read_to_end
+c = connect({port}, announce=True)
+print(repr(read_to_end(c)))
 "#
     ));
     let client_port = client.port();
@@ -72,12 +65,9 @@ print(repr(data))
 fn a_port_held_by_python_is_addr_in_use() {
     let mut holder = python(
         r#"
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
-sys.stdin.read()
+from peer import hold, listen
+s = listen(timeout=None)
+hold()
 "#,
     );
     let port = holder.port();
@@ -149,14 +139,9 @@ fn bytes_sockscript_sends_arrive_exactly() {
     let port = server.port();
     let mut client = python(&format!(
         r#"
-import socket
-c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
-data = b""
-while True:
-    chunk = c.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+from peer import connect, read_to_end
+c = connect({port})
+data = read_to_end(c)
 assert data == bytes(reversed(range(256))) + "é\r\n".encode(), repr(data)
 print(len(data))
 "#
@@ -187,7 +172,8 @@ fn recv_line_strips_crlf_from_lines_sent_in_small_chunks() {
     let mut client = python(&format!(
         r#"
 import socket, time
-c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+from peer import connect
+c = connect({port})
 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 for chunk in [b"fir", b"st line\r", b"\nsecond", b" line\r\n\r", b"\nthird\r\nbare lf\n", b"no ", b"ending"]:
     c.sendall(chunk)
@@ -225,7 +211,8 @@ fn utf8_split_across_segments_decodes_whole() {
     let mut client = python(&format!(
         r#"
 import socket, time
-c = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+from peer import connect
+c = connect({port})
 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 data = "héllo €uro".encode()
 for i in range(len(data)):

@@ -1,9 +1,12 @@
 //! sockscript's integration tests: one binary that runs the real `sockscript` executable.
 //!
-//! - [`harness`]: the `Test` builder, bounded child processes, `normalize`.
+//! - [`harness`]: the `Test` builder, bounded child processes, `normalize`, and the Python
+//!   peers, which import their common roles (listen on port 0 and print it, accept one, echo, a
+//!   TLS server) from `peers/peer.py`.
 //! - [`diagnostics`]: `fixtures/<name>.rhai` against `fixtures/<name>.stderr` (tests as data).
 //! - [`scenarios`]: every file in `scenarios/` passes, or fails as its header says.
-//! - [`api`]: the scripting API's semantics, asserted from inside rhai.
+//! - [`api`]: the scripting API's semantics, asserted from inside rhai: `api/<name>.rhai`, one
+//!   named test per file (a table in `api.rs`), and the few that need a peer or a wall clock.
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.

@@ -253,15 +253,9 @@ fn python_ssl_server_with_alpn_is_read_byte_exact() {
     let Cert { cert, key, trust } = ca_signed(&dir, "server");
     let mut server = python(&format!(
         r#"
-import socket, ssl
-ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-ctx.load_cert_chain("{cert}", "{key}")
-ctx.set_alpn_protocols(["h2", "http/1.1"])
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1])
+from peer import listen, tls_server_context
+ctx = tls_server_context("{cert}", "{key}", alpn=["h2", "http/1.1"])
+s = listen()
 c, _ = s.accept()
 t = ctx.wrap_socket(c, server_side=True)
 t.sendall(bytes(range(256)) + b"alpn=" + t.selected_alpn_protocol().encode() + b"\r\n")
@@ -358,14 +352,10 @@ fn a_wrong_ca_the_system_roots_and_a_wrong_name_fail_with_tls_and_insecure_succe
     assert_ne!(trust, other);
     let mut server = python(&format!(
         r#"
-import socket, ssl
-ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-ctx.load_cert_chain("{cert}", "{key}")
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-s.listen(4)
-print(s.getsockname()[1])
+import ssl
+from peer import listen, tls_server_context
+ctx = tls_server_context("{cert}", "{key}")
+s = listen(backlog=4)
 for n in range(4):
     c, _ = s.accept()
     c.settimeout(10)
@@ -427,11 +417,8 @@ for n in range(4):
 fn udp_datagram_boundaries_survive_a_python_echo_server() {
     let mut server = python(
         r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(10)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
+from peer import udp
+s = udp()
 sizes = []
 for n in range(3):
     data, peer = s.recvfrom(65536)
@@ -484,11 +471,8 @@ fn udp_server_answers_a_python_client_at_its_address() {
     let port = server.port();
     let mut client = python(&format!(
         r#"
-import socket
-c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-c.settimeout(10)
-c.bind(("127.0.0.1", 0))
-print(c.getsockname()[1])
+from peer import udp
+c = udp()
 c.sendto(b"\x00\x01ping\xff", ("127.0.0.1", {port}))
 data, peer = c.recvfrom(65536)
 assert peer == ("127.0.0.1", {port}), peer
@@ -567,19 +551,14 @@ fn unix_client_talks_to_a_python_echo_server() {
     let mut server = python(&format!(
         r#"
 import os, socket
+from peer import echo
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.bind("{path}")
 s.listen(1)
 print("ready")
 c, _ = s.accept()
-total = 0
-while True:
-    data = c.recv(4096)
-    if not data:
-        break
-    total += len(data)
-    c.sendall(data)
+total = echo(c, 4096)
 c.close()
 s.close()
 os.unlink("{path}")
@@ -792,12 +771,8 @@ fn ipv6_client_reads_a_python_server_byte_exact() {
     }
     let mut server = python(
         r#"
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.settimeout(10)
-s.bind(("::1", 0))
-s.listen(1)
-print(s.getsockname()[1])
+from peer import listen
+s = listen("::1")
 c, peer = s.accept()
 c.sendall(bytes(range(256)) + b"over v6")
 c.close()
@@ -843,18 +818,9 @@ fn ipv6_listener_greets_a_python_client() {
     let port = server.port();
     let mut client = python(&format!(
         r#"
-import socket
-c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-c.settimeout(10)
-c.connect(("::1", {port}))
-print(c.getsockname()[1])
-data = b""
-while True:
-    chunk = c.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-print(repr(data))
+from peer import connect, read_to_end
+c = connect({port}, "::1", announce=True)
+print(repr(read_to_end(c)))
 "#
     ));
     let client_port = client.port();

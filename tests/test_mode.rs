@@ -219,13 +219,10 @@ fn answering_service(answers: &[&str]) -> (Proc, u16) {
     let answers: Vec<String> = answers.iter().map(|a| format!("{a:?}")).collect();
     let mut svc = python(&format!(
         r#"
-import os, socket, sys, threading
+import threading
+from peer import hold, listen
 answers = [{}]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(16)
-print(s.getsockname()[1])
+s = listen(backlog=16, timeout=None, reuse=True)
 def serve():
     n = 0
     while True:
@@ -235,7 +232,7 @@ def serve():
         c.sendall((answers[min(n, len(answers)) - 1] + "\n").encode())
         c.close()
 threading.Thread(target=serve, daemon=True).start()
-sys.stdin.read()
+hold()
 "#,
         answers.join(", ")
     ));

@@ -354,68 +354,102 @@ fn var_scope(config: &Config) -> Scope<'static> {
 
 #[cfg(test)]
 mod tests {
-    /// The README's function reference must name every function and property scripts get.
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use rhai::Engine;
+
+    /// What sockscript registers on its engine, read from the engine's own metadata, as the
+    /// README writes it: functions and methods as `name(`, property getters (`get$name`) and
+    /// setters (`set$name`) as `.name`. A signature a bare `Engine::new()` has too is rhai's own
+    /// library; one that overloads a name of it for sockscript's types (`sleep("150ms")`,
+    /// `blob.to_hex()`) is sockscript's.
+    fn registered_names() -> BTreeSet<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let session = crate::net::Session::new(
+            runtime.handle().clone(),
+            Duration::from_secs(1),
+            crate::net::Limits::default(),
+            crate::transcript::Transcript::new(Instant::now()),
+        );
+        let config = super::Config {
+            max_time: Duration::from_secs(1),
+            vars: Vec::new(),
+            limits: super::Limits::default(),
+            redactor: crate::redact::Redactor::default(),
+            env: super::EnvAccess::default(),
+        };
+        let ctx = super::task::ScriptCtx::new(session, super::Output::Stdout, 1, None);
+        let ours = super::engine::build(&ctx, &config);
+        let theirs: BTreeSet<String> = Engine::new().gen_fn_signatures(true).into_iter().collect();
+        ours.gen_fn_signatures(true)
+            .into_iter()
+            .filter(|signature| !theirs.contains(signature))
+            .filter_map(|signature| {
+                // `name(param: Type, ...) -> Type`; a property's name is `get$x` or `set$x`.
+                let name = signature.split('(').next()?;
+                // What `print` and `debug` call on a handle: the README shows what they print.
+                if matches!(name, "to_string" | "to_debug") {
+                    return None;
+                }
+                Some(
+                    match name.strip_prefix("get$").or(name.strip_prefix("set$")) {
+                        Some(property) => format!(".{property}"),
+                        None => format!("{name}("),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The README's function reference must name every function, method and property that
+    /// sockscript registers.
     #[test]
     fn readme_documents_every_registered_name() {
         let readme = include_str!("../../README.md");
-        let sources = [
-            include_str!("engine.rs"),
-            include_str!("net.rs"),
-            include_str!("assert.rs"),
-            include_str!("binary.rs"),
-        ];
-        // `register_fn("name"`, and in `#[export_module]`s `#[rhai_fn(name = "name"` or, when
-        // the attribute renames nothing, a plain `pub fn name(` at the module's indentation.
-        let re = regex::Regex::new(
-            r#"register_(?:fn|get|set)\(\s*"([a-z_]+)"|rhai_fn\(name = "([a-z_]+)"|^    pub fn ([a-z_]+)\("#,
-        )
-        .expect("regex");
-        let mut missing = Vec::new();
-        let mut checked = 0;
-        for source in sources {
-            let mut renamed = false;
-            let mut opened = false;
-            for line in source.lines() {
-                // `register_fn(` with the name on the next line, as rustfmt leaves long calls.
-                let continued = opened.then(|| line.trim().trim_end_matches(',').trim_matches('"'));
-                opened = line.trim_end().ends_with("register_fn(");
-                if let Some(name) = continued {
-                    checked += 1;
-                    let word = regex::Regex::new(&format!(r"\b{name}\b")).expect("regex");
-                    if !word.is_match(readme) {
-                        missing.push(name.to_owned());
-                    }
-                    continue;
-                }
-                let Some(cap) = re.captures(line) else {
-                    renamed = false;
-                    continue;
-                };
-                let (name, is_rename) = match (cap.get(1), cap.get(2), cap.get(3)) {
-                    (Some(m), _, _) => (m.as_str(), false),
-                    (_, Some(m), _) => (m.as_str(), true),
-                    (_, _, Some(m)) if !renamed => (m.as_str(), false),
-                    _ => {
-                        renamed = false;
-                        continue;
-                    }
-                };
-                renamed = is_rename;
-                checked += 1;
-                if matches!(name, "to_string" | "to_debug") {
-                    continue;
-                }
-                let word = regex::Regex::new(&format!(r"\b{name}\b")).expect("regex");
-                if !word.is_match(readme) {
-                    missing.push(name.to_owned());
-                }
+        let reference = readme
+            .split_once("\n## Function reference\n")
+            .and_then(|(_, rest)| rest.split("\n## ").next())
+            .expect("README.md has a `## Function reference` section");
+        // A name counts where it is code (`sleep(d)`, `task.name`, an example) written as a
+        // call or a property, not where it is a word of the prose ("name", "close").
+        let span = regex::Regex::new("`[^`]+`").expect("regex");
+        let mut code: Vec<&str> = Vec::new();
+        let mut fenced = false;
+        for line in reference.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            } else if fenced {
+                code.push(line);
+            } else {
+                code.extend(span.find_iter(line).map(|m| m.as_str()));
             }
         }
+        let names = registered_names();
         assert!(
-            checked > 40,
-            "only {checked} registrations found: is the pattern stale?"
+            names.len() > 40,
+            "only {} names registered: {names:?}",
+            names.len()
         );
-        assert!(readme.contains("spawn(closure)"));
-        assert!(missing.is_empty(), "not in the README: {missing:?}");
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                // `.name` ends at a word boundary; `name(` starts at one.
+                let word = match name.strip_prefix('.') {
+                    Some(property) => format!(r"\.{}\b", regex::escape(property)),
+                    None => format!(r"\b{}", regex::escape(name)),
+                };
+                let word = regex::Regex::new(&word).expect("regex");
+                !code.iter().any(|span| word.is_match(span))
+            })
+            .collect();
+        // `spawn` is custom syntax (`spawn(|| ...)`), not a registered function.
+        assert!(reference.contains("spawn(closure)"));
+        assert!(
+            missing.is_empty(),
+            "not in the README's function reference: {missing:?}"
+        );
     }
 }
