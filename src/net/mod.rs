@@ -5,6 +5,7 @@ pub mod addr;
 pub mod bridge;
 pub mod channel;
 pub mod conn;
+pub mod decode;
 pub mod error;
 pub mod listener;
 mod pem;
@@ -16,7 +17,8 @@ pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};
 pub use channel::Channel;
-pub use conn::{Conn, Match};
+pub use conn::Conn;
+pub use decode::Match;
 pub use error::{fmt_duration, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
 pub use socket_file::kind_of as file_kind;
