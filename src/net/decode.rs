@@ -335,3 +335,479 @@ fn whole_utf8_prefix(buf: &[u8]) -> usize {
     }
     len
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Buf, BytesMut};
+
+    use super::*;
+
+    /// How a run of reads ended.
+    #[derive(Debug, PartialEq)]
+    enum End {
+        /// The decoder said EOF; what stayed in the buffer.
+        Eof(Vec<u8>),
+        /// An empty frame at the end of the stream (`recv` and `recv_all` after EOF), which
+        /// every further read would repeat.
+        Empty,
+        TooLong(usize),
+    }
+
+    /// Read frame after frame, as the reader does, with a fresh decoder from `make` for each
+    /// read, while `input` arrives in the pieces `cuts` (ascending offsets) makes of it and
+    /// then ends.
+    fn read_all<D: Decoder>(
+        mut make: impl FnMut() -> D,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<D::Output>, End) {
+        let mut bounds = cuts.to_vec();
+        bounds.push(input.len());
+        let mut pieces = bounds
+            .iter()
+            .scan(0, |from, &to| {
+                let piece = &input[*from..to];
+                *from = to;
+                Some(piece)
+            })
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut buf = BytesMut::new();
+        let mut eof = false;
+        let mut frames = Vec::new();
+        let mut decoder = make();
+        loop {
+            match decoder.decode(&buf, eof) {
+                Decoded::Frame { len, consume } => {
+                    assert!(len <= consume && consume <= buf.len(), "{len} {consume}");
+                    let frame = buf.split_to(len).freeze();
+                    buf.advance(consume - len);
+                    frames.push(decoder.output(frame));
+                    if eof && consume == 0 {
+                        return (frames, End::Empty);
+                    }
+                    decoder = make();
+                }
+                Decoded::NeedMore => {
+                    assert!(!eof, "asked for more after the end");
+                    match pieces.next() {
+                        Some(piece) => buf.extend_from_slice(piece),
+                        None => eof = true,
+                    }
+                }
+                Decoded::Eof => return (frames, End::Eof(buf.to_vec())),
+                Decoded::TooLong { limit } => return (frames, End::TooLong(limit)),
+            }
+        }
+    }
+
+    /// Every way of cutting `input` into two or three pieces, and byte by byte.
+    fn cuttings(input: &[u8]) -> Vec<Vec<usize>> {
+        let n = input.len();
+        let mut all = vec![vec![], (1..n).collect()];
+        for i in 1..n {
+            all.push(vec![i]);
+            for j in i + 1..n {
+                all.push(vec![i, j]);
+            }
+        }
+        all
+    }
+
+    /// Reads give what they give on the whole input at once, however it is cut up; returns
+    /// that.
+    fn same_however_cut<D: Decoder>(
+        mut make: impl FnMut() -> D,
+        input: &[u8],
+    ) -> (Vec<D::Output>, End)
+    where
+        D::Output: PartialEq + fmt::Debug,
+    {
+        let whole = read_all(&mut make, input, &[]);
+        for cuts in cuttings(input) {
+            assert_eq!(read_all(&mut make, input, &cuts), whole, "cut at {cuts:?}");
+        }
+        whole
+    }
+
+    fn frames(texts: &[&str]) -> Vec<Bytes> {
+        texts
+            .iter()
+            .map(|t| Bytes::copy_from_slice(t.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn decoders_describe_what_they_wait_for_as_messages_say_it() {
+        let re = regex::bytes::Regex::new(r"(\d+);").expect("regex");
+        assert_eq!(Any { text: true }.to_string(), "at least one byte");
+        assert_eq!(Exact { n: 5 }.to_string(), "5 bytes");
+        let until = Until::new(b"\r\n", 9).expect("a delimiter");
+        assert_eq!(until.to_string(), r#""\r\n""#);
+        assert_eq!(Line::new(9).to_string(), r#"a line ending in "\n""#);
+        assert_eq!(
+            All { limit: 9 }.to_string(),
+            "the peer to close the connection"
+        );
+        assert_eq!(Pattern::new(&re, 9).to_string(), r"a match for /(\\d+);/");
+    }
+
+    #[test]
+    fn any_takes_what_is_there_and_an_empty_frame_at_the_end() {
+        let mut bytes = Any { text: false };
+        assert_eq!(bytes.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(bytes.decode(b"ab", false), whole(2));
+        assert_eq!(bytes.decode(b"", true), whole(0));
+        assert_eq!(bytes.decode(b"ab", true), whole(2));
+        // Bytes are bytes: an unfinished UTF-8 sequence goes out as it is.
+        assert_eq!(bytes.decode(&"€".as_bytes()[..2], false), whole(2));
+        assert_eq!(bytes.exact_len(), None);
+    }
+
+    #[test]
+    fn any_text_holds_back_an_unfinished_utf8_tail_until_it_is_whole_or_the_end() {
+        let mut text = Any { text: true };
+        let euro = "€".as_bytes();
+        assert_eq!(text.decode(&euro[..1], false), Decoded::NeedMore);
+        assert_eq!(text.decode(&euro[..2], false), Decoded::NeedMore);
+        assert_eq!(text.decode(euro, false), whole(3));
+        assert_eq!(text.decode(&[b'a', euro[0], euro[1]], false), whole(1));
+        // At the end nothing more can finish it: the tail goes out (as U+FFFD, later).
+        assert_eq!(text.decode(&euro[..2], true), whole(2));
+        // Invalid bytes are whole already.
+        assert_eq!(text.decode(&[b'a', 0xff], false), whole(2));
+        assert_eq!(text.decode(&[0x80, 0x80, 0x80, 0x80], false), whole(4));
+    }
+
+    #[test]
+    fn any_text_never_splits_a_character_however_the_stream_is_cut() {
+        let input = "aé€😀b😀".as_bytes();
+        for cuts in cuttings(input) {
+            let (got, end) = read_all(|| Any { text: true }, input, &cuts);
+            assert_eq!(end, End::Empty, "cut at {cuts:?}");
+            let joined: Vec<u8> = got.iter().flat_map(|b| b.to_vec()).collect();
+            assert_eq!(joined, input, "cut at {cuts:?}");
+            for frame in &got[..got.len() - 1] {
+                assert!(std::str::from_utf8(frame).is_ok(), "{frame:?} at {cuts:?}");
+            }
+            // Each piece's end is a frame's end, moved back to where its character starts.
+            let text = std::str::from_utf8(input).expect("utf-8");
+            let mut ends: Vec<usize> = cuts
+                .iter()
+                .map(|&c| {
+                    (0..=c)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0)
+                })
+                .filter(|&e| e > 0)
+                .collect();
+            ends.dedup();
+            ends.extend([input.len(), input.len()]);
+            let got_ends: Vec<usize> = got
+                .iter()
+                .scan(0, |at, frame| {
+                    *at += frame.len();
+                    Some(*at)
+                })
+                .collect();
+            assert_eq!(got_ends, ends, "cut at {cuts:?}");
+        }
+    }
+
+    #[test]
+    fn any_text_gives_an_invalid_tail_at_the_end() {
+        let input = [b'o', b'k', 0xe2, 0x82];
+        let (got, end) = read_all(|| Any { text: true }, &input, &[1, 3]);
+        assert_eq!(
+            got,
+            vec![
+                Bytes::from_static(b"o"),
+                Bytes::from_static(b"k"),
+                Bytes::from_static(&[0xe2, 0x82]),
+                Bytes::new()
+            ]
+        );
+        assert_eq!(end, End::Empty);
+    }
+
+    #[test]
+    fn exact_waits_for_its_count_and_no_more() {
+        let mut exact = Exact { n: 5 };
+        assert_eq!(exact.exact_len(), Some(5));
+        assert_eq!(exact.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(exact.decode(b"abcd", false), Decoded::NeedMore);
+        assert_eq!(exact.decode(b"abcde", false), whole(5));
+        assert_eq!(exact.decode(b"abcdef", false), whole(5));
+        assert_eq!(exact.decode(b"abcd", true), Decoded::Eof);
+        assert_eq!(exact.decode(b"abcdef", true), whole(5));
+        assert_eq!(Exact { n: 0 }.decode(b"", false), whole(0));
+        assert_eq!(Exact { n: 0 }.decode(b"", true), whole(0));
+        // No limit of its own: the caller checked `n` against the buffer limit.
+        assert_eq!(
+            Exact { n: 1 << 20 }.decode(&[0; 1 << 16], false),
+            Decoded::NeedMore
+        );
+    }
+
+    #[test]
+    fn exact_reads_are_the_same_however_the_stream_is_cut() {
+        let (got, end) = same_however_cut(|| Exact { n: 5 }, b"hello world!");
+        assert_eq!(got, frames(&["hello", " worl"]));
+        assert_eq!(end, End::Eof(b"d!".to_vec()));
+        let (got, end) = same_however_cut(|| Exact { n: 4 }, b"abcdefgh");
+        assert_eq!(got, frames(&["abcd", "efgh"]));
+        assert_eq!(end, End::Eof(vec![]));
+    }
+
+    #[test]
+    fn until_refuses_an_empty_delimiter() {
+        assert!(Until::new(b"", 10).is_none());
+    }
+
+    #[test]
+    fn until_takes_what_is_before_the_delimiter_and_drops_the_delimiter() {
+        let mut until = Until::new(b"|", 100).expect("a delimiter");
+        assert_eq!(until.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(
+            until.decode(b"ab|cd|", false),
+            Decoded::Frame { len: 2, consume: 3 }
+        );
+        let mut until = Until::new(b"|", 100).expect("a delimiter");
+        assert_eq!(
+            until.decode(b"|", false),
+            Decoded::Frame { len: 0, consume: 1 }
+        );
+        let mut until = Until::new(b"|", 100).expect("a delimiter");
+        assert_eq!(until.decode(b"abc", true), Decoded::Eof);
+    }
+
+    #[test]
+    fn until_resumes_its_search_and_finds_a_delimiter_split_across_reads() {
+        let mut until = Until::new(b"END", 100).expect("a delimiter");
+        assert_eq!(until.decode(b"abcE", false), Decoded::NeedMore);
+        assert_eq!(until.searched, 4);
+        assert_eq!(until.decode(b"abcEN", false), Decoded::NeedMore);
+        assert_eq!(until.searched, 5);
+        assert_eq!(
+            until.decode(b"abcENDx", false),
+            Decoded::Frame { len: 3, consume: 6 }
+        );
+    }
+
+    #[test]
+    fn until_reads_are_the_same_however_the_stream_is_cut() {
+        let until = |delim: &'static [u8]| move || Until::new(delim, 100).expect("a delimiter");
+        let (got, end) = same_however_cut(until(b"|"), b"a|bc||d");
+        assert_eq!(got, frames(&["a", "bc", ""]));
+        assert_eq!(end, End::Eof(b"d".to_vec()));
+        let (got, end) = same_however_cut(until(b"END"), b"xENENDyEEND");
+        assert_eq!(got, frames(&["xEN", "yE"]));
+        assert_eq!(end, End::Eof(vec![]));
+        // A delimiter that overlaps itself.
+        let (got, end) = same_however_cut(until(b"\r\n\r\n"), b"a\r\n\r\r\n\r\nb\r\n\r\n");
+        assert_eq!(got, frames(&["a\r\n\r", "b"]));
+        assert_eq!(end, End::Eof(vec![]));
+        let (got, _) = same_however_cut(until(b"aab"), b"aaabaab");
+        assert_eq!(got, frames(&["a", ""]));
+        let (got, _) = same_however_cut(until("€".as_bytes()), "1€€2€".as_bytes());
+        assert_eq!(got, frames(&["1", "", "2"]));
+    }
+
+    #[test]
+    fn until_is_too_long_at_its_limit_without_a_delimiter() {
+        let mut until = Until::new(b"|", 4).expect("a delimiter");
+        assert_eq!(until.decode(b"abc", false), Decoded::NeedMore);
+        assert_eq!(until.decode(b"abcd", false), Decoded::TooLong { limit: 4 });
+        // A delimiter already in the buffer is found, however far in: reads may overshoot.
+        let mut until = Until::new(b"|", 4).expect("a delimiter");
+        assert_eq!(
+            until.decode(b"abcdef|", false),
+            Decoded::Frame { len: 6, consume: 7 }
+        );
+        // At the end, EOF is the reason, not the limit.
+        let mut until = Until::new(b"|", 4).expect("a delimiter");
+        assert_eq!(until.decode(b"abcdef", true), Decoded::Eof);
+    }
+
+    #[test]
+    fn line_drops_its_line_ending() {
+        let mut line = Line::new(100);
+        assert_eq!(line.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(
+            line.decode(b"ab\ncd", false),
+            Decoded::Frame { len: 2, consume: 3 }
+        );
+        let mut line = Line::new(100);
+        assert_eq!(
+            line.decode(b"ab\r\ncd", false),
+            Decoded::Frame { len: 2, consume: 4 }
+        );
+        let mut line = Line::new(100);
+        assert_eq!(
+            line.decode(b"\n", false),
+            Decoded::Frame { len: 0, consume: 1 }
+        );
+        let mut line = Line::new(100);
+        assert_eq!(
+            line.decode(b"\r\n", false),
+            Decoded::Frame { len: 0, consume: 2 }
+        );
+        // Only the `\r` right before the `\n` goes.
+        let mut line = Line::new(100);
+        assert_eq!(
+            line.decode(b"a\rb\r\r\n", false),
+            Decoded::Frame { len: 4, consume: 6 }
+        );
+        let mut line = Line::new(100);
+        assert_eq!(line.decode(b"ab\r", true), Decoded::Eof);
+    }
+
+    #[test]
+    fn line_finds_a_crlf_split_across_reads() {
+        let mut line = Line::new(100);
+        assert_eq!(line.decode(b"ab\r", false), Decoded::NeedMore);
+        assert_eq!(line.searched, 3);
+        assert_eq!(
+            line.decode(b"ab\r\n", false),
+            Decoded::Frame { len: 2, consume: 4 }
+        );
+    }
+
+    #[test]
+    fn line_reads_are_the_same_however_the_stream_is_cut() {
+        let (got, end) = same_however_cut(|| Line::new(100), b"one\r\ntwo\n\n\r\nthr\ree\r");
+        assert_eq!(got, frames(&["one", "two", "", "",]));
+        assert_eq!(end, End::Eof(b"thr\ree\r".to_vec()));
+    }
+
+    #[test]
+    fn line_is_too_long_at_its_limit_without_a_line_ending() {
+        let mut line = Line::new(4);
+        assert_eq!(line.decode(b"abc", false), Decoded::NeedMore);
+        assert_eq!(line.decode(b"abcd", false), Decoded::TooLong { limit: 4 });
+        // The limit counts buffered bytes, line ending and all.
+        let mut line = Line::new(4);
+        assert_eq!(line.decode(b"abc\r", false), Decoded::TooLong { limit: 4 });
+        let mut line = Line::new(4);
+        assert_eq!(
+            line.decode(b"abc\n", false),
+            Decoded::Frame { len: 3, consume: 4 }
+        );
+        let mut line = Line::new(4);
+        assert_eq!(
+            line.decode(b"abcde\n", false),
+            Decoded::Frame { len: 5, consume: 6 }
+        );
+    }
+
+    #[test]
+    fn all_waits_for_the_end_within_its_limit() {
+        let mut all = All { limit: 4 };
+        assert_eq!(all.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(all.decode(b"abc", false), Decoded::NeedMore);
+        assert_eq!(all.decode(b"abcd", false), Decoded::TooLong { limit: 4 });
+        assert_eq!(all.decode(b"", true), whole(0));
+        assert_eq!(all.decode(b"abc", true), whole(3));
+        // What arrived before the end was seen is kept, over the limit or not.
+        assert_eq!(all.decode(b"abcdef", true), whole(6));
+        let (got, end) = same_however_cut(|| All { limit: 100 }, b"all of it\n");
+        assert_eq!(got, frames(&["all of it\n", ""]));
+        assert_eq!(end, End::Empty);
+    }
+
+    fn expected(before: &str, text: &str, groups: &[Option<&str>]) -> Match {
+        let bytes = |t: &str| Bytes::copy_from_slice(t.as_bytes());
+        Match {
+            before: bytes(before),
+            text: bytes(text),
+            groups: groups.iter().map(|g| g.map(bytes)).collect(),
+        }
+    }
+
+    #[test]
+    fn pattern_waits_for_a_match_and_takes_everything_through_it() {
+        let re = regex::bytes::Regex::new(r"(\d+);").expect("regex");
+        let mut pattern = Pattern::new(&re, 100);
+        assert_eq!(pattern.decode(b"", false), Decoded::NeedMore);
+        assert_eq!(pattern.decode(b"xx12", false), Decoded::NeedMore);
+        assert_eq!(pattern.decode(b"xx12;rest", false), whole(5));
+        let got = pattern.output(Bytes::from_static(b"xx12;"));
+        assert_eq!(got, expected("xx", "12;", &[Some("12")]));
+        let mut pattern = Pattern::new(&re, 100);
+        assert_eq!(pattern.decode(b"xx12", true), Decoded::Eof);
+    }
+
+    #[test]
+    fn pattern_gives_a_group_that_took_no_part_as_none() {
+        let re = regex::bytes::Regex::new(r"(a)|(b)").expect("regex");
+        let mut pattern = Pattern::new(&re, 100);
+        assert_eq!(pattern.decode(b"-b", false), whole(2));
+        let got = pattern.output(Bytes::from_static(b"-b"));
+        assert_eq!(got, expected("-", "b", &[None, Some("b")]));
+    }
+
+    #[test]
+    fn pattern_matches_as_soon_as_it_can() {
+        // What arrived so far is all a match can use: `\d+` does not wait for more digits.
+        let re = regex::bytes::Regex::new(r"\d+").expect("regex");
+        let mut pattern = Pattern::new(&re, 100);
+        assert_eq!(pattern.decode(b"a1", false), whole(2));
+        assert_eq!(
+            pattern.output(Bytes::from_static(b"a1")),
+            expected("a", "1", &[])
+        );
+        // An empty match takes nothing.
+        let re = regex::bytes::Regex::new(r"x*").expect("regex");
+        let mut pattern = Pattern::new(&re, 100);
+        assert_eq!(pattern.decode(b"abc", false), whole(0));
+        assert_eq!(pattern.output(Bytes::new()), expected("", "", &[]));
+    }
+
+    #[test]
+    fn pattern_reads_are_the_same_however_the_stream_is_cut() {
+        let re = regex::bytes::Regex::new(r"(\d+);").expect("regex");
+        let (got, end) = same_however_cut(|| Pattern::new(&re, 100), b"ab12;;7;x9");
+        assert_eq!(
+            got,
+            vec![
+                expected("ab", "12;", &[Some("12")]),
+                expected(";", "7;", &[Some("7")])
+            ]
+        );
+        assert_eq!(end, End::Eof(b"x9".to_vec()));
+    }
+
+    #[test]
+    fn pattern_is_too_long_at_its_limit_without_a_match() {
+        let re = regex::bytes::Regex::new(r"(\d+);").expect("regex");
+        let mut pattern = Pattern::new(&re, 4);
+        assert_eq!(pattern.decode(b"abc", false), Decoded::NeedMore);
+        assert_eq!(
+            pattern.decode(b"abcd", false),
+            Decoded::TooLong { limit: 4 }
+        );
+        // A match already in the buffer is found, however far in.
+        let mut pattern = Pattern::new(&re, 4);
+        assert_eq!(pattern.decode(b"abcde1;", false), whole(7));
+        let mut pattern = Pattern::new(&re, 4);
+        assert_eq!(pattern.decode(b"abcde1", true), Decoded::Eof);
+    }
+
+    #[test]
+    fn holds_back_only_an_unfinished_utf8_tail() {
+        assert_eq!(whole_utf8_prefix(b""), 0);
+        assert_eq!(whole_utf8_prefix(b"abc"), 3);
+        let e_acute = "é".as_bytes();
+        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0]]), 1);
+        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0], e_acute[1]]), 3);
+        let euro = "€".as_bytes();
+        assert_eq!(whole_utf8_prefix(&euro[..2]), 0);
+        let grin = "😀".as_bytes();
+        assert_eq!(whole_utf8_prefix(&grin[..3]), 0);
+        assert_eq!(whole_utf8_prefix(grin), 4);
+        assert_eq!(whole_utf8_prefix(&[0xff, 0xfe]), 2);
+        // A lead byte that promises less than follows it is whole.
+        assert_eq!(whole_utf8_prefix(&[0xc3, 0xa9, 0x80]), 3);
+    }
+}
