@@ -1,10 +1,14 @@
 //! A connected stream: a read half with its persistent buffer and a write half, each behind its
 //! own async mutex so one task may send while another receives.
 //!
+//! The read half is the reader: one loop, `Conn::read`, owns the buffer, the deadline and
+//! cancellation, and how the socket is read; how many bytes answer a read (`recv`, `recv_exact`,
+//! `recv_until`, `recv_line`, `recv_all`, `expect`) is a decoder's call, from [`super::decode`].
+//!
 //! Reads are cancel-safe: they only ever read into the connection's buffer (straight from a
-//! plain socket, or `read_buf` under TLS) and take from it once the whole answer is there, so
-//! a read that times out loses nothing. A plain socket's read that finds nothing spins briefly,
-//! then waits on the socket's readiness.
+//! plain socket, or `read_buf` under TLS) and take from it once the decoder has a whole frame,
+//! so a read that times out loses nothing. A plain socket's read that finds nothing spins
+//! briefly, then waits on the socket's readiness.
 
 use std::sync::Arc;
 use std::time::Duration;

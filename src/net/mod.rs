@@ -1,5 +1,8 @@
 //! The socket layer: tokio sockets behind synchronous, deadline-bounded calls. It knows nothing
 //! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
+//!
+//! A stream's reads are split in two: [`conn`] reads the socket into a buffer under a deadline,
+//! and [`decode`] says, without any I/O, which bytes of that buffer answer the read.
 
 pub mod addr;
 pub mod bridge;
