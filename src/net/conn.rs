@@ -1,10 +1,14 @@
 //! A connected stream: a read half with its persistent buffer and a write half, each behind its
 //! own async mutex so one task may send while another receives.
 //!
+//! The read half is the reader: one loop, `Conn::read`, owns the buffer, the deadline and
+//! cancellation, and how the socket is read; how many bytes answer a read (`recv`, `recv_exact`,
+//! `recv_until`, `recv_line`, `recv_all`, `expect`) is a decoder's call, from [`super::decode`].
+//!
 //! Reads are cancel-safe: they only ever read into the connection's buffer (straight from a
-//! plain socket, or `read_buf` under TLS) and take from it once the whole answer is there, so
-//! a read that times out loses nothing. A plain socket's read that finds nothing spins briefly,
-//! then waits on the socket's readiness.
+//! plain socket, or `read_buf` under TLS) and take from it once the decoder has a whole frame,
+//! so a read that times out loses nothing. A plain socket's read that finds nothing spins
+//! briefly, then waits on the socket's readiness.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
+use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
 use super::plain::PlainSocket;
 use super::stream::{self, Opened, ReadIo, WriteIo};
@@ -28,7 +33,7 @@ const FIRST_READ: usize = 512;
 const MAX_READ: usize = 256 * 1024;
 /// An empty buffer bigger than this is given back rather than kept for the next read.
 const KEEP_EMPTY: usize = 1024 * 1024;
-/// The smallest exact read that gets a buffer of its own (see [`Conn::read_exact`]); smaller
+/// The smallest exact read that gets a buffer of its own (see [`Conn::read`]); smaller
 /// answers are cheaper to copy than to allocate for.
 const OWN_BUFFER_MIN: usize = 4096;
 /// How much of the unread buffer a failure diagnostic shows.
@@ -67,13 +72,6 @@ struct Writer {
     /// A send was cut off part-way (timeout or cancellation): what the peer got is unknown.
     interrupted: bool,
     shut: bool,
-}
-
-/// What `expect` found: the bytes before the match, the match, and its capture groups.
-pub struct Match {
-    pub before: Bytes,
-    pub text: Bytes,
-    pub groups: Vec<Option<Bytes>>,
 }
 
 impl Conn {
@@ -334,17 +332,7 @@ impl Conn {
     /// The next bytes that arrive, at least one; empty once the peer has closed. With `text`,
     /// a UTF-8 sequence split across reads is held back until it is whole.
     pub fn recv(&self, op: &'static str, text: bool) -> Result<Bytes, NetError> {
-        self.read(op, &"at least one byte", usize::MAX, |buf, eof| {
-            if buf.is_empty() {
-                return eof.then(Bytes::new);
-            }
-            let n = if text && !eof {
-                whole_utf8_prefix(buf)
-            } else {
-                buf.len()
-            };
-            (n > 0).then(|| buf.split_to(n).freeze())
-        })
+        self.read(op, decode::Any { text })
     }
 
     /// Exactly `n` bytes.
@@ -358,147 +346,55 @@ impl Conn {
                 format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
             ));
         }
-        // Described only if the read fails: no string to build on every call.
-        self.read_exact(op, &format_args!("{n} bytes"), n)
-    }
-
-    /// The read loop for exactly `n` bytes. A large answer gets a buffer of its own size, read
-    /// into directly and handed over whole: the caller's Blob or string is that buffer, with no
-    /// copy out of a shared one.
-    fn read_exact(
-        &self,
-        op: &'static str,
-        waiting: &dyn std::fmt::Display,
-        n: usize,
-    ) -> Result<Bytes, NetError> {
-        let own = (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(&n);
-        self.read_with(
-            op,
-            waiting,
-            usize::MAX,
-            own.then_some(n),
-            |buf, _| match buf.len().cmp(&n) {
-                // Exactly an own buffer's worth: hand the whole buffer over.
-                std::cmp::Ordering::Equal if buf.capacity() == n => {
-                    Some(std::mem::take(buf).freeze())
-                }
-                std::cmp::Ordering::Less => None,
-                std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
-                    Some(buf.split_to(n).freeze())
-                }
-            },
-        )
+        self.read(op, decode::Exact { n })
     }
 
     /// Everything before `delim`; the delimiter is consumed and not returned.
     pub fn recv_until(&self, op: &'static str, delim: &[u8]) -> Result<Bytes, NetError> {
-        self.recv_delimited(
-            op,
-            delim,
-            &format_args!("{:?}", String::from_utf8_lossy(delim)),
-        )
-    }
-
-    fn recv_delimited(
-        &self,
-        op: &'static str,
-        delim: &[u8],
-        waiting: &dyn std::fmt::Display,
-    ) -> Result<Bytes, NetError> {
-        if delim.is_empty() {
+        let limit = self.inner.session.limits.max_line;
+        let Some(until) = decode::Until::new(delim, limit) else {
             return Err(NetError::new(
                 ErrorKind::Io,
                 op,
                 Some(self.peer_text()),
                 format!("{op}: the delimiter is empty"),
             ));
-        }
-        let mut scanned: usize = 0;
-        let limit = self.inner.session.limits.max_line;
-        self.read(op, waiting, limit, |buf, _| {
-            let from = scanned.saturating_sub(delim.len() - 1);
-            let found = memchr::memmem::find(&buf[from..], delim).map(|i| from + i);
-            scanned = buf.len();
-            found.map(|i| {
-                let out = buf.split_to(i).freeze();
-                buf.advance(delim.len());
-                out
-            })
-        })
+        };
+        self.read(op, until)
     }
 
     /// One line, without its `\n` or `\r\n`.
     pub fn recv_line(&self, op: &'static str) -> Result<Bytes, NetError> {
-        let mut line = self.recv_delimited(op, b"\n", &"a line ending in \"\\n\"")?;
-        if line.last() == Some(&b'\r') {
-            line.truncate(line.len() - 1);
-        }
-        Ok(line)
+        self.read(op, decode::Line::new(self.inner.session.limits.max_line))
     }
 
     /// Everything until the peer closes.
     pub fn recv_all(&self, op: &'static str) -> Result<Bytes, NetError> {
         let limit = self.inner.session.limits.max_buffer;
-        self.read(
-            op,
-            &"the peer to close the connection",
-            limit,
-            |buf, eof| eof.then(|| buf.split().freeze()),
-        )
+        self.read(op, decode::All { limit })
     }
 
     /// Wait until the buffered input matches `re`; consume through the match.
     pub fn expect(&self, op: &'static str, re: &regex::bytes::Regex) -> Result<Match, NetError> {
         let limit = self.inner.session.limits.max_line;
-        self.read(
-            op,
-            &format_args!("a match for /{}/", re.as_str().escape_debug()),
-            limit,
-            |buf, _| {
-                let caps = re.captures(buf)?;
-                let whole = caps.get(0)?;
-                let (start, end) = (whole.start(), whole.end());
-                let groups = caps
-                    .iter()
-                    .skip(1)
-                    .map(|g| g.map(|g| Bytes::copy_from_slice(g.as_bytes())))
-                    .collect();
-                let before = buf.split_to(start).freeze();
-                let text = buf.split_to(end - start).freeze();
-                Some(Match {
-                    before,
-                    text,
-                    groups,
-                })
-            },
-        )
+        self.read(op, decode::Pattern::new(re, limit))
     }
 
-    /// The read loop every `recv_*` shares: offer the buffer to `take` until it returns a value,
-    /// reading more whenever it does not; fail on EOF, when the buffer passes `limit`, on error.
-    fn read<T>(
-        &self,
-        op: &'static str,
-        waiting_for: &dyn std::fmt::Display,
-        limit: usize,
-        take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
-    ) -> Result<T, NetError> {
-        self.read_with(op, waiting_for, limit, None, take)
-    }
-
-    /// [`Conn::read`], where `own` is the exact size of the answer when it deserves a buffer
-    /// of its own: an empty buffer is then replaced by one of just that size, so reads cannot
-    /// overshoot and the answer takes the whole buffer.
-    fn read_with<T>(
-        &self,
-        op: &'static str,
-        waiting_for: &dyn std::fmt::Display,
-        limit: usize,
-        own: Option<usize>,
-        mut take: impl FnMut(&mut BytesMut, bool) -> Option<T>,
-    ) -> Result<T, NetError> {
+    /// The read loop every `recv_*` shares: offer the buffer to `decoder` until it finds a
+    /// frame, reading more whenever it asks; fail on EOF, when the buffer passes the decoder's
+    /// limit, on error. Nothing leaves the buffer before the frame is whole, so a read cut off
+    /// by its deadline loses nothing.
+    ///
+    /// A frame whose size the decoder knows in advance ([`Decoder::exact_len`]) and that is
+    /// large gets a buffer of its own: an empty buffer is replaced by one of just that size, so
+    /// reads cannot overshoot, and the frame is that buffer, handed over with no copy out of a
+    /// shared one (the caller's Blob or string is that buffer).
+    fn read<D: Decoder>(&self, op: &'static str, mut decoder: D) -> Result<D::Output, NetError> {
         let inner = &self.inner;
         let addr = self.peer_text();
+        let own = decoder
+            .exact_len()
+            .filter(|n| (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(n));
         let result = inner.session.block_on(op, Some(addr), self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
@@ -506,27 +402,30 @@ impl Conn {
             // The socket just said it has something: read once, without spinning.
             let mut woken = false;
             loop {
-                if let Some(value) = take(&mut r.buf, r.eof) {
-                    // A connection that has only seen small reads keeps no buffer between
-                    // them: ten thousand idle connections cost no read buffers.
-                    if r.buf.is_empty() && r.read_size <= FIRST_READ {
-                        r.buf = BytesMut::new();
+                match decoder.decode(&r.buf, r.eof) {
+                    Decoded::Frame { len, consume } => {
+                        let exact = decoder.exact_len().is_some();
+                        let frame = take_frame(&mut r.buf, len, consume, exact);
+                        // A connection that has only seen small reads keeps no buffer between
+                        // them: ten thousand idle connections cost no read buffers.
+                        if r.buf.is_empty() && r.read_size <= FIRST_READ {
+                            r.buf = BytesMut::new();
+                        }
+                        return Ok(decoder.output(frame));
                     }
-                    return Ok(value);
-                }
-                if r.eof {
-                    return Err(NetError::eof(op, Some(addr)));
-                }
-                if r.buf.len() >= limit {
-                    return Err(NetError::new(
-                        ErrorKind::TooLong,
-                        op,
-                        Some(addr),
-                        format!(
-                            "{op} from `{addr}`: {} bytes arrived without {waiting_for} (the limit is {limit} bytes)",
-                            r.buf.len()
-                        ),
-                    ));
+                    Decoded::Eof => return Err(NetError::eof(op, Some(addr))),
+                    Decoded::TooLong { limit } => {
+                        return Err(NetError::new(
+                            ErrorKind::TooLong,
+                            op,
+                            Some(addr),
+                            format!(
+                                "{op} from `{addr}`: {} bytes arrived without {decoder} (the limit is {limit} bytes)",
+                                r.buf.len()
+                            ),
+                        ))
+                    }
+                    Decoded::NeedMore => {}
                 }
                 if direct_reads == YIELD_EVERY {
                     // Direct reads never wait, so a peer that keeps sending would keep this
@@ -595,7 +494,7 @@ impl Conn {
                 }
             }
         });
-        result.map_err(|e| self.failed(e.waiting_for(waiting_for.to_string())))
+        result.map_err(|e| self.failed(e.waiting_for(decoder.to_string())))
     }
 
     /// Attach what had arrived to a failed read, and put the failure in the transcript.
@@ -632,6 +531,23 @@ impl std::fmt::Display for Conn {
             if self.is_closed() { ", closed" } else { "" }
         )
     }
+}
+
+/// Take a frame off the front of `buf`: its first `len` bytes, with `consume` bytes (the frame
+/// and its delimiter) leaving the buffer. An `exact` frame that is the whole of a full buffer is
+/// the buffer itself: an own buffer (see [`Conn::read`]) goes to the caller as it is.
+fn take_frame(buf: &mut BytesMut, len: usize, consume: usize, exact: bool) -> Bytes {
+    if exact && len == buf.len() && len == buf.capacity() {
+        return std::mem::take(buf).freeze();
+    }
+    // An empty frame needs no share of the buffer.
+    let frame = if len == 0 {
+        Bytes::new()
+    } else {
+        buf.split_to(len).freeze()
+    };
+    buf.advance(consume - len);
+    frame
 }
 
 /// How long a read that finds nothing keeps asking the socket before it parks its thread. A
@@ -708,42 +624,5 @@ impl SpinSlot {
 impl Drop for SpinSlot {
     fn drop(&mut self) {
         SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// The length of the longest prefix of `buf` that does not end inside a UTF-8 sequence.
-/// Invalid bytes count as whole (they decode to U+FFFD); only a valid but unfinished
-/// sequence at the very end is held back.
-fn whole_utf8_prefix(buf: &[u8]) -> usize {
-    let len = buf.len();
-    for back in 1..=len.min(3) {
-        let b = buf[len - back];
-        if b & 0xC0 == 0x80 {
-            continue; // a continuation byte: look further back for the lead
-        }
-        let need = match b {
-            0xC0..=0xDF => 2,
-            0xE0..=0xEF => 3,
-            0xF0..=0xF7 => 4,
-            _ => return len,
-        };
-        return if need > back { len - back } else { len };
-    }
-    len
-}
-
-#[cfg(test)]
-mod tests {
-    use super::whole_utf8_prefix;
-
-    #[test]
-    fn holds_back_only_an_unfinished_utf8_tail() {
-        assert_eq!(whole_utf8_prefix(b"abc"), 3);
-        let e_acute = "é".as_bytes();
-        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0]]), 1);
-        assert_eq!(whole_utf8_prefix(&[b'a', e_acute[0], e_acute[1]]), 3);
-        let euro = "€".as_bytes();
-        assert_eq!(whole_utf8_prefix(&euro[..2]), 0);
-        assert_eq!(whole_utf8_prefix(&[0xff, 0xfe]), 2);
     }
 }
