@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`cli`] is what the user typed (clap); [`options`] resolves it and finds usage errors,
 //!   and chooses the report formats.
-//! - [`run`](mod@run) loads scenarios, runs them, hands outcomes to [`report`], picks the exit code.
+//! - [`run`](mod@run) loads scenarios, runs them, hands outcomes to [`report`], picks the
+//!   exit code.
 //! - [`script`] is the rhai side: the engine, the API functions, `spawn`, assertions.
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
 //!   Its [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
