@@ -426,13 +426,13 @@ pub fn execute(
     let started = Instant::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
-        Transcript::with_live(started, move |event| {
+        Transcript::with_live(started, options.net_limits.capture, move |event| {
             let event = redactor.event(event);
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{}", render_event(&event));
         })
     } else {
-        Transcript::new(started)
+        Transcript::new(started, options.net_limits.capture)
     };
     let session = Session::new(
         handle.clone(),

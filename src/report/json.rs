@@ -156,7 +156,7 @@ mod tests {
     use super::*;
     use crate::diagnostic::{Code, Diag};
     use crate::net::ErrorKind;
-    use crate::transcript::EventKind;
+    use crate::transcript::{EventKind, On, Transport};
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
         Outcome {
@@ -170,6 +170,10 @@ mod tests {
             at: Duration::from_micros(1500),
             task: Arc::from("task 1"),
             kind,
+            on: On {
+                conn: Some(1),
+                transport: Some(Transport::Tcp),
+            },
             local: Some(Arc::from("127.0.0.1:4000")),
             peer: Some(Arc::from("127.0.0.1:5000")),
             data: Bytes::from_static(data),
