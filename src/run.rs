@@ -158,6 +158,9 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
             std::thread::park();
         }
     };
+    if options.trace && !outcome.dropped.is_empty() {
+        console::eprintln(&outcome.dropped.describe());
+    }
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
     }
@@ -398,6 +401,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
         connections: 0,
         stdout: String::new(),
         transcript: Vec::new(),
+        dropped: Default::default(),
         diagnostic: Some(diagnostic::Diag::plain(code, why.to_string(), name)),
         attempts: 1,
     }
@@ -547,7 +551,7 @@ impl Ending {
                 (Status::of(&diag.code), Some(diag))
             }
         };
-        let (events, _dropped) = self.transcript.snapshot();
+        let (events, dropped) = self.transcript.snapshot();
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,
@@ -555,6 +559,7 @@ impl Ending {
             connections: self.session.connections(),
             stdout: String::new(),
             transcript: events,
+            dropped,
             diagnostic,
             attempts: 1,
         };
