@@ -415,6 +415,7 @@ mod tests {
             ],
             help: Some("left: \"s3cr3t\"".into()),
             line: Some(1),
+            on: Default::default(),
         };
         let mut o = Outcome::for_test("a.rhai", Status::Failed, Some(diag), Duration::ZERO);
         Redactor::new(["s3cr3t"]).outcome(&mut o);

@@ -538,7 +538,7 @@ struct Ending {
 impl Ending {
     fn outcome(&self, result: Result<(), script::Failure>) -> Outcome {
         let duration = self.started.elapsed();
-        let (status, diagnostic) = match result {
+        let (status, mut diagnostic) = match result {
             Ok(()) => (Status::Passed, None),
             Err(failure) => {
                 let diag = diagnostic::describe(
@@ -552,6 +552,9 @@ impl Ending {
             }
         };
         let (events, dropped) = self.transcript.snapshot();
+        if let Some(diag) = &mut diagnostic {
+            diag.recent_traffic(&events, &self.redactor);
+        }
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,

@@ -233,6 +233,7 @@ mod tests {
             labels: vec![(11, 9, "this assertion failed".into())],
             help: Some(" left: 1\nright: 2".into()),
             line: Some(2),
+            on: Default::default(),
         };
         let failed = outcome("bad.rhai", Status::Failed, Some(diag));
         let errored = outcome(
