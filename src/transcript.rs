@@ -366,18 +366,6 @@ pub fn render_event(event: &Event) -> String {
         escape::line(&event.task),
         event.kind.as_str()
     );
-    match (event.on.transport, event.on.conn) {
-        (Some(t), Some(c)) => {
-            let _ = write!(out, " {}#{c}", t.as_str());
-        }
-        (Some(t), None) => {
-            let _ = write!(out, " {}", t.as_str());
-        }
-        (None, Some(c)) => {
-            let _ = write!(out, " #{c}");
-        }
-        (None, None) => {}
-    }
     let local = event.local.as_deref().map(escape::line);
     let peer = event.peer.as_deref().map(escape::line);
     match (local, peer) {
@@ -393,6 +381,19 @@ pub fn render_event(event: &Event) -> String {
         }
         (None, Some(p)) => {
             let _ = write!(out, " {p}");
+        }
+        (None, None) => {}
+    }
+    // After the addresses, so the columns before them stay where they were.
+    match (event.on.transport, event.on.conn) {
+        (Some(t), Some(c)) => {
+            let _ = write!(out, " {}#{c}", t.as_str());
+        }
+        (Some(t), None) => {
+            let _ = write!(out, " {}", t.as_str());
+        }
+        (None, Some(c)) => {
+            let _ = write!(out, " #{c}");
         }
         (None, None) => {}
     }
@@ -753,7 +754,7 @@ mod tests {
             render_event(&events[1])
                 .split_once(']')
                 .map(|(_, rest)| rest),
-            Some(" main     recv     tls#7 127.0.0.1:1 <- 127.0.0.1:2 (0 bytes)")
+            Some(" main     recv     127.0.0.1:1 <- 127.0.0.1:2 tls#7 (0 bytes)")
         );
     }
 }
