@@ -44,6 +44,13 @@ impl Default for Limits {
     }
 }
 
+/// Unix connection ids waiting for their other end: opened by a connect, or by an accept.
+#[derive(Default)]
+struct Pending {
+    connected: VecDeque<u32>,
+    accepted: VecDeque<u32>,
+}
+
 /// How a connection was opened, for [`Session::open_connection`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Opening<'a> {
@@ -97,10 +104,11 @@ pub struct Session {
     connections: Mutex<HashMap<u64, u32>>,
     /// The next transcript id, for connections and UDP sockets alike.
     next_id: AtomicU32,
-    /// Ids of connections this scenario made to its own Unix listeners, by path, in the order
-    /// they connected: a Unix client has no address to match, so the accept on that path takes
-    /// the oldest (the kernel queues connections in order; clients of this process only).
-    unix_pending: Mutex<HashMap<PathBuf, VecDeque<u32>>>,
+    /// Ids of Unix connections the scenario holds both ends of, by the listener's path, that
+    /// one end has opened and the other not yet: a Unix client has no address to match, so
+    /// the ends are paired in order (the kernel queues connections in order). Either end may
+    /// come first: the connecting thread and the accepting one race.
+    unix_pending: Mutex<HashMap<PathBuf, Pending>>,
     /// Handles open now, against `limits.max_handles`.
     open_handles: Arc<AtomicUsize>,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
@@ -202,17 +210,24 @@ impl Session {
         match opening {
             // Counted once, when accepted.
             Opening::ConnectOwn(path) => {
-                let id = self.new_id();
-                pending.entry(path.to_owned()).or_default().push_back(id);
-                id
+                let queues = pending.entry(path.to_owned()).or_default();
+                queues.accepted.pop_front().unwrap_or_else(|| {
+                    let id = self.new_id();
+                    queues.connected.push_back(id);
+                    id
+                })
             }
             Opening::Accept {
                 unix_path: Some(path),
                 same_process: true,
             } => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
-                let queued = pending.get_mut(path).and_then(VecDeque::pop_front);
-                queued.unwrap_or_else(|| self.new_id())
+                let queues = pending.entry(path.to_owned()).or_default();
+                queues.connected.pop_front().unwrap_or_else(|| {
+                    let id = self.new_id();
+                    queues.accepted.push_back(id);
+                    id
+                })
             }
             Opening::Connect | Opening::Accept { .. } => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
@@ -559,9 +574,10 @@ mod tests {
         assert_eq!(s.open_connection(own, None), first);
         assert_eq!(s.open_connection(own, None), second);
         assert!(![first, second].contains(&theirs));
-        // Nothing pending: a fresh id.
-        let fresh = s.open_connection(own, None);
-        assert!(![first, second, theirs].contains(&fresh));
+        // The accepting thread may get there first: the connect that follows takes its id.
+        let accepted = s.open_connection(own, None);
+        assert!(![first, second, theirs].contains(&accepted));
+        assert_eq!(s.open_connection(Opening::ConnectOwn(path), None), accepted);
         assert_eq!(s.connections(), 4);
         // A connect to someone else's Unix socket is counted at once.
         s.open_connection(Opening::Connect, None);
