@@ -49,8 +49,9 @@ struct Inner {
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
-    /// The transcript's connection id and transport for this connection's events.
-    on: On,
+    /// The transcript's connection id for this connection's events (the transport is read
+    /// from `tls` and `local`, so a connection spends 4 bytes on this).
+    conn: u32,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
     tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
@@ -172,20 +173,12 @@ impl Conn {
         let id = session.open_connection(opening, stream::ip_key(&opened.local, &opened.peer));
         opened.local.name_unix_client(&opened.peer, id);
         opened.peer.name_unix_client(&opened.local, id);
-        let transport = match (&opened.tls, opened.local.addr) {
-            (Some(_), _) => Transport::Tls,
-            (None, Some(_)) => Transport::Tcp,
-            (None, None) => Transport::Unix,
-        };
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
                 local: opened.local,
                 peer: opened.peer,
-                on: On {
-                    conn: Some(id),
-                    transport: Some(transport),
-                },
+                conn: id,
                 tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
@@ -528,13 +521,26 @@ impl Conn {
     /// The connection's id in the transcript, shared with its other end when the scenario
     /// holds both.
     pub fn id(&self) -> u32 {
-        self.inner.on.conn.unwrap_or_default()
+        self.inner.conn
+    }
+
+    /// The connection and transport its events are recorded under.
+    fn on(&self) -> On {
+        let transport = match (&self.inner.tls, self.inner.local.addr) {
+            (Some(_), _) => Transport::Tls,
+            (None, Some(_)) => Transport::Tcp,
+            (None, None) => Transport::Unix,
+        };
+        On {
+            conn: Some(self.inner.conn),
+            transport: Some(transport),
+        }
     }
 
     pub(crate) fn record(&self, kind: EventKind, payload: &[u8], note: Option<String>) {
         self.inner.session.record(
             kind,
-            self.inner.on,
+            self.on(),
             Some(self.inner.local.text.clone()),
             Some(self.inner.peer.text.clone()),
             payload,
