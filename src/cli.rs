@@ -72,7 +72,8 @@ pub struct Cli {
     /// task, 10000000000; 0 for none), `data` (bytes of one value: a string, an array at 16
     /// bytes an element, a Blob (a sixteenth of it), a map; and of a channel's queue, 64MiB),
     /// `output` (bytes a scenario prints in test mode, 16MiB), `script` (size of a scenario
-    /// file, 16MiB). Repeatable.
+    /// file, 16MiB), `capture` (payload bytes a scenario's transcript keeps whole, 16MiB;
+    /// previews after that, the rest counted as dropped). Repeatable.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     pub limits: Vec<String>,
 

@@ -6,6 +6,11 @@
 //! ends of a scenario that are no error kind (`assertion`, `compile`, `max_time`, …). Whether
 //! the scenario failed or errored is read from that code by [`crate::outcome::Status::of`];
 //! this module does not know the result model.
+//!
+//! A socket error on a connection links to it ([`Link`]); once the scenario has ended, the
+//! diagnostic takes that connection's last few events from the transcript
+//! ([`Diag::recent_traffic`]), so a CI log shows what was last sent and received without
+//! `--trace`.
 
 use std::time::Duration;
 
@@ -19,7 +24,21 @@ use crate::escape;
 use crate::net::{fmt_duration, ErrorKind};
 use crate::redact::Redactor;
 use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
-use crate::transcript::render_payload;
+use crate::transcript::{render_payload, Event, EventKind};
+
+/// How many of a failed connection's last events the diagnostic shows.
+pub const RECENT_EVENTS: usize = 5;
+/// How many characters of each payload a recent-traffic line shows (hex: a third as many
+/// bytes), so a line stays within the report's width.
+const RECENT_PAYLOAD: usize = 48;
+
+/// Which connection a failure happened on: its transcript id when the error carried one,
+/// else the address the error named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Link {
+    pub conn: Option<u32>,
+    pub addr: Option<String>,
+}
 
 /// Reports are wrapped at this width so they read the same on every terminal and in files.
 const WIDTH: usize = 100;
@@ -90,6 +109,8 @@ pub struct Diag {
     pub help: Option<String>,
     /// The script line of the primary label, 1-based, for reports that want a line number.
     pub line: Option<usize>,
+    /// The connection a socket error happened on, for its recent traffic.
+    pub on: Link,
 }
 
 impl Diag {
@@ -102,6 +123,7 @@ impl Diag {
             labels: Vec::new(),
             help: None,
             line: None,
+            on: Link::default(),
         }
     }
 
@@ -123,6 +145,61 @@ impl Diag {
     fn help(mut self, help: Option<String>) -> Self {
         self.help = help;
         self
+    }
+
+    /// Add the last [`RECENT_EVENTS`] events of the failed connection to the help, from the
+    /// scenario's transcript: what was last sent and received on it, as the end that failed
+    /// saw it (its events name the error's address as their peer). The connection is the one
+    /// the error named by id, else (a failed send) the latest one with that peer.
+    /// Only what crossed the wire is shown (send, recv, eof, shutdown, close); the error is
+    /// the diagnostic's own. One end's events keep their order from run to run, where both
+    /// ends' would interleave as their tasks happen to run. `redact` masks the payloads.
+    pub fn recent_traffic(&mut self, events: &[Event], redact: &Redactor) {
+        let addr = self.on.addr.as_deref();
+        let conn = self.on.conn.or_else(|| {
+            events
+                .iter()
+                .rev()
+                .find(|e| e.peer.as_deref() == addr && e.on.conn.is_some())
+                .and_then(|e| e.on.conn)
+        });
+        let Some(conn) = conn else { return };
+        let on_wire = |e: &&Event| {
+            e.on.conn == Some(conn)
+                && matches!(
+                    e.kind,
+                    EventKind::Send
+                        | EventKind::Recv
+                        | EventKind::Eof
+                        | EventKind::Shutdown
+                        | EventKind::Close
+                )
+        };
+        let mut traffic: Vec<&Event> = events
+            .iter()
+            .filter(on_wire)
+            .filter(|e| addr.is_some() && e.peer.as_deref() == addr)
+            .collect();
+        if traffic.is_empty() {
+            // The error named the peer otherwise (a host name): every event of the connection.
+            traffic = events.iter().filter(on_wire).collect();
+        }
+        let Some(last) = traffic.last() else { return };
+        let shown = &traffic[traffic.len().saturating_sub(RECENT_EVENTS)..];
+        let transport = last.on.transport.map_or("", |t| t.as_str());
+        let mut text = format!(
+            "recent traffic on this connection ({transport}#{conn}, this end, last {} of {}):",
+            shown.len(),
+            traffic.len()
+        );
+        for event in shown {
+            text.push('\n');
+            text.push_str(&traffic_line(&redact.event(event)));
+        }
+        self.help = Some(match self.help.take() {
+            Some(help) => format!("{help}\n{text}"),
+            None => text,
+        });
     }
 
     /// The whole report, as miette draws it. Everything in it that came from a script, a peer
@@ -429,6 +506,41 @@ fn raised(
     diag
 }
 
+/// One event on one line: `  main     send  -> 6 bytes "HELLO\n"`. No time or address: the
+/// lines read the same on every run, and the heading names the connection.
+fn traffic_line(event: &Event) -> String {
+    let arrow = match event.dir() {
+        Some(crate::transcript::Dir::Out) => "->",
+        Some(crate::transcript::Dir::In) => "<-",
+        None => "  ",
+    };
+    let mut line = format!(
+        "  {:<8} {:<8} {arrow}",
+        escape::line(&event.task),
+        event.kind.as_str()
+    );
+    if matches!(event.kind, EventKind::Send | EventKind::Recv) {
+        let data = &event.data[..event.data.len().min(RECENT_PAYLOAD)];
+        let (mut shown, mut cut) = match std::str::from_utf8(data) {
+            // `{:?}` escapes controls, bidi overrides and noncharacters.
+            Ok(text) => (format!("{text:?}"), event.len > data.len()),
+            Err(_) => {
+                let bytes = &data[..data.len().min(RECENT_PAYLOAD / 3)];
+                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                (hex.join(" "), event.len > bytes.len())
+            }
+        };
+        if shown.chars().count() > RECENT_PAYLOAD {
+            shown = shown.chars().take(RECENT_PAYLOAD).collect();
+            cut = true;
+        }
+        let more = if cut { "…" } else { "" };
+        let unit = if event.len == 1 { "byte" } else { "bytes" };
+        line.push_str(&format!(" {} {unit} {shown}{more}", event.len));
+    }
+    line.trim_end().to_owned()
+}
+
 /// rhai's name for what outgrew its limit, as the diagnostic says it.
 fn data_kind(what: &str) -> &str {
     match what {
@@ -481,9 +593,23 @@ fn socket_error(
         ));
     }
     let label = format!("`{kind}`");
-    Diag::new(code, format!("{prefix}{message}"), file, source)
+    let mut diag = Diag::new(code, format!("{prefix}{message}"), file, source)
         .label(pos, label)
-        .help((!help.is_empty()).then(|| help.join("\n")))
+        .help((!help.is_empty()).then(|| help.join("\n")));
+    // Reads name their connection; a send (or shutdown) that failed is found by its peer's
+    // address. Other calls (connect, listen, accept) were on no connection yet.
+    let op = get("op").unwrap_or_default();
+    let conn = map
+        .get("conn")
+        .and_then(|c| c.as_int().ok())
+        .and_then(|c| u32::try_from(c).ok());
+    if conn.is_some() || op.starts_with("send") || op == "shutdown" {
+        diag.on = Link {
+            conn,
+            addr: get("addr"),
+        };
+    }
+    diag
 }
 
 /// The byte span of a rhai position: its line and column, as long as the word there.
@@ -548,6 +674,76 @@ mod tests {
         // A script that throws `#{kind: "assertion"}` raised an error, not a failed assertion.
         assert_eq!(of("assertion"), Code::Custom("assertion".into()));
         assert_eq!(of("assertion").as_str(), "assertion");
+    }
+
+    fn wire(kind: EventKind, conn: u32, peer: &str, data: &'static [u8]) -> Event {
+        Event {
+            at: Duration::ZERO,
+            task: "main".into(),
+            kind,
+            on: crate::transcript::On {
+                conn: Some(conn),
+                transport: Some(crate::transcript::Transport::Tcp),
+            },
+            local: None,
+            peer: Some(peer.into()),
+            data: bytes::Bytes::from_static(data),
+            len: data.len(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn recent_traffic_is_the_failed_end_s_last_events_on_its_connection() {
+        let (client, server) = ("127.0.0.1:5000", "127.0.0.1:40000");
+        let mut events = vec![
+            wire(EventKind::Connect, 1, client, b""),
+            wire(EventKind::Send, 2, client, b"other connection"),
+        ];
+        for i in 0..6u8 {
+            events.push(wire(EventKind::Send, 1, client, b"ping\n"));
+            // The other end of the same connection.
+            events.push(wire(EventKind::Recv, 1, server, b"ping\n"));
+            if i == 5 {
+                events.push(wire(EventKind::Recv, 1, client, b"\x00\xff"));
+            }
+        }
+        events.push(wire(EventKind::Error, 1, client, b""));
+        let mut diag = Diag::plain(ErrorKind::Timeout, "recv timed out", "a.rhai");
+        diag.on = Link {
+            conn: Some(1),
+            addr: Some(client.into()),
+        };
+        diag.recent_traffic(&events, &Redactor::default());
+        assert_eq!(
+            diag.help.as_deref(),
+            Some(
+                "recent traffic on this connection (tcp#1, this end, last 5 of 7):\n  \
+                 main     send     -> 5 bytes \"ping\\n\"\n  \
+                 main     send     -> 5 bytes \"ping\\n\"\n  \
+                 main     send     -> 5 bytes \"ping\\n\"\n  \
+                 main     send     -> 5 bytes \"ping\\n\"\n  \
+                 main     recv     <- 2 bytes 00 ff"
+            )
+        );
+        // A failed send names no connection: the latest one with its peer.
+        let mut diag = Diag::plain(ErrorKind::ConnectionReset, "send failed", "a.rhai");
+        diag.on = Link {
+            conn: None,
+            addr: Some(client.into()),
+        };
+        diag.recent_traffic(&events[..3], &Redactor::default());
+        assert!(
+            diag.help
+                .as_deref()
+                .is_some_and(|h| h.contains("tcp#1, this end, last 1 of 1")),
+            "{:?}",
+            diag.help
+        );
+        // No link, or nothing on the wire: no lines.
+        let mut diag = Diag::plain(ErrorKind::Timeout, "x", "a.rhai");
+        diag.recent_traffic(&events, &Redactor::default());
+        assert_eq!(diag.help, None);
     }
 
     #[test]

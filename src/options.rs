@@ -164,10 +164,12 @@ fn limits(flags: &[String]) -> Result<(crate::net::Limits, crate::script::Limits
             "data" => script.max_data = positive(size()?)?,
             "output" => script.max_output = positive(size()?)?,
             "script" => script.max_script = positive(size()?)?,
+            // 0 keeps previews only.
+            "capture" => net.capture = size()?,
             other => {
                 return Err(bad(&format!(
                     "unknown limit `{other}` (known: line, buffer, handles, tasks, operations, \
-                     data, output, script)"
+                     data, output, script, capture)"
                 )))
             }
         }
@@ -363,8 +365,14 @@ mod tests {
             "operations=0".into(),
             "output=1MiB".into(),
             "script=4KiB".into(),
+            "capture=1KiB".into(),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(net.capture, 1024);
+        assert_eq!(
+            limits(&[]).map(|(net, _)| net.capture).unwrap_or_default(),
+            16 << 20
+        );
         assert_eq!(script.max_output, 1 << 20);
         assert_eq!(script.max_script, 4096);
         assert_eq!(net.max_line, 64 * 1024);
@@ -377,6 +385,7 @@ mod tests {
             "tasks",
             "output=0",
             "script=big",
+            "capture=lots",
         ] {
             assert!(limits(&[bad.into()]).is_err(), "{bad}");
         }

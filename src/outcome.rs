@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::diagnostic::{Code, Diag};
-use crate::transcript::Event;
+use crate::transcript::{Dropped, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
@@ -75,6 +75,8 @@ pub struct Outcome {
     /// What the script printed (test mode; empty in run mode, where it went to stdout).
     pub stdout: String,
     pub transcript: Vec<Event>,
+    /// What the transcript did not keep (past `--limit capture`, or too many events).
+    pub dropped: Dropped,
     pub diagnostic: Option<Diag>,
     /// How many times it ran: more than 1 when `--retry` ran it again.
     pub attempts: u32,
@@ -96,6 +98,7 @@ impl Outcome {
             connections: 1,
             stdout: String::new(),
             transcript: Vec::new(),
+            dropped: Dropped::default(),
             diagnostic,
             attempts: 1,
         }

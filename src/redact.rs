@@ -340,6 +340,7 @@ mod tests {
             at: Duration::ZERO,
             task: "main".into(),
             kind: EventKind::Send,
+            on: Default::default(),
             local: Some("127.0.0.1:1".into()),
             peer: Some("s3cr3t-xyz:2".into()),
             data: Bytes::from_static(b"token s3cr3t-xyz"),
@@ -360,6 +361,7 @@ mod tests {
             at: Duration::ZERO,
             task: "main".into(),
             kind,
+            on: Default::default(),
             local: Some("127.0.0.1:1".into()),
             peer: Some(peer.into()),
             data: Bytes::from_static(data),
@@ -413,6 +415,7 @@ mod tests {
             ],
             help: Some("left: \"s3cr3t\"".into()),
             line: Some(1),
+            on: Default::default(),
         };
         let mut o = Outcome::for_test("a.rhai", Status::Failed, Some(diag), Duration::ZERO);
         Redactor::new(["s3cr3t"]).outcome(&mut o);

@@ -158,6 +158,9 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
             std::thread::park();
         }
     };
+    if options.trace && !outcome.dropped.is_empty() {
+        console::eprintln(&outcome.dropped.describe());
+    }
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
     }
@@ -398,6 +401,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
         connections: 0,
         stdout: String::new(),
         transcript: Vec::new(),
+        dropped: Default::default(),
         diagnostic: Some(diagnostic::Diag::plain(code, why.to_string(), name)),
         attempts: 1,
     }
@@ -426,13 +430,13 @@ pub fn execute(
     let started = Instant::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
-        Transcript::with_live(started, move |event| {
+        Transcript::with_live(started, options.net_limits.capture, move |event| {
             let event = redactor.event(event);
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{}", render_event(&event));
         })
     } else {
-        Transcript::new(started)
+        Transcript::new(started, options.net_limits.capture)
     };
     let session = Session::new(
         handle.clone(),
@@ -534,7 +538,7 @@ struct Ending {
 impl Ending {
     fn outcome(&self, result: Result<(), script::Failure>) -> Outcome {
         let duration = self.started.elapsed();
-        let (status, diagnostic) = match result {
+        let (status, mut diagnostic) = match result {
             Ok(()) => (Status::Passed, None),
             Err(failure) => {
                 let diag = diagnostic::describe(
@@ -547,7 +551,10 @@ impl Ending {
                 (Status::of(&diag.code), Some(diag))
             }
         };
-        let (events, _dropped) = self.transcript.snapshot();
+        let (events, dropped) = self.transcript.snapshot();
+        if let Some(diag) = &mut diagnostic {
+            diag.recent_traffic(&events, &self.redactor);
+        }
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,
@@ -555,6 +562,7 @@ impl Ending {
             connections: self.session.connections(),
             stdout: String::new(),
             transcript: events,
+            dropped,
             diagnostic,
             attempts: 1,
         };

@@ -1,6 +1,11 @@
 //! The one record of what happened on the wire in a scenario: who listened, connected, sent and
-//! received what, and when. The `net` layer writes it; `--trace`, failure diagnostics and reports
-//! read it. Payloads are kept up to a preview size so a bulk transfer cannot fill memory.
+//! received what, when, on which connection, which way and over what transport. The `net` layer
+//! writes it; `--trace`, failure diagnostics and reports read it.
+//!
+//! Payloads are kept whole until the scenario's payloads add up to `--limit capture` (16 MiB by
+//! default); after that each keeps a [`PREVIEW_BYTES`] preview, and the bytes and events not
+//! kept are counted in [`Dropped`], so a bulk transfer cannot fill memory and a reader knows
+//! what is missing.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -10,8 +15,11 @@ use bytes::Bytes;
 
 use crate::escape;
 
-/// How much of each payload the transcript keeps.
+/// How much of each payload the transcript keeps once the capture limit is reached, and how
+/// much of one `--trace` shows.
 pub const PREVIEW_BYTES: usize = 1024;
+/// How many payload bytes a scenario's transcript keeps whole by default (`--limit capture`).
+pub const DEFAULT_CAPTURE: usize = 16 * 1024 * 1024;
 /// How many events a transcript keeps before it counts the rest as dropped.
 pub const MAX_EVENTS: usize = 100_000;
 
@@ -44,6 +52,89 @@ impl EventKind {
     }
 }
 
+impl EventKind {
+    /// Which way the event went, seen from this end: `out` to the peer (connect, send,
+    /// shutdown), `in` from it (accept, recv, eof); `None` for the rest.
+    pub fn dir(self) -> Option<Dir> {
+        match self {
+            EventKind::Connect | EventKind::Send | EventKind::Shutdown => Some(Dir::Out),
+            EventKind::Accept | EventKind::Recv | EventKind::Eof => Some(Dir::In),
+            EventKind::Listen | EventKind::Close | EventKind::Error => None,
+        }
+    }
+}
+
+/// Which way an event went, seen from the end that recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// From this end to its peer.
+    Out,
+    /// From the peer to this end.
+    In,
+}
+
+impl Dir {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dir::Out => "out",
+            Dir::In => "in",
+        }
+    }
+}
+
+/// What an event's socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    /// TLS, over TCP or a Unix socket.
+    Tls,
+    Unix,
+    Udp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Unix => "unix",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// Which connection an event belongs to, and over what.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct On {
+    /// The connection id: both ends of a connection the scenario holds share it; a UDP socket
+    /// has one of its own; `None` for a listener, or a connect that failed.
+    pub conn: Option<u32>,
+    pub transport: Option<Transport>,
+}
+
+/// What a transcript did not keep: bytes of payloads past `--limit capture` (their previews
+/// are kept), and events past [`MAX_EVENTS`] (not kept at all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub bytes: u64,
+    pub events: u64,
+}
+
+impl Dropped {
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.events == 0
+    }
+
+    /// A line for readers of a trace: what is missing and the flag that keeps more.
+    pub fn describe(&self) -> String {
+        format!(
+            "the transcript did not keep {} payload bytes (past `--limit capture`, previews kept) \
+             and {} events (past {MAX_EVENTS})",
+            self.bytes, self.events
+        )
+    }
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -52,16 +143,25 @@ pub struct Event {
     /// The script task that did it: `main`, `task 1`, …
     pub task: Arc<str>,
     pub kind: EventKind,
+    /// The connection id (shared by both ends in the scenario) and the transport.
+    pub on: On,
     /// This side's address.
     pub local: Option<Arc<str>>,
     /// The other side's address.
     pub peer: Option<Arc<str>>,
-    /// The payload's first [`PREVIEW_BYTES`] bytes.
+    /// The payload: whole while the scenario was within `--limit capture`, else its first
+    /// [`PREVIEW_BYTES`] bytes.
     pub data: Bytes,
     /// The payload's full length.
     pub len: usize,
     /// A free-form note (an error message).
     pub note: Option<String>,
+}
+
+impl Event {
+    pub fn dir(&self) -> Option<Dir> {
+        self.kind.dir()
+    }
 }
 
 type Sink = Box<dyn Fn(&Event) + Send + Sync>;
@@ -74,6 +174,8 @@ pub struct Transcript {
 
 struct Inner {
     started: Instant,
+    /// How many payload bytes are kept whole (`--limit capture`).
+    capture: usize,
     events: Mutex<Events>,
     live: Option<Sink>,
 }
@@ -85,36 +187,51 @@ struct Inner {
 struct Events {
     list: Vec<Stored>,
     arena: Vec<u8>,
-    dropped: usize,
+    /// Payload bytes kept whole so far, against the capture limit.
+    captured: usize,
+    /// Set by the first payload that did not fit: every payload after it keeps a preview.
+    full: bool,
+    dropped: Dropped,
 }
 
+/// 88 bytes, as before connection ids and transports were added: they fill what was padding.
 struct Stored {
     at_nanos: u64,
     task: Arc<str>,
     local: Option<Arc<str>>,
     peer: Option<Arc<str>>,
     len: usize,
-    /// Where the preview starts in the arena; the note follows it.
+    /// Where the payload starts in the arena; the note follows it.
     offset: usize,
-    data_len: u16,
-    /// The note's length in bytes, when there is one.
-    note_len: Option<u32>,
+    data_len: u32,
+    /// The note's length in bytes; [`NO_NOTE`] when there is none.
+    note_len: u32,
+    /// The connection id; [`NO_CONN`] for none.
+    conn: u32,
     kind: EventKind,
+    transport: Option<Transport>,
 }
+
+const NO_NOTE: u32 = u32::MAX;
+const NO_CONN: u32 = u32::MAX;
 
 impl Events {
     fn view(&self, e: &Stored) -> Event {
-        let data_end = e.offset + usize::from(e.data_len);
+        let data_end = e.offset + e.data_len as usize;
         Event {
             at: Duration::from_nanos(e.at_nanos),
             task: e.task.clone(),
             kind: e.kind,
+            on: On {
+                conn: (e.conn != NO_CONN).then_some(e.conn),
+                transport: e.transport,
+            },
             local: e.local.clone(),
             peer: e.peer.clone(),
             data: Bytes::copy_from_slice(&self.arena[e.offset..data_end]),
             len: e.len,
-            note: e.note_len.map(|n| {
-                let note = &self.arena[data_end..data_end + n as usize];
+            note: (e.note_len != NO_NOTE).then(|| {
+                let note = &self.arena[data_end..data_end + e.note_len as usize];
                 String::from_utf8_lossy(note).into_owned()
             }),
         }
@@ -122,19 +239,25 @@ impl Events {
 }
 
 impl Transcript {
-    pub fn new(started: Instant) -> Self {
-        Self::build(started, None)
+    /// A transcript that keeps `capture` payload bytes whole (`--limit capture`).
+    pub fn new(started: Instant, capture: usize) -> Self {
+        Self::build(started, capture, None)
     }
 
     /// A transcript that also hands each event to `sink` as it happens (`--trace` in run mode).
-    pub fn with_live(started: Instant, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        Self::build(started, Some(Box::new(sink)))
+    pub fn with_live(
+        started: Instant,
+        capture: usize,
+        sink: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Self {
+        Self::build(started, capture, Some(Box::new(sink)))
     }
 
-    fn build(started: Instant, live: Option<Sink>) -> Self {
+    fn build(started: Instant, capture: usize, live: Option<Sink>) -> Self {
         Transcript {
             inner: Arc::new(Inner {
                 started,
+                capture,
                 events: Mutex::new(Events::default()),
                 live,
             }),
@@ -146,34 +269,54 @@ impl Transcript {
         &self,
         task: Arc<str>,
         kind: EventKind,
+        on: On,
         local: Option<Arc<str>>,
         peer: Option<Arc<str>>,
         payload: &[u8],
         note: Option<String>,
     ) {
         let at = self.inner.started.elapsed();
-        let preview = &payload[..payload.len().min(PREVIEW_BYTES)];
+        let note = note.map(|mut n| {
+            let keep = truncate_utf8(&n, MAX_NOTE).len();
+            n.truncate(keep);
+            n
+        });
+        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        // A payload is kept whole while the scenario's total stays within the limit (and fits
+        // the event's length field); the first that does not fit ends whole payloads.
+        let whole = !events.full
+            && payload.len() <= u32::MAX as usize
+            && events.captured.saturating_add(payload.len()) <= self.inner.capture;
+        let kept = if whole {
+            events.captured += payload.len();
+            payload
+        } else {
+            events.full = true;
+            &payload[..payload.len().min(PREVIEW_BYTES)]
+        };
+        let cut = (payload.len() - kept.len()) as u64;
         if let Some(live) = &self.inner.live {
             live(&Event {
                 at,
                 task: task.clone(),
                 kind,
+                on,
                 local: local.clone(),
                 peer: peer.clone(),
-                data: Bytes::copy_from_slice(preview),
+                data: Bytes::copy_from_slice(&kept[..kept.len().min(PREVIEW_BYTES)]),
                 len: payload.len(),
                 note: note.clone(),
             });
         }
-        let note = note.as_deref().map(|n| truncate_utf8(n, MAX_NOTE));
-        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.list.len() >= MAX_EVENTS {
-            events.dropped += 1;
+            events.dropped.events += 1;
+            events.dropped.bytes += payload.len() as u64;
             return;
         }
+        events.dropped.bytes += cut;
         let offset = events.arena.len();
-        events.arena.extend_from_slice(preview);
-        if let Some(note) = note {
+        events.arena.extend_from_slice(kept);
+        if let Some(note) = &note {
             events.arena.extend_from_slice(note.as_bytes());
         }
         events.list.push(Stored {
@@ -183,15 +326,17 @@ impl Transcript {
             peer,
             len: payload.len(),
             offset,
-            // PREVIEW_BYTES and MAX_NOTE fit their fields.
-            data_len: preview.len() as u16,
-            note_len: note.map(|n| n.len() as u32),
+            // `whole` checked the payload fits; MAX_NOTE fits too.
+            data_len: kept.len() as u32,
+            note_len: note.map_or(NO_NOTE, |n| n.len() as u32),
+            conn: on.conn.unwrap_or(NO_CONN),
             kind,
+            transport: on.transport,
         });
     }
 
-    /// A copy of every event so far, and how many were dropped past [`MAX_EVENTS`].
-    pub fn snapshot(&self) -> (Vec<Event>, usize) {
+    /// A copy of every event so far, and what was not kept.
+    pub fn snapshot(&self) -> (Vec<Event>, Dropped) {
         let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
         let list = events.list.iter().map(|e| events.view(e)).collect();
         (list, events.dropped)
@@ -200,7 +345,7 @@ impl Transcript {
 
 /// The longest note an event keeps (error messages are far shorter).
 const MAX_NOTE: usize = 64 * 1024;
-const _: () = assert!(PREVIEW_BYTES <= u16::MAX as usize && MAX_NOTE <= u32::MAX as usize);
+const _: () = assert!(PREVIEW_BYTES <= u32::MAX as usize && MAX_NOTE < NO_NOTE as usize);
 
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate_utf8(s: &str, max: usize) -> &str {
@@ -225,8 +370,8 @@ pub fn render_event(event: &Event) -> String {
     let peer = event.peer.as_deref().map(escape::line);
     match (local, peer) {
         (Some(l), Some(p)) => {
-            let arrow = match event.kind {
-                EventKind::Recv | EventKind::Eof | EventKind::Accept => "<-",
+            let arrow = match event.dir() {
+                Some(Dir::In) => "<-",
                 _ => "->",
             };
             let _ = write!(out, " {l} {arrow} {p}");
@@ -239,6 +384,19 @@ pub fn render_event(event: &Event) -> String {
         }
         (None, None) => {}
     }
+    // After the addresses, so the columns before them stay where they were.
+    match (event.on.transport, event.on.conn) {
+        (Some(t), Some(c)) => {
+            let _ = write!(out, " {}#{c}", t.as_str());
+        }
+        (Some(t), None) => {
+            let _ = write!(out, " {}", t.as_str());
+        }
+        (None, Some(c)) => {
+            let _ = write!(out, " #{c}");
+        }
+        (None, None) => {}
+    }
     if matches!(event.kind, EventKind::Send | EventKind::Recv) {
         let _ = write!(out, " ({} bytes)", event.len);
     }
@@ -246,10 +404,15 @@ pub fn render_event(event: &Event) -> String {
         let _ = write!(out, ": {}", escape::text(note));
     }
     if !event.data.is_empty() {
+        // A trace is read by people: it shows a preview even of a payload kept whole.
+        let shown = &event.data[..event.data.len().min(PREVIEW_BYTES)];
         out.push('\n');
-        out.push_str(&render_payload(&event.data, "    "));
-        if event.len > event.data.len() {
-            let _ = write!(out, "\n    … {} more bytes", event.len - event.data.len());
+        out.push_str(&render_payload(shown, "    "));
+        if event.len > shown.len() {
+            let _ = write!(out, "\n    … {} more bytes", event.len - shown.len());
+            if event.len > event.data.len() {
+                out.push_str(" (not kept: past `--limit capture`)");
+            }
         }
     }
     out
@@ -345,6 +508,7 @@ mod tests {
             at: Duration::ZERO,
             task: "task\x1b[2J".into(),
             kind: EventKind::Error,
+            on: On::default(),
             local: Some("unix:/tmp/s\x1b]52;c;aGk=\x07".into()),
             peer: Some("unix:\u{202e}".into()),
             data: Bytes::from_static(b"\x1b[2J"),
@@ -361,11 +525,12 @@ mod tests {
 
     #[test]
     fn events_come_back_as_recorded() {
-        let t = Transcript::new(Instant::now());
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
         let (local, peer): (Arc<str>, Arc<str>) = ("127.0.0.1:1".into(), "127.0.0.1:2".into());
         t.record(
             "main".into(),
             EventKind::Connect,
+            On::default(),
             Some(local.clone()),
             Some(peer.clone()),
             b"",
@@ -374,6 +539,7 @@ mod tests {
         t.record(
             "task 1".into(),
             EventKind::Recv,
+            On::default(),
             Some(local),
             Some(peer),
             b"hello",
@@ -382,6 +548,7 @@ mod tests {
         t.record(
             "main".into(),
             EventKind::Error,
+            On::default(),
             None,
             None,
             b"",
@@ -390,13 +557,14 @@ mod tests {
         t.record(
             "main".into(),
             EventKind::Send,
+            On::default(),
             None,
             None,
             b"\x00\xff",
             Some(String::new()),
         );
         let (events, dropped) = t.snapshot();
-        assert_eq!(dropped, 0);
+        assert_eq!(dropped, Dropped::default());
         let seen: Vec<_> = events
             .iter()
             .map(|e| {
@@ -457,18 +625,136 @@ mod tests {
 
     #[test]
     fn long_payloads_keep_a_preview() {
-        let t = Transcript::new(Instant::now());
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
         t.record(
             "main".into(),
             EventKind::Send,
+            On::default(),
             None,
             None,
             &[b'a'; 5000],
             None,
         );
         let (events, dropped) = t.snapshot();
-        assert_eq!(dropped, 0);
+        assert_eq!(dropped, Dropped::default());
         assert_eq!(events[0].len, 5000);
-        assert_eq!(events[0].data.len(), PREVIEW_BYTES);
+        assert_eq!(
+            events[0].data.len(),
+            5000,
+            "within the capture limit: whole"
+        );
+    }
+
+    fn send(t: &Transcript, len: usize) {
+        t.record(
+            "main".into(),
+            EventKind::Send,
+            On::default(),
+            None,
+            None,
+            &vec![b'a'; len],
+            None,
+        );
+    }
+
+    #[test]
+    fn payloads_are_whole_up_to_the_capture_limit_then_previews() {
+        // Exactly at the limit: everything kept.
+        let t = Transcript::new(Instant::now(), 3000);
+        send(&t, 1000);
+        send(&t, 2000);
+        let (events, dropped) = t.snapshot();
+        assert_eq!(dropped, Dropped::default());
+        assert_eq!(events[1].data.len(), 2000);
+        // One byte past it: that payload and every one after keep a preview.
+        let t = Transcript::new(Instant::now(), 3000);
+        send(&t, 1000);
+        send(&t, 2001);
+        send(&t, 10);
+        send(&t, 1500);
+        let (events, dropped) = t.snapshot();
+        let kept: Vec<_> = events.iter().map(|e| (e.len, e.data.len())).collect();
+        assert_eq!(
+            kept,
+            [
+                (1000, 1000),
+                (2001, PREVIEW_BYTES),
+                (10, 10),
+                (1500, PREVIEW_BYTES)
+            ]
+        );
+        assert_eq!(
+            dropped,
+            Dropped {
+                bytes: (2001 - PREVIEW_BYTES + 1500 - PREVIEW_BYTES) as u64,
+                events: 0
+            }
+        );
+        let shown = render_event(&events[1]);
+        assert!(
+            shown.ends_with("… 977 more bytes (not kept: past `--limit capture`)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn events_past_the_most_kept_are_counted_with_their_bytes() {
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
+        for _ in 0..MAX_EVENTS {
+            send(&t, 0);
+        }
+        send(&t, 7);
+        send(&t, 0);
+        let (events, dropped) = t.snapshot();
+        assert_eq!(events.len(), MAX_EVENTS);
+        assert_eq!(
+            dropped,
+            Dropped {
+                bytes: 7,
+                events: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_stays_small() {
+        // A benchmark holds ten thousand connections: ids and transports fill padding.
+        assert!(
+            std::mem::size_of::<Stored>() <= 88,
+            "{}",
+            std::mem::size_of::<Stored>()
+        );
+    }
+
+    #[test]
+    fn connection_transport_and_direction_come_back_and_show_in_a_trace() {
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
+        let on = On {
+            conn: Some(7),
+            transport: Some(Transport::Tls),
+        };
+        for kind in [EventKind::Send, EventKind::Recv, EventKind::Close] {
+            t.record(
+                "main".into(),
+                kind,
+                on,
+                Some("127.0.0.1:1".into()),
+                Some("127.0.0.1:2".into()),
+                b"",
+                None,
+            );
+        }
+        let (events, _) = t.snapshot();
+        let seen: Vec<_> = events.iter().map(|e| (e.on, e.dir())).collect();
+        assert_eq!(
+            seen,
+            [(on, Some(Dir::Out)), (on, Some(Dir::In)), (on, None)]
+        );
+        assert_eq!(
+            render_event(&events[1])
+                .split_once(']')
+                .map(|(_, rest)| rest),
+            Some(" main     recv     127.0.0.1:1 <- 127.0.0.1:2 tls#7 (0 bytes)")
+        );
     }
 }

@@ -44,4 +44,5 @@ mod scenarios;
 mod secrets;
 mod soak;
 mod test_mode;
+mod transcript;
 mod trust_tls;

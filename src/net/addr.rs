@@ -161,6 +161,15 @@ impl Endpoint {
         }
     }
 
+    /// An unnamed Unix client socket (`unix:` alone) is named for the transcript after the
+    /// socket it is connected to and its connection id: `unix:/tmp/app.sock#client-3`,
+    /// stable within a scenario and the same from both ends.
+    pub fn name_unix_client(&mut self, server: &Endpoint, conn: u32) {
+        if self.addr.is_none() && &*self.text == "unix:" {
+            self.text = Arc::from(format!("{}#client-{conn}", server.text));
+        }
+    }
+
     pub fn ip(&self) -> Option<String> {
         self.addr.map(|a| a.ip().to_string())
     }
@@ -200,6 +209,22 @@ mod tests {
             Some(Address::Unix(PathBuf::from("/tmp/a.sock")))
         );
         assert!(parse_address("connect", "unix:").is_err());
+    }
+
+    #[test]
+    fn unix_clients_are_named_after_their_server_and_connection() {
+        let server = Endpoint::unix(Some(std::path::Path::new("/tmp/app.sock")));
+        let mut client = Endpoint::unix(None);
+        assert_eq!(&*client.text, "unix:");
+        client.name_unix_client(&server, 3);
+        assert_eq!(&*client.text, "unix:/tmp/app.sock#client-3");
+        // A named end keeps its name.
+        let mut named = server.clone();
+        named.name_unix_client(&client, 4);
+        assert_eq!(&*named.text, "unix:/tmp/app.sock");
+        let mut ip = Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+        ip.name_unix_client(&server, 5);
+        assert_eq!(&*ip.text, "127.0.0.1:9");
     }
 
     #[test]

@@ -5,11 +5,11 @@
 //! Script threads are plain OS threads (never runtime workers), so `Handle::block_on` is sound.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ErrorKind, NetError};
-use crate::transcript::{EventKind, Transcript};
+use crate::transcript::{EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Limits {
     pub max_buffer: usize,
     /// The most connections, listeners and UDP sockets a scenario may have open at once.
     pub max_handles: usize,
+    /// How many payload bytes a scenario's transcript keeps whole (`--limit capture`).
+    pub capture: usize,
 }
 
 impl Default for Limits {
@@ -37,8 +39,30 @@ impl Default for Limits {
             max_line: 1024 * 1024,
             max_buffer: 64 * 1024 * 1024,
             max_handles: 50_000,
+            capture: crate::transcript::DEFAULT_CAPTURE,
         }
     }
+}
+
+/// Unix connection ids waiting for their other end: opened by a connect, or by an accept.
+#[derive(Default)]
+struct Pending {
+    connected: VecDeque<u32>,
+    accepted: VecDeque<u32>,
+}
+
+/// How a connection was opened, for [`Session::open_connection`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Opening<'a> {
+    /// A connect to anything but one of this scenario's Unix listeners.
+    Connect,
+    /// A connect to this scenario's Unix listener at this path: its accept shares the id.
+    ConnectOwn(&'a Path),
+    /// An accept; the listener's Unix path, and whether the client is this process.
+    Accept {
+        unix_path: Option<&'a Path>,
+        same_process: bool,
+    },
 }
 
 /// Why a scenario's token was cancelled; the first reason wins.
@@ -72,11 +96,19 @@ pub struct Session {
     default_timeout: Duration,
     pub limits: Limits,
     transcript: Transcript,
-    /// Each connection once, by a hash of its endpoints in a fixed order: a connection between
-    /// two tasks of the scenario is seen from both ends but is one connection. A 64-bit hash
-    /// rather than the pair keeps ten thousand connections at 8 bytes each; a collision (odds
-    /// about 1 in 10^11 at that count) would only undercount by one.
-    connections: Mutex<HashSet<u64>>,
+    /// Each connection once, by a hash of its endpoints in a fixed order, with its transcript
+    /// id: a connection between two tasks of the scenario is seen from both ends but is one
+    /// connection with one id. A 64-bit hash rather than the pair keeps ten thousand
+    /// connections at 12 bytes each; a collision (odds about 1 in 10^11 at that count) would
+    /// undercount by one and give two connections one id.
+    connections: Mutex<HashMap<u64, u32>>,
+    /// The next transcript id, for connections and UDP sockets alike.
+    next_id: AtomicU32,
+    /// Ids of Unix connections the scenario holds both ends of, by the listener's path, that
+    /// one end has opened and the other not yet: a Unix client has no address to match, so
+    /// the ends are paired in order (the kernel queues connections in order). Either end may
+    /// come first: the connecting thread and the accepting one race.
+    unix_pending: Mutex<HashMap<PathBuf, Pending>>,
     /// Handles open now, against `limits.max_handles`.
     open_handles: Arc<AtomicUsize>,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
@@ -101,7 +133,9 @@ impl Session {
             default_timeout,
             limits,
             transcript,
-            connections: Mutex::new(HashSet::new()),
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            unix_pending: Mutex::new(HashMap::new()),
             open_handles: Arc::new(AtomicUsize::new(0)),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
@@ -154,19 +188,50 @@ impl Session {
             + self.other_connections.load(Ordering::Relaxed)
     }
 
-    /// Count a connection by its endpoint pair (the same from both ends), or once if it has none.
-    pub(crate) fn count_connection(&self, key: Option<(SocketAddr, SocketAddr)>) {
-        match key {
-            Some(key) => {
-                use std::hash::{BuildHasher, BuildHasherDefault};
-                let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
-                self.connections
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash);
+    /// A fresh transcript id (a UDP socket's, or a connection's with no pair to match).
+    pub(crate) fn new_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Count a connection and give it its transcript id: by its endpoint pair (the same from
+    /// both ends, so both get one id), or, for a Unix socket, by how it was opened.
+    pub(crate) fn open_connection(
+        &self,
+        opening: Opening<'_>,
+        key: Option<(SocketAddr, SocketAddr)>,
+    ) -> u32 {
+        if let Some(key) = key {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
+            let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            return *connections.entry(hash).or_insert_with(|| self.new_id());
+        }
+        let mut pending = self.unix_pending.lock().unwrap_or_else(|p| p.into_inner());
+        match opening {
+            // Counted once, when accepted.
+            Opening::ConnectOwn(path) => {
+                let queues = pending.entry(path.to_owned()).or_default();
+                queues.accepted.pop_front().unwrap_or_else(|| {
+                    let id = self.new_id();
+                    queues.connected.push_back(id);
+                    id
+                })
             }
-            None => {
+            Opening::Accept {
+                unix_path: Some(path),
+                same_process: true,
+            } => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
+                let queues = pending.entry(path.to_owned()).or_default();
+                queues.connected.pop_front().unwrap_or_else(|| {
+                    let id = self.new_id();
+                    queues.accepted.push_back(id);
+                    id
+                })
+            }
+            Opening::Connect | Opening::Accept { .. } => {
+                self.other_connections.fetch_add(1, Ordering::Relaxed);
+                self.new_id()
             }
         }
     }
@@ -208,13 +273,14 @@ impl Session {
     pub(crate) fn record(
         &self,
         kind: EventKind,
+        on: On,
         local: Option<Arc<str>>,
         peer: Option<Arc<str>>,
         payload: &[u8],
         note: Option<String>,
     ) {
         self.transcript
-            .record(current_task(), kind, local, peer, payload, note);
+            .record(current_task(), kind, on, local, peer, payload, note);
     }
 
     /// Run `op` to completion unless `timeout` (or an enclosing `within`) runs out or the
@@ -440,5 +506,81 @@ impl WithinGuard {
 impl Drop for WithinGuard {
     fn drop(&mut self) {
         WITHIN.with(|w| w.borrow_mut().truncate(self.depth - 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::addr::Endpoint;
+    use super::super::stream::ip_key;
+    use super::*;
+
+    fn session() -> (tokio::runtime::Runtime, Arc<Session>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
+        let session = Session::new(
+            rt.handle().clone(),
+            Duration::from_secs(1),
+            Limits::default(),
+            transcript,
+        );
+        (rt, session)
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn both_ends_of_a_connection_share_an_id_and_an_outside_peer_gets_its_own() {
+        let (_rt, s) = session();
+        let pair = |a, b| ip_key(&Endpoint::new(a), &Endpoint::new(b));
+        let client = s.open_connection(Opening::Connect, pair(addr(40000), addr(5000)));
+        let server = s.open_connection(
+            Opening::Accept {
+                unix_path: None,
+                same_process: false,
+            },
+            pair(addr(5000), addr(40000)),
+        );
+        assert_eq!(client, server);
+        let outside = s.open_connection(Opening::Connect, pair(addr(40001), addr(6000)));
+        assert_ne!(outside, client);
+        assert_eq!(s.connections(), 2);
+        // A UDP socket's id is no connection.
+        assert_ne!(s.new_id(), outside);
+        assert_eq!(s.connections(), 2);
+    }
+
+    #[test]
+    fn a_unix_connection_to_the_scenario_s_own_listener_shares_its_id_with_the_accept() {
+        let (_rt, s) = session();
+        let path = Path::new("/tmp/x.sock");
+        let first = s.open_connection(Opening::ConnectOwn(path), None);
+        let second = s.open_connection(Opening::ConnectOwn(path), None);
+        let own = Opening::Accept {
+            unix_path: Some(path),
+            same_process: true,
+        };
+        let outside = Opening::Accept {
+            unix_path: Some(path),
+            same_process: false,
+        };
+        // Another process's client does not take a pending id.
+        let theirs = s.open_connection(outside, None);
+        assert_eq!(s.open_connection(own, None), first);
+        assert_eq!(s.open_connection(own, None), second);
+        assert!(![first, second].contains(&theirs));
+        // The accepting thread may get there first: the connect that follows takes its id.
+        let accepted = s.open_connection(own, None);
+        assert!(![first, second, theirs].contains(&accepted));
+        assert_eq!(s.open_connection(Opening::ConnectOwn(path), None), accepted);
+        assert_eq!(s.connections(), 4);
+        // A connect to someone else's Unix socket is counted at once.
+        s.open_connection(Opening::Connect, None);
+        assert_eq!(s.connections(), 5);
     }
 }

@@ -18,13 +18,13 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
+use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
 use super::plain::PlainSocket;
 use super::stream::{self, Opened, ReadIo, WriteIo};
 use super::tls::{ClientTls, TlsInfo};
-use crate::transcript::EventKind;
+use crate::transcript::{EventKind, On, Transport};
 
 /// How much room the first read of a connection asks for: small, so ten thousand idle
 /// connections stay small.
@@ -49,6 +49,9 @@ struct Inner {
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
+    /// The transcript's connection id for this connection's events (the transport is read
+    /// from `tls` and `local`, so a connection spends 4 bytes on this).
+    conn: u32,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
     tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
@@ -92,27 +95,31 @@ impl Conn {
             stream::connect("connect", &address, addr, tls),
         );
         let opened = opened.inspect_err(|e| {
+            let transport = match (&address, tls) {
+                (_, Some(_)) => Transport::Tls,
+                (Address::Unix(_), None) => Transport::Unix,
+                (Address::Ip(_), None) => Transport::Tcp,
+            };
             session.record(
                 EventKind::Error,
+                On {
+                    conn: None,
+                    transport: Some(transport),
+                },
                 None,
                 Some(Arc::from(addr)),
                 b"",
                 Some(e.message.clone()),
             )
         })?;
-        // A Unix connection to this scenario's own listener is counted once, when accepted.
-        let counted = match &address {
-            Address::Unix(path) => !session.listens_on(path),
-            Address::Ip(_) => true,
+        // A Unix connection to this scenario's own listener is counted once, when accepted,
+        // and its accept shares its id.
+        let opening = match &address {
+            Address::Unix(path) if session.listens_on(path) => Opening::ConnectOwn(path),
+            _ => Opening::Connect,
         };
-        let conn = Conn::from_opened(session, opened, counted, slot);
-        session.record(
-            EventKind::Connect,
-            Some(conn.inner.local.text.clone()),
-            Some(conn.inner.peer.text.clone()),
-            b"",
-            conn.tls_note(),
-        );
+        let conn = Conn::from_opened(session, opened, opening, slot);
+        conn.record(EventKind::Connect, b"", conn.tls_note());
         Ok(conn)
     }
 
@@ -159,18 +166,19 @@ impl Conn {
 
     pub(crate) fn from_opened(
         session: &Arc<Session>,
-        opened: Opened,
-        counted: bool,
+        mut opened: Opened,
+        opening: Opening<'_>,
         slot: HandleSlot,
     ) -> Conn {
-        if counted {
-            session.count_connection(stream::ip_key(&opened.local, &opened.peer));
-        }
+        let id = session.open_connection(opening, stream::ip_key(&opened.local, &opened.peer));
+        opened.local.name_unix_client(&opened.peer, id);
+        opened.peer.name_unix_client(&opened.local, id);
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
                 local: opened.local,
                 peer: opened.peer,
+                conn: id,
                 tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
@@ -507,12 +515,32 @@ impl Conn {
             Err(_) => Bytes::new(),
         };
         self.record(EventKind::Error, b"", Some(err.message.clone()));
-        err.with_received(received)
+        err.with_received(received).on_conn(self.id())
     }
 
-    fn record(&self, kind: EventKind, payload: &[u8], note: Option<String>) {
+    /// The connection's id in the transcript, shared with its other end when the scenario
+    /// holds both.
+    pub fn id(&self) -> u32 {
+        self.inner.conn
+    }
+
+    /// The connection and transport its events are recorded under.
+    fn on(&self) -> On {
+        let transport = match (&self.inner.tls, self.inner.local.addr) {
+            (Some(_), _) => Transport::Tls,
+            (None, Some(_)) => Transport::Tcp,
+            (None, None) => Transport::Unix,
+        };
+        On {
+            conn: Some(self.inner.conn),
+            transport: Some(transport),
+        }
+    }
+
+    pub(crate) fn record(&self, kind: EventKind, payload: &[u8], note: Option<String>) {
         self.inner.session.record(
             kind,
+            self.on(),
             Some(self.inner.local.text.clone()),
             Some(self.inner.peer.text.clone()),
             payload,

@@ -134,6 +134,9 @@ pub struct Details {
     pub received: Option<Bytes>,
     /// For a timeout, whose deadline ran out: `default` (`--timeout`), `handle`, `within`.
     pub deadline: Option<&'static str>,
+    /// The transcript id of the connection the operation was on, when it was on one: the
+    /// diagnostic shows that connection's recent traffic.
+    pub conn: Option<u32>,
 }
 
 impl NetError {
@@ -146,6 +149,7 @@ impl NetError {
             waiting_for: None,
             received: None,
             deadline: None,
+            conn: None,
         }))
     }
 
@@ -233,6 +237,12 @@ impl NetError {
         if !received.is_empty() {
             self.0.received = Some(received);
         }
+        self
+    }
+
+    /// Say which connection (its transcript id) the operation was on.
+    pub fn on_conn(mut self, conn: u32) -> Self {
+        self.0.conn = Some(conn);
         self
     }
 }

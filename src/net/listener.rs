@@ -18,13 +18,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{deadline_after, CloseSignal, HandleSlot, HandleTimeout, Session};
+use super::bridge::{deadline_after, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::conn::Conn;
 use super::error::{fmt_duration, ErrorKind, NetError};
 use super::socket_file::{self, SocketFile};
 use super::stream::{Opened, Plain};
 use super::tls::{self, ServerTls};
-use crate::transcript::EventKind;
+use crate::transcript::{EventKind, On, Transport};
 
 /// Pending connections the kernel queues before `accept`.
 const BACKLOG: u32 = 4096;
@@ -53,6 +53,8 @@ enum Socket {
 
 struct Inner {
     session: Arc<Session>,
+    /// No connection id; the transport, for the listener's own events.
+    on: On,
     socket: Mutex<Option<Arc<Socket>>>,
     local: Endpoint,
     /// The path of a Unix listener, which names its accepted connections.
@@ -126,8 +128,17 @@ impl Listener {
             Address::Unix(path) => bind_unix(session, path, addr, opts.unlink),
         };
         let socket = bound.inspect_err(|e| {
+            let transport = match (&address, &opts.tls) {
+                (_, Some(_)) => Transport::Tls,
+                (Address::Unix(_), None) => Transport::Unix,
+                (Address::Ip(_), None) => Transport::Tcp,
+            };
             session.record(
                 EventKind::Error,
+                On {
+                    conn: None,
+                    transport: Some(transport),
+                },
                 Some(Arc::from(addr)),
                 None,
                 b"",
@@ -195,9 +206,26 @@ impl Listener {
             }
         };
         let note = tls.as_ref().map(|_| "tls".to_owned());
-        session.record(EventKind::Listen, Some(local.text.clone()), None, b"", note);
+        let transport = match (&tls, &unix_path) {
+            (Some(_), _) => Transport::Tls,
+            (None, Some(_)) => Transport::Unix,
+            (None, None) => Transport::Tcp,
+        };
+        let on = On {
+            conn: None,
+            transport: Some(transport),
+        };
+        session.record(
+            EventKind::Listen,
+            on,
+            Some(local.text.clone()),
+            None,
+            b"",
+            note,
+        );
         Ok(Listener {
             inner: Arc::new(Inner {
+                on,
                 session: session.clone(),
                 socket: Mutex::new(socket),
                 local,
@@ -290,8 +318,13 @@ impl Listener {
                         // Recorded here, on the script thread, so the transcript names the task.
                         Arrival::Skipped { peer, kind, why } => inner.session.record(
                             kind,
+                            inner.on,
                             Some(inner.local.text.clone()),
-                            peer,
+                            // An unnamed Unix client, named for its listener.
+                            peer.map(|p| match &*p {
+                                "unix:" => Arc::from(format!("{}#client", inner.local.text)),
+                                _ => p,
+                            }),
                             b"",
                             Some(why),
                         ),
@@ -312,6 +345,7 @@ impl Listener {
             if e.kind != ErrorKind::Cancelled {
                 inner.session.record(
                     EventKind::Error,
+                    inner.on,
                     Some(inner.local.text.clone()),
                     None,
                     b"",
@@ -319,14 +353,12 @@ impl Listener {
                 )
             }
         })?;
-        let conn = Conn::from_opened(&inner.session, opened, true, slot);
-        inner.session.record(
-            EventKind::Accept,
-            Some(conn.local().text.clone()),
-            Some(conn.peer().text.clone()),
-            b"",
-            conn.tls_note(),
-        );
+        let opening = Opening::Accept {
+            unix_path: inner.unix_path.as_deref(),
+            same_process: opened.same_process,
+        };
+        let conn = Conn::from_opened(&inner.session, opened, opening, slot);
+        conn.record(EventKind::Accept, b"", conn.tls_note());
         Ok(conn)
     }
 
@@ -348,6 +380,7 @@ impl Listener {
         }
         self.inner.session.record(
             EventKind::Close,
+            self.inner.on,
             Some(self.inner.local.text.clone()),
             None,
             b"",

@@ -79,6 +79,9 @@ pub(crate) struct Opened {
     pub local: Endpoint,
     pub peer: Endpoint,
     pub tls: Option<TlsInfo>,
+    /// The peer is this process (a Unix socket's peer credentials say so): a connection the
+    /// scenario holds both ends of.
+    pub same_process: bool,
 }
 
 impl Plain {
@@ -103,6 +106,16 @@ impl Plain {
                     Endpoint::unix(peer.as_pathname()),
                 ))
             }
+        }
+    }
+
+    /// Whether the other end is this process, by a Unix socket's peer credentials.
+    fn same_process(&self) -> bool {
+        match self {
+            Plain::Tcp(_) => false,
+            Plain::Unix(s) => s
+                .peer_cred()
+                .is_ok_and(|c| c.pid() == i32::try_from(std::process::id()).ok()),
         }
     }
 
@@ -153,6 +166,7 @@ impl Plain {
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
+        let same_process = self.same_process();
         // Out of the runtime's poller: the connection reads and writes the socket itself.
         let sock: socket2::Socket = match self {
             Plain::Tcp(s) => s.into_std().map(Into::into),
@@ -167,6 +181,7 @@ impl Plain {
             local,
             peer,
             tls: None,
+            same_process,
         })
     }
 
@@ -179,6 +194,7 @@ impl Plain {
         addr: &str,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, None)?;
+        let same_process = false;
         let (r, w, info) = match self {
             Plain::Tcp(s) => client_handshake(s, connector, name, op, addr).await?,
             Plain::Unix(s) => client_handshake(s, connector, name, op, addr).await?,
@@ -189,6 +205,7 @@ impl Plain {
             local,
             peer,
             tls: Some(info),
+            same_process,
         })
     }
 
@@ -201,6 +218,7 @@ impl Plain {
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
         let (local, peer) = self.endpoints(op, listen_path)?;
+        let same_process = self.same_process();
         let (r, w, info) = match self {
             Plain::Tcp(s) => server_handshake(s, acceptor, op, addr).await?,
             Plain::Unix(s) => server_handshake(s, acceptor, op, addr).await?,
@@ -211,6 +229,7 @@ impl Plain {
             local,
             peer,
             tls: Some(info),
+            same_process,
         })
     }
 }

@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
 use super::error::{ErrorKind, NetError};
-use crate::transcript::EventKind;
+use crate::transcript::{EventKind, On, Transport};
 
 /// The largest datagram a UDP socket can carry.
 const MAX_DATAGRAM: usize = 65_536;
@@ -24,6 +24,8 @@ pub struct Udp {
 
 struct Inner {
     session: Arc<Session>,
+    /// The socket's own transcript id (UDP has no connection to share one).
+    on: On,
     /// Taken out by `close`, so the port is free at once.
     socket: Mutex<Option<Arc<UdpSocket>>>,
     local: Endpoint,
@@ -98,8 +100,13 @@ impl Udp {
                 .local_addr()
                 .map_err(|e| NetError::io(op, Some(addr), &e))?,
         );
+        let on = On {
+            conn: Some(session.new_id()),
+            transport: Some(Transport::Udp),
+        };
         session.record(
             EventKind::Listen,
+            on,
             Some(local.text.clone()),
             peer.as_ref().map(|p| p.text.clone()),
             b"",
@@ -108,6 +115,7 @@ impl Udp {
         Ok(Udp {
             inner: Arc::new(Inner {
                 session: session.clone(),
+                on,
                 socket: Mutex::new(Some(Arc::new(socket))),
                 local,
                 peer,
@@ -244,6 +252,7 @@ impl Udp {
         let peer = peer.or_else(|| self.inner.peer.as_ref().map(|p| p.text.clone()));
         self.inner.session.record(
             kind,
+            self.inner.on,
             Some(self.inner.local.text.clone()),
             peer,
             payload,

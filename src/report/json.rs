@@ -2,8 +2,11 @@
 //! scenario with its status, output, diagnostic (the same words as the terminal, without
 //! colour) and its transcript, event by event. Field names are a contract: add, don't rename.
 //!
-//! Payload bytes are given twice: `data` as text when the preview is valid UTF-8 (else `null`),
-//! and `data_hex` always, so binary traffic survives JSON's text-only strings.
+//! Payload bytes are given twice: `data` as text when the bytes kept are valid UTF-8 (else
+//! `null`), and `data_hex` always, so binary traffic survives JSON's text-only strings. They
+//! are the whole payload while the scenario is within `--limit capture`, then a preview; each
+//! scenario's `dropped` says how many bytes and events the transcript did not keep.
+//! The README's "JSON report" section documents every field.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -66,6 +69,17 @@ struct Scenario<'a> {
     stdout: &'a str,
     diagnostic: Option<Diagnostic<'a>>,
     transcript: Vec<Record<'a>>,
+    dropped: Dropped,
+}
+
+/// What the transcript did not keep.
+#[derive(Serialize)]
+struct Dropped {
+    /// Payload bytes past `--limit capture` (their events keep a preview) and the payloads of
+    /// events not kept.
+    bytes: u64,
+    /// Events past the most a transcript keeps.
+    events: u64,
 }
 
 #[derive(Serialize)]
@@ -83,9 +97,18 @@ struct Record<'a> {
     at_ms: f64,
     task: &'a str,
     kind: &'static str,
+    /// The connection id, shared by both ends when the scenario holds both; a UDP socket's
+    /// own id; `null` for a listener's events and a failed connect.
+    conn: Option<u32>,
+    /// `out` (connect, send, shutdown) or `in` (accept, recv, eof), seen from `local`; `null`
+    /// for the rest.
+    dir: Option<&'static str>,
+    /// `tcp`, `tls`, `unix` or `udp`.
+    transport: Option<&'static str>,
     local: Option<&'a str>,
     peer: Option<&'a str>,
-    /// The payload's full length; `data` and `data_hex` hold its first bytes only.
+    /// The payload's full length; `data` and `data_hex` hold the bytes kept, which are fewer
+    /// once the scenario is past `--limit capture`.
     len: usize,
     data: Option<&'a str>,
     data_hex: String,
@@ -107,6 +130,10 @@ fn scenario(o: &Outcome) -> Scenario<'_> {
             rendered: d.render(false),
         }),
         transcript: o.transcript.iter().map(record).collect(),
+        dropped: Dropped {
+            bytes: o.dropped.bytes,
+            events: o.dropped.events,
+        },
     }
 }
 
@@ -115,6 +142,9 @@ fn record(e: &Event) -> Record<'_> {
         at_ms: e.at.as_micros() as f64 / 1000.0,
         task: &e.task,
         kind: e.kind.as_str(),
+        conn: e.on.conn,
+        dir: e.dir().map(|d| d.as_str()),
+        transport: e.on.transport.map(|t| t.as_str()),
         local: e.local.as_deref(),
         peer: e.peer.as_deref(),
         len: e.len,
@@ -156,7 +186,7 @@ mod tests {
     use super::*;
     use crate::diagnostic::{Code, Diag};
     use crate::net::ErrorKind;
-    use crate::transcript::EventKind;
+    use crate::transcript::{EventKind, On, Transport};
 
     fn outcome(name: &str, status: Status, diagnostic: Option<Diag>) -> Outcome {
         Outcome {
@@ -170,6 +200,10 @@ mod tests {
             at: Duration::from_micros(1500),
             task: Arc::from("task 1"),
             kind,
+            on: On {
+                conn: Some(1),
+                transport: Some(Transport::Tcp),
+            },
             local: Some(Arc::from("127.0.0.1:4000")),
             peer: Some(Arc::from("127.0.0.1:5000")),
             data: Bytes::from_static(data),
@@ -182,6 +216,10 @@ mod tests {
         let mut passed = outcome("greeting.rhai", Status::Passed, None);
         passed.connections = 2;
         passed.stdout = "Thank you for connecting\n".into();
+        passed.dropped = crate::transcript::Dropped {
+            bytes: 977,
+            events: 2,
+        };
         passed.transcript = vec![
             event(EventKind::Send, b"hi \"you\"\n", None),
             event(EventKind::Recv, b"\xff\x00A", None),
@@ -195,6 +233,7 @@ mod tests {
             labels: vec![(11, 9, "this assertion failed".into())],
             help: Some(" left: 1\nright: 2".into()),
             line: Some(2),
+            on: Default::default(),
         };
         let failed = outcome("bad.rhai", Status::Failed, Some(diag));
         let errored = outcome(
@@ -242,16 +281,24 @@ mod tests {
         assert_eq!(
             s["transcript"],
             json!([
-                {"at_ms": 1.5, "task": "task 1", "kind": "send", "local": "127.0.0.1:4000",
+                {"at_ms": 1.5, "task": "task 1", "kind": "send", "conn": 1, "dir": "out",
+                 "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 19, "data": "hi \"you\"\n",
                  "data_hex": "68692022796f75220a", "note": null},
-                {"at_ms": 1.5, "task": "task 1", "kind": "recv", "local": "127.0.0.1:4000",
+                {"at_ms": 1.5, "task": "task 1", "kind": "recv", "conn": 1, "dir": "in",
+                 "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 13, "data": null, "data_hex": "ff0041",
                  "note": null},
-                {"at_ms": 1.5, "task": "task 1", "kind": "error", "local": "127.0.0.1:4000",
+                {"at_ms": 1.5, "task": "task 1", "kind": "error", "conn": 1, "dir": null,
+                 "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 10, "data": "", "data_hex": "",
                  "note": "connection reset"},
             ])
+        );
+        assert_eq!(s["dropped"], json!({"bytes": 977, "events": 2}));
+        assert_eq!(
+            v["scenarios"][1]["dropped"],
+            json!({"bytes": 0, "events": 0})
         );
     }
 

@@ -102,6 +102,7 @@ mod tests {
             labels: vec![(0, 6, "this assertion failed".into())],
             help: None,
             line: Some(1),
+            on: Default::default(),
         };
         let failed = outcome("bad.rhai", Status::Failed, Some(diag));
         let errored = outcome(

@@ -150,6 +150,7 @@ mod tests {
             labels: vec![(11, 9, "this assertion failed".into())],
             help: Some(" left: 1\nright: 2".into()),
             line: Some(2),
+            on: Default::default(),
         };
         let mut failed = outcome("bad #1.rhai", Status::Failed, Some(diag));
         failed.stdout = "before\n\x01after\n".into();

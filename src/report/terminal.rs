@@ -34,6 +34,9 @@ pub fn transcript(o: &Outcome) -> String {
     for event in &o.transcript {
         let _ = writeln!(out, "  {}", render_event(event).replace('\n', "\n  "));
     }
+    if !o.dropped.is_empty() {
+        let _ = writeln!(out, "  {}", o.dropped.describe());
+    }
     out
 }
 

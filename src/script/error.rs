@@ -54,7 +54,8 @@ pub fn raise(err: NetError) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(error_map(&err).into(), Position::NONE).into()
 }
 
-/// `#{kind, message, op, addr}`, plus `waiting_for` and `received` when a read gave up.
+/// `#{kind, message, op, addr}`, plus `waiting_for` and `received` when a read gave up, and
+/// `conn` (the connection's id in the transcript) when the call was on a connection.
 pub fn error_map(err: &NetError) -> Map {
     let mut map = Map::new();
     map.insert("kind".into(), err.kind.as_str().into());
@@ -72,6 +73,9 @@ pub fn error_map(err: &NetError) -> Map {
     }
     if let Some(r) = &err.received {
         map.insert("received".into(), Dynamic::from_blob(r.to_vec()));
+    }
+    if let Some(conn) = err.conn {
+        map.insert("conn".into(), rhai::INT::from(conn).into());
     }
     map
 }

@@ -372,7 +372,7 @@ mod tests {
             runtime.handle().clone(),
             Duration::from_secs(1),
             crate::net::Limits::default(),
-            crate::transcript::Transcript::new(Instant::now()),
+            crate::transcript::Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE),
         );
         let config = super::Config {
             max_time: Duration::from_secs(1),
