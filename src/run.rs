@@ -568,6 +568,10 @@ impl Ending {
         };
         // Once, before any view (terminal, `--trace`, reports) reads it.
         self.redactor.outcome(&mut outcome);
+        // A suite keeps every outcome until its reports are written: each payload keeps its
+        // preview there, so a suite of bulk transfers holds kilobytes a scenario, not the whole
+        // capture (which served the scenario's own views: its diagnostic's recent traffic).
+        crate::transcript::keep_previews(&mut outcome.transcript);
         outcome
     }
 }

@@ -343,6 +343,16 @@ impl Transcript {
     }
 }
 
+/// Cut each payload to its first [`PREVIEW_BYTES`] bytes, in a buffer of its own (a slice would
+/// keep the whole payload alive). `len` keeps counting the payload's full length.
+pub fn keep_previews(events: &mut [Event]) {
+    for event in events {
+        if event.data.len() > PREVIEW_BYTES {
+            event.data = Bytes::copy_from_slice(&event.data[..PREVIEW_BYTES]);
+        }
+    }
+}
+
 /// The longest note an event keeps (error messages are far shorter).
 const MAX_NOTE: usize = 64 * 1024;
 const _: () = assert!(PREVIEW_BYTES <= u32::MAX as usize && MAX_NOTE < NO_NOTE as usize);
@@ -521,6 +531,40 @@ mod tests {
              connect to `\\x1b[2J` failed\nsecond line\n    \
              00000000  1b 5b 32 4a                                       |.[2J|"
         );
+    }
+
+    #[test]
+    fn outcomes_keep_previews_of_payloads_kept_whole() {
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
+        let big = vec![b'x'; 3 * PREVIEW_BYTES];
+        t.record(
+            "main".into(),
+            EventKind::Recv,
+            On::default(),
+            None,
+            None,
+            &big,
+            None,
+        );
+        t.record(
+            "main".into(),
+            EventKind::Recv,
+            On::default(),
+            None,
+            None,
+            b"hi",
+            None,
+        );
+        let (mut events, _) = t.snapshot();
+        assert_eq!(
+            events[0].data.len(),
+            big.len(),
+            "kept whole within the capture"
+        );
+        keep_previews(&mut events);
+        assert_eq!(events[0].data.len(), PREVIEW_BYTES);
+        assert_eq!(events[0].len, big.len());
+        assert_eq!(&events[1].data[..], b"hi");
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! scenario with its status, output, diagnostic (the same words as the terminal, without
 //! colour) and its transcript, event by event. Field names are a contract: add, don't rename.
 //!
-//! Payload bytes are given twice: `data` as text when the bytes kept are valid UTF-8 (else
-//! `null`), and `data_hex` always, so binary traffic survives JSON's text-only strings. They
-//! are the whole payload while the scenario is within `--limit capture`, then a preview; each
-//! scenario's `dropped` says how many bytes and events the transcript did not keep.
+//! Payload bytes are given twice: `data` as text when the preview is valid UTF-8 (else
+//! `null`), and `data_hex` always, so binary traffic survives JSON's text-only strings. Each is
+//! the payload's first KiB (an outcome keeps previews, so a suite's report stays small); each
+//! scenario's `dropped` says how many bytes and events its transcript did not keep (past
+//! `--limit capture`).
 //! The README's "JSON report" section documents every field.
 
 use std::fmt::Write as _;
@@ -107,8 +108,7 @@ struct Record<'a> {
     transport: Option<&'static str>,
     local: Option<&'a str>,
     peer: Option<&'a str>,
-    /// The payload's full length; `data` and `data_hex` hold the bytes kept, which are fewer
-    /// once the scenario is past `--limit capture`.
+    /// The payload's full length; `data` and `data_hex` hold its first KiB.
     len: usize,
     data: Option<&'a str>,
     data_hex: String,
