@@ -678,6 +678,7 @@ mod tests {
 
     fn wire(kind: EventKind, conn: u32, peer: &str, data: &'static [u8]) -> Event {
         Event {
+            position: None,
             at: Duration::ZERO,
             task: "main".into(),
             kind,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use super::call::Call;
 use super::error::{ErrorKind, NetError};
 use crate::transcript::{EventKind, On, Transcript};
 
@@ -270,8 +271,11 @@ impl Session {
             .contains(path)
     }
 
+    /// Record an event of `call` in the transcript.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
+        call: &Call,
         kind: EventKind,
         on: On,
         local: Option<Arc<str>>,
@@ -279,8 +283,16 @@ impl Session {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.transcript
-            .record(current_task(), kind, on, local, peer, payload, note);
+        self.transcript.record(
+            call.task.clone(),
+            call.at,
+            kind,
+            on,
+            local,
+            peer,
+            payload,
+            note,
+        );
     }
 
     /// Run `op` to completion unless `timeout` (or an enclosing `within`) runs out or the

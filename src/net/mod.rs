@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod call;
 pub mod channel;
 pub mod conn;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod tls;
 pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};
+pub use call::{At, Call};
 pub use channel::Channel;
 pub use conn::Conn;
 pub use decode::Match;

@@ -197,6 +197,7 @@ mod tests {
 
     fn event(kind: EventKind, data: &'static [u8], note: Option<&str>) -> Event {
         Event {
+            position: None,
             at: Duration::from_micros(1500),
             task: Arc::from("task 1"),
             kind,

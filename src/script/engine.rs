@@ -345,16 +345,16 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
-        move |addr: ImmutableString| -> ScriptResult<Listener> {
-            Listener::bind(&s, &addr, &ListenOptions::default()).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Listener> {
+            Listener::bind(&s, &net::call(&ctx), &addr, &ListenOptions::default()).map_err(raise)
         },
     );
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
-        move |addr: ImmutableString, opts: Map| -> ScriptResult<Listener> {
+        move |ctx: NativeCallContext, addr: ImmutableString, opts: Map| -> ScriptResult<Listener> {
             let (timeout, options) = listen_options(&opts)?;
-            let l = Listener::bind(&s, &addr, &options).map_err(raise)?;
+            let l = Listener::bind(&s, &net::call(&ctx), &addr, &options).map_err(raise)?;
             if let Some(t) = timeout {
                 l.set_timeout(t);
             }
@@ -364,16 +364,17 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
-        move |addr: ImmutableString| -> ScriptResult<Conn> {
-            Conn::connect(&s, &addr, None, None).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Conn> {
+            Conn::connect(&s, &net::call(&ctx), &addr, None, None).map_err(raise)
         },
     );
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
-        move |addr: ImmutableString, opts: Map| -> ScriptResult<Conn> {
+        move |ctx: NativeCallContext, addr: ImmutableString, opts: Map| -> ScriptResult<Conn> {
             let (timeout, tls) = connect_options(&opts)?;
-            let c = Conn::connect(&s, &addr, timeout, tls.as_ref()).map_err(raise)?;
+            let c =
+                Conn::connect(&s, &net::call(&ctx), &addr, timeout, tls.as_ref()).map_err(raise)?;
             if let Some(t) = timeout {
                 c.set_timeout(t);
             }
@@ -381,14 +382,17 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
         },
     );
     let s = ctx.session.clone();
-    engine.register_fn("udp", move |addr: ImmutableString| -> ScriptResult<Udp> {
-        Udp::bind(&s, &addr).map_err(raise)
-    });
+    engine.register_fn(
+        "udp",
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Udp> {
+            Udp::bind(&s, &net::call(&ctx), &addr).map_err(raise)
+        },
+    );
     let s = ctx.session.clone();
     engine.register_fn(
         "udp_connect",
-        move |addr: ImmutableString| -> ScriptResult<Udp> {
-            Udp::connect(&s, &addr).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Udp> {
+            Udp::connect(&s, &net::call(&ctx), &addr).map_err(raise)
         },
     );
     let s = ctx.session.clone();
