@@ -91,6 +91,7 @@ impl Conn {
         let address = addr::parse_address("connect", addr)?;
         let slot = session.open_handle("connect", addr)?;
         let opened = session.block_on(
+            call,
             "connect",
             Some(addr),
             timeout,
@@ -130,13 +131,14 @@ impl Conn {
     /// Each probe connection is closed at once. Returns how many attempts it took.
     pub fn wait_for(
         session: &Arc<Session>,
+        call: &Call,
         addr: &str,
         timeout: Duration,
     ) -> Result<u32, NetError> {
         let address = addr::parse_address("wait_for", addr)?;
         // Why the latest attempt failed, for the message when time runs out.
         let mut last = String::from("no attempt finished");
-        let waited = session.block_on("wait_for", Some(addr), Some(timeout), async {
+        let waited = session.block_on(call, "wait_for", Some(addr), Some(timeout), async {
             let mut attempts = 0;
             let mut pause = Duration::from_millis(10);
             loop {
@@ -250,7 +252,7 @@ impl Conn {
         self.record(call, EventKind::Send, data, None);
         let sent = inner
             .session
-            .block_on(op, Some(addr), self.timeout(), async {
+            .block_on(call, op, Some(addr), self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.interrupted {
                     return Err(NetError::new(
@@ -295,7 +297,7 @@ impl Conn {
         let addr = self.peer_text();
         inner
             .session
-            .block_on("shutdown", Some(addr), self.timeout(), async {
+            .block_on(call, "shutdown", Some(addr), self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.shut {
                     return Ok(());
@@ -425,7 +427,7 @@ impl Conn {
         let own = decoder
             .exact_len()
             .filter(|n| (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(n));
-        let result = inner.session.block_on(op, Some(addr), self.timeout(), async {
+        let result = inner.session.block_on(call, op, Some(addr), self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;

@@ -122,6 +122,7 @@ impl Listener {
         let slot = session.open_handle("listen", addr)?;
         let bound = match &address {
             Address::Ip(target) => session.block_on(
+                call,
                 "listen",
                 Some(addr),
                 None,
@@ -280,7 +281,7 @@ impl Listener {
         let slot = inner.session.open_handle("accept", addr)?;
         let accepted = inner
             .session
-            .block_on("accept", Some(addr), self.timeout(), async {
+            .block_on(call, "accept", Some(addr), self.timeout(), async {
                 let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed("accept", Some(addr))),
@@ -306,7 +307,7 @@ impl Listener {
         let closed = || NetError::closed("accept", Some(addr));
         let accepted = inner
             .session
-            .block_on("accept", Some(addr), self.timeout(), async {
+            .block_on(call, "accept", Some(addr), self.timeout(), async {
                 let mut ready = tokio::select! {
                     _ = inner.closed.closed() => return Err(closed()),
                     ready = side.ready.lock() => ready,

@@ -20,7 +20,7 @@ pub mod tls;
 pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};
-pub use call::{At, Call};
+pub use call::{At, Call, Within};
 pub use channel::Channel;
 pub use conn::Conn;
 pub use decode::Match;

@@ -43,6 +43,7 @@ impl Udp {
         let target = addr::parse("udp", addr)?;
         let slot = session.open_handle("udp", addr)?;
         let socket = session.block_on(
+            call,
             "udp",
             Some(addr),
             None,
@@ -56,7 +57,7 @@ impl Udp {
     pub fn connect(session: &Arc<Session>, call: &Call, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp_connect", addr)?;
         let slot = session.open_handle("udp_connect", addr)?;
-        let (socket, peer) = session.block_on("udp_connect", Some(addr), None, async {
+        let (socket, peer) = session.block_on(call, "udp_connect", Some(addr), None, async {
             let sa = *target
                 .resolve("udp_connect", addr)
                 .await?
@@ -166,7 +167,7 @@ impl Udp {
         let socket = self.socket("send_to")?;
         let target = addr::parse("send_to", addr)?;
         let inner = &self.inner;
-        let (n, to) = inner.session.block_on("send_to", Some(addr), self.timeout(), async {
+        let (n, to) = inner.session.block_on(call, "send_to", Some(addr), self.timeout(), async {
             let to = *target
                 .resolve("send_to", addr)
                 .await?
@@ -186,7 +187,7 @@ impl Udp {
         let socket = self.socket("send")?;
         let inner = &self.inner;
         let peer = self.connected("send")?;
-        let n = inner.session.block_on("send", Some(&peer.text), self.timeout(), async {
+        let n = inner.session.block_on(call, "send", Some(&peer.text), self.timeout(), async {
             tokio::select! {
                 _ = inner.closed.closed() => Err(NetError::closed("send", Some(&peer.text))),
                 r = socket.send(data) => r.map_err(|e| NetError::io("send", Some(&peer.text), &e)),
@@ -207,7 +208,7 @@ impl Udp {
         let at = inner.local.text.clone();
         let (data, from) = inner
             .session
-            .block_on(op, Some(&at), self.timeout(), async {
+            .block_on(call, op, Some(&at), self.timeout(), async {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed(op, Some(&at))),

@@ -6,23 +6,11 @@ use std::collections::HashMap;
 
 use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
 
+use super::context::call;
 use super::error::{blob, raise, script_error, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{At, Call, Channel, Conn, ErrorKind, Listener, NetError, Udp};
-
-/// The call context `net` records with each event: this thread's task and the script
-/// position of the call.
-pub(super) fn call(ctx: &NativeCallContext) -> Call {
-    let pos = ctx.call_position();
-    let at = pos.line().map(|line| At {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: pos
-            .position()
-            .map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX)),
-    });
-    Call::new(crate::net::bridge::current_task(), at)
-}
+use crate::net::{Channel, Conn, ErrorKind, Listener, NetError, Udp};
 
 fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
@@ -381,19 +369,25 @@ fn register_channel(engine: &mut Engine) {
         // its size is estimated as `--limit data` counts it.
         .register_fn(
             "send",
-            |ch: Channel<Dynamic>, value: Dynamic| -> ScriptResult<()> {
+            |ctx: NativeCallContext, ch: Channel<Dynamic>, value: Dynamic| -> ScriptResult<()> {
                 let value = value.flatten_clone();
                 let size = super::limits::estimated_size(&value);
-                ok(ch.send(value, size, None))
+                ok(ch.send(&call(&ctx), value, size, None))
             },
         )
-        .register_fn("recv", |ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
-            ok(ch.recv(None))
-        })
         .register_fn(
             "recv",
-            |ch: Channel<Dynamic>, timeout: Dynamic| -> ScriptResult<Dynamic> {
-                ok(ch.recv(Some(duration("recv", &timeout)?)))
+            |ctx: NativeCallContext, ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
+                ok(ch.recv(&call(&ctx), None))
+            },
+        )
+        .register_fn(
+            "recv",
+            |ctx: NativeCallContext,
+             ch: Channel<Dynamic>,
+             timeout: Dynamic|
+             -> ScriptResult<Dynamic> {
+                ok(ch.recv(&call(&ctx), Some(duration("recv", &timeout)?)))
             },
         );
 }
