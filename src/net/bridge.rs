@@ -17,7 +17,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::call::Call;
-use super::error::{ErrorKind, NetError};
+use super::error::{Deadline, ErrorKind, NetError};
 use crate::transcript::{EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
@@ -335,9 +335,9 @@ impl Session {
         op: std::pin::Pin<&mut impl Future<Output = Result<T, NetError>>>,
     ) -> Result<T, NetError> {
         let whose = if timeout.is_some() {
-            "handle"
+            Deadline::Handle
         } else {
-            "default"
+            Deadline::Default
         };
         let timeout = timeout.unwrap_or(self.default_timeout);
         let mut deadline = deadline_after(timeout);
@@ -354,7 +354,7 @@ impl Session {
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
                 _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
-                    Some(length) => NetError::timeout(what, addr, length, "within"),
+                    Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
                     None => NetError::timeout(what, addr, timeout, whose),
                 }),
             }
@@ -518,7 +518,7 @@ mod tests {
             .err();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(err.as_ref().map(|e| e.kind), Some(ErrorKind::Timeout));
-        assert_eq!(err.and_then(|e| e.deadline), Some("within"));
+        assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Within));
         // Without one, the call's own timeout is the deadline.
         let call = Call::new("main".into(), None, None);
         let err = s
@@ -530,7 +530,7 @@ mod tests {
                 std::future::pending::<Result<(), NetError>>(),
             )
             .err();
-        assert_eq!(err.and_then(|e| e.deadline), Some("handle"));
+        assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Handle));
     }
 
     #[test]

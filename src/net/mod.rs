@@ -24,7 +24,7 @@ pub use call::{At, Call, Within};
 pub use channel::Channel;
 pub use conn::Conn;
 pub use decode::Match;
-pub use error::{fmt_duration, ErrorKind, NetError};
+pub use error::{fmt_duration, Deadline, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};

@@ -511,7 +511,7 @@ fn within(
     match result {
         Err(err) => match super::error::abort_of(&err) {
             Some(Abort::WithinExpired(d)) if d == depth => Err(raise(
-                crate::net::NetError::timeout("within", None, length, "within"),
+                crate::net::NetError::timeout("within", None, length, crate::net::Deadline::Within),
             )),
             _ => Err(err),
         },
