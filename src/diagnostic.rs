@@ -586,7 +586,7 @@ fn socket_error(
         None if get("waiting_for").is_some() => help.push("nothing had arrived".into()),
         None => {}
     }
-    if get("deadline").as_deref() == Some("default") {
+    if get("deadline").as_deref() == Some(crate::net::Deadline::Default.as_str()) {
         help.push(format!(
             "the deadline is `--timeout` ({}); give one handle longer with `conn.timeout = \"10s\"`",
             fmt_duration(timeout)
@@ -678,6 +678,7 @@ mod tests {
 
     fn wire(kind: EventKind, conn: u32, peer: &str, data: &'static [u8]) -> Event {
         Event {
+            position: None,
             at: Duration::ZERO,
             task: "main".into(),
             kind,

@@ -337,6 +337,7 @@ mod tests {
     fn events_keep_counting_the_bytes_past_the_preview() {
         let r = Redactor::new(["s3cr3t-xyz"]);
         let event = Event {
+            position: None,
             at: Duration::ZERO,
             task: "main".into(),
             kind: EventKind::Send,
@@ -360,6 +361,7 @@ mod tests {
         Event {
             at: Duration::ZERO,
             task: "main".into(),
+            position: None,
             kind,
             on: Default::default(),
             local: Some("127.0.0.1:1".into()),

@@ -112,6 +112,32 @@ pub struct On {
     pub transport: Option<Transport>,
 }
 
+/// Where in the scenario's script a call was made: 1-based line and column, as rhai counts
+/// them. The file is the scenario's, which its outcome names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl At {
+    /// Packed into one `u32` for [`Stored`]: rhai counts lines and columns in `u16`, so
+    /// nothing is lost; 0 (line 0) is no position.
+    fn pack(at: Option<At>) -> u32 {
+        at.map_or(0, |at| {
+            let half = |n: u32| n.min(u32::from(u16::MAX));
+            half(at.line) << 16 | half(at.column)
+        })
+    }
+
+    fn unpack(packed: u32) -> Option<At> {
+        (packed >> 16 != 0).then_some(At {
+            line: packed >> 16,
+            column: packed & 0xffff,
+        })
+    }
+}
+
 /// What a transcript did not keep: bytes of payloads past `--limit capture` (their previews
 /// are kept), and events past [`MAX_EVENTS`] (not kept at all).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,6 +168,8 @@ pub struct Event {
     pub at: Duration,
     /// The script task that did it: `main`, `task 1`, …
     pub task: Arc<str>,
+    /// Where in the script the call that caused it was made; `None` for events of no call.
+    pub position: Option<At>,
     pub kind: EventKind,
     /// The connection id (shared by both ends in the scenario) and the transport.
     pub on: On,
@@ -194,7 +222,9 @@ struct Events {
     dropped: Dropped,
 }
 
-/// 88 bytes, as before connection ids and transports were added: they fill what was padding.
+/// 88 bytes, as before connection ids, transports and script positions were added: they fill
+/// what was padding, and the kept payload's length is not stored but follows from `len` and
+/// `whole`.
 struct Stored {
     at_nanos: u64,
     task: Arc<str>,
@@ -203,13 +233,27 @@ struct Stored {
     len: usize,
     /// Where the payload starts in the arena; the note follows it.
     offset: usize,
-    data_len: u32,
     /// The note's length in bytes; [`NO_NOTE`] when there is none.
     note_len: u32,
     /// The connection id; [`NO_CONN`] for none.
     conn: u32,
+    /// The script position, packed by [`At::pack`].
+    position: u32,
     kind: EventKind,
     transport: Option<Transport>,
+    /// Whether the payload was kept whole (`len` bytes) rather than as a preview.
+    whole: bool,
+}
+
+impl Stored {
+    /// How many payload bytes the arena holds for this event.
+    fn data_len(&self) -> usize {
+        if self.whole {
+            self.len
+        } else {
+            self.len.min(PREVIEW_BYTES)
+        }
+    }
 }
 
 const NO_NOTE: u32 = u32::MAX;
@@ -217,10 +261,11 @@ const NO_CONN: u32 = u32::MAX;
 
 impl Events {
     fn view(&self, e: &Stored) -> Event {
-        let data_end = e.offset + e.data_len as usize;
+        let data_end = e.offset + e.data_len();
         Event {
             at: Duration::from_nanos(e.at_nanos),
             task: e.task.clone(),
+            position: At::unpack(e.position),
             kind: e.kind,
             on: On {
                 conn: (e.conn != NO_CONN).then_some(e.conn),
@@ -268,6 +313,7 @@ impl Transcript {
     pub fn record(
         &self,
         task: Arc<str>,
+        position: Option<At>,
         kind: EventKind,
         on: On,
         local: Option<Arc<str>>,
@@ -282,8 +328,8 @@ impl Transcript {
             n
         });
         let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
-        // A payload is kept whole while the scenario's total stays within the limit (and fits
-        // the event's length field); the first that does not fit ends whole payloads.
+        // A payload is kept whole while the scenario's total stays within the limit (and is
+        // under 4 GiB, as before); the first that does not fit ends whole payloads.
         let whole = !events.full
             && payload.len() <= u32::MAX as usize
             && events.captured.saturating_add(payload.len()) <= self.inner.capture;
@@ -299,6 +345,7 @@ impl Transcript {
             live(&Event {
                 at,
                 task: task.clone(),
+                position,
                 kind,
                 on,
                 local: local.clone(),
@@ -326,12 +373,13 @@ impl Transcript {
             peer,
             len: payload.len(),
             offset,
-            // `whole` checked the payload fits; MAX_NOTE fits too.
-            data_len: kept.len() as u32,
+            // MAX_NOTE fits.
             note_len: note.map_or(NO_NOTE, |n| n.len() as u32),
             conn: on.conn.unwrap_or(NO_CONN),
+            position: At::pack(position),
             kind,
             transport: on.transport,
+            whole,
         });
     }
 
@@ -517,6 +565,7 @@ mod tests {
         let event = Event {
             at: Duration::ZERO,
             task: "task\x1b[2J".into(),
+            position: None,
             kind: EventKind::Error,
             on: On::default(),
             local: Some("unix:/tmp/s\x1b]52;c;aGk=\x07".into()),
@@ -539,6 +588,7 @@ mod tests {
         let big = vec![b'x'; 3 * PREVIEW_BYTES];
         t.record(
             "main".into(),
+            None,
             EventKind::Recv,
             On::default(),
             None,
@@ -548,6 +598,7 @@ mod tests {
         );
         t.record(
             "main".into(),
+            None,
             EventKind::Recv,
             On::default(),
             None,
@@ -573,6 +624,7 @@ mod tests {
         let (local, peer): (Arc<str>, Arc<str>) = ("127.0.0.1:1".into(), "127.0.0.1:2".into());
         t.record(
             "main".into(),
+            None,
             EventKind::Connect,
             On::default(),
             Some(local.clone()),
@@ -582,6 +634,7 @@ mod tests {
         );
         t.record(
             "task 1".into(),
+            None,
             EventKind::Recv,
             On::default(),
             Some(local),
@@ -591,6 +644,7 @@ mod tests {
         );
         t.record(
             "main".into(),
+            None,
             EventKind::Error,
             On::default(),
             None,
@@ -600,6 +654,7 @@ mod tests {
         );
         t.record(
             "main".into(),
+            None,
             EventKind::Send,
             On::default(),
             None,
@@ -672,6 +727,7 @@ mod tests {
         let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
         t.record(
             "main".into(),
+            None,
             EventKind::Send,
             On::default(),
             None,
@@ -692,6 +748,7 @@ mod tests {
     fn send(t: &Transcript, len: usize) {
         t.record(
             "main".into(),
+            None,
             EventKind::Send,
             On::default(),
             None,
@@ -771,6 +828,50 @@ mod tests {
     }
 
     #[test]
+    fn script_positions_come_back_and_payload_lengths_follow_from_whole() {
+        let t = Transcript::new(Instant::now(), 3000);
+        let at = |line, column| Some(At { line, column });
+        let cases = [
+            (at(1, 1), 10),
+            (at(65535, 65535), 3000),
+            (None, 2000),
+            (at(7, 12), 0),
+        ];
+        for (position, len) in cases {
+            t.record(
+                "main".into(),
+                position,
+                EventKind::Send,
+                On::default(),
+                None,
+                None,
+                &vec![b'a'; len],
+                Some("n".into()),
+            );
+        }
+        let (events, _) = t.snapshot();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.position, e.len, e.data.len(), e.note.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (at(1, 1), 10, 10, Some("n")),
+                // Past the capture: a preview, and the note still after it.
+                (at(65535, 65535), 3000, PREVIEW_BYTES, Some("n")),
+                (None, 2000, PREVIEW_BYTES, Some("n")),
+                (at(7, 12), 0, 0, Some("n")),
+            ]
+        );
+        // Past what rhai counts: kept at the most, not wrapped.
+        assert_eq!(
+            At::unpack(At::pack(at(70_000, 1))),
+            at(u32::from(u16::MAX), 1)
+        );
+    }
+
+    #[test]
     fn connection_transport_and_direction_come_back_and_show_in_a_trace() {
         let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
         let on = On {
@@ -780,6 +881,7 @@ mod tests {
         for kind in [EventKind::Send, EventKind::Recv, EventKind::Close] {
             t.record(
                 "main".into(),
+                None,
                 kind,
                 on,
                 Some("127.0.0.1:1".into()),

@@ -1,7 +1,8 @@
 //! The transcript of conversations, end to end: connection ids shared by both ends of a
-//! connection the scenario holds, direction and transport in the JSON report, payloads kept
-//! whole up to `--limit capture` and counted as dropped after it, and the recent traffic of
-//! a failed connection under its diagnostic. Real processes: the binary, and a Python peer.
+//! connection the scenario holds, direction, transport and the script position of the call
+//! behind each event in the JSON report, payloads kept whole up to `--limit capture` and
+//! counted as dropped after it, and the recent traffic of a failed connection under its
+//! diagnostic. Real processes: the binary, and a Python peer.
 
 use std::path::Path;
 
@@ -222,6 +223,66 @@ fn a_failed_read_shows_the_recent_traffic_of_its_connection() {
             path.display()
         );
     }
+    drop(peer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each call on its own line, at a known column; `greet` sends from inside a function.
+const POSITIONS: &str = r#"let c = connect(`127.0.0.1:${port}`);
+fn greet(conn) {
+    conn.send_line("hello");
+}
+greet(c);
+assert_eq(c.recv_line(), "hello");
+  c.close();
+let l = listen("127.0.0.1:0");
+let d = connect(l.addr);
+let s = l.accept();
+"#;
+
+#[test]
+fn events_point_at_the_script_calls_that_caused_them() {
+    let mut peer = python_listener("from peer import echo\nc, _ = s.accept()\necho(c)\n");
+    let port = peer.port().to_string();
+    let dir = temp_dir("transcript-positions");
+    let json = dir.join("r.json");
+    let out = Test::new()
+        .write("suite/positions.rhai", POSITIONS)
+        .path("suite")
+        .args(&["--var", &format!("port={port}")])
+        .args(&["--report-json", &json.to_string_lossy()])
+        .run();
+    out.code(0);
+    let v = report(&json);
+    let events = v["scenarios"][0]["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let seen: Vec<(String, Option<u64>, Option<u64>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["line"].as_u64(),
+                e["column"].as_u64(),
+            )
+        })
+        .collect();
+    let at = |kind: &str, line, column| (kind.to_owned(), Some(line), Some(column));
+    assert_eq!(
+        seen,
+        [
+            at("connect", 1, 9),
+            // Inside the function, at the call that sent, not where the function was called.
+            at("send", 3, 10),
+            at("recv", 6, 13),
+            at("close", 7, 5),
+            at("listen", 8, 9),
+            at("connect", 9, 9),
+            at("accept", 10, 11),
+        ],
+        "{events:?}"
+    );
     drop(peer);
     let _ = std::fs::remove_dir_all(&dir);
 }

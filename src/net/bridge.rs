@@ -4,7 +4,6 @@
 //! multi-thread runtime, racing it against the call's deadline and the scenario's cancellation.
 //! Script threads are plain OS threads (never runtime workers), so `Handle::block_on` is sound.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use super::error::{ErrorKind, NetError};
+use super::call::Call;
+use super::error::{Deadline, ErrorKind, NetError};
 use crate::transcript::{EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
@@ -270,8 +270,11 @@ impl Session {
             .contains(path)
     }
 
+    /// Record an event of `call` in the transcript.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
+        call: &Call,
         kind: EventKind,
         on: On,
         local: Option<Arc<str>>,
@@ -279,14 +282,23 @@ impl Session {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.transcript
-            .record(current_task(), kind, on, local, peer, payload, note);
+        self.transcript.record(
+            call.task.clone(),
+            call.at,
+            kind,
+            on,
+            local,
+            peer,
+            payload,
+            note,
+        );
     }
 
-    /// Run `op` to completion unless `timeout` (or an enclosing `within`) runs out or the
+    /// Run `op` to completion unless `timeout` (or the `within` in `call`) runs out or the
     /// scenario is cancelled first. `what` and `addr` name the call in a timeout error.
     pub fn block_on<T>(
         &self,
+        call: &Call,
         what: &'static str,
         addr: Option<&str>,
         timeout: Option<Duration>,
@@ -302,7 +314,7 @@ impl Session {
         let mut cx = Context::from_waker(Waker::noop());
         let result = match op.as_mut().poll(&mut cx) {
             Poll::Ready(r) => r,
-            Poll::Pending => self.wait(what, addr, timeout, op),
+            Poll::Pending => self.wait(call, what, addr, timeout, op),
         };
         // A read that lost the race to cancellation reports cancellation, not its own error.
         match result {
@@ -316,20 +328,21 @@ impl Session {
     /// The slow path of [`Session::block_on`]: park until `op`, its deadline or cancellation.
     fn wait<T>(
         &self,
+        call: &Call,
         what: &'static str,
         addr: Option<&str>,
         timeout: Option<Duration>,
         op: std::pin::Pin<&mut impl Future<Output = Result<T, NetError>>>,
     ) -> Result<T, NetError> {
         let whose = if timeout.is_some() {
-            "handle"
+            Deadline::Handle
         } else {
-            "default"
+            Deadline::Default
         };
         let timeout = timeout.unwrap_or(self.default_timeout);
         let mut deadline = deadline_after(timeout);
         let mut by_within = None;
-        if let Some(within) = innermost_within() {
+        if let Some(within) = call.within {
             if within.deadline < deadline {
                 deadline = within.deadline;
                 by_within = Some(within.length);
@@ -341,7 +354,7 @@ impl Session {
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
                 _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
-                    Some(length) => NetError::timeout(what, addr, length, "within"),
+                    Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
                     None => NetError::timeout(what, addr, timeout, whose),
                 }),
             }
@@ -349,8 +362,9 @@ impl Session {
     }
 
     /// Pause for `d`, waking early only for cancellation; a `within` deadline cuts it short.
-    pub fn sleep(&self, d: Duration) -> Result<(), NetError> {
+    pub fn sleep(&self, call: &Call, d: Duration) -> Result<(), NetError> {
         let slept = self.block_on(
+            call,
             "sleep",
             None,
             Some(d.saturating_add(Duration::from_secs(1))),
@@ -445,70 +459,6 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-#[derive(Clone, Copy)]
-struct Within {
-    deadline: Instant,
-    length: Duration,
-}
-
-thread_local! {
-    static TASK: RefCell<Arc<str>> = RefCell::new(Arc::from("main"));
-    static WITHIN: RefCell<Vec<Within>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Name the script task running on this thread, for the transcript.
-pub fn set_current_task(name: &str) {
-    TASK.with(|t| *t.borrow_mut() = Arc::from(name));
-}
-
-pub fn current_task() -> Arc<str> {
-    TASK.with(|t| t.borrow().clone())
-}
-
-fn innermost_within() -> Option<Within> {
-    WITHIN.with(|w| w.borrow().iter().min_by_key(|w| w.deadline).copied())
-}
-
-/// While the guard lives, every blocking call on this thread ends by `now + length`.
-pub fn enter_within(length: Duration) -> WithinGuard {
-    WITHIN.with(|w| {
-        let mut w = w.borrow_mut();
-        w.push(Within {
-            deadline: deadline_after(length),
-            length,
-        });
-        WithinGuard { depth: w.len() }
-    })
-}
-
-/// Whether the deadline of the `within` at `depth` (or any enclosing one) has passed.
-pub fn within_expired() -> Option<usize> {
-    WITHIN.with(|w| {
-        let w = w.borrow();
-        if w.is_empty() {
-            return None;
-        }
-        let now = Instant::now();
-        w.iter().position(|w| w.deadline <= now).map(|i| i + 1)
-    })
-}
-
-pub struct WithinGuard {
-    depth: usize,
-}
-
-impl WithinGuard {
-    pub fn depth(&self) -> usize {
-        self.depth
-    }
-}
-
-impl Drop for WithinGuard {
-    fn drop(&mut self) {
-        WITHIN.with(|w| w.borrow_mut().truncate(self.depth - 1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::addr::Endpoint;
@@ -532,6 +482,55 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_wait_ends_by_the_within_its_call_carries() {
+        // A runtime with its own threads: `Handle::block_on` cannot drive a current-thread
+        // runtime's timers.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
+        let s = Session::new(
+            rt.handle().clone(),
+            Duration::from_secs(1),
+            Limits::default(),
+            transcript,
+        );
+        let length = Duration::from_millis(30);
+        let within = super::super::call::Within {
+            deadline: Instant::now() + length,
+            length,
+        };
+        let call = Call::new("task 1".into(), None, Some(within));
+        let started = Instant::now();
+        let err = s
+            .block_on(
+                &call,
+                "recv",
+                None,
+                Some(Duration::from_secs(10)),
+                std::future::pending::<Result<(), NetError>>(),
+            )
+            .err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(err.as_ref().map(|e| e.kind), Some(ErrorKind::Timeout));
+        assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Within));
+        // Without one, the call's own timeout is the deadline.
+        let call = Call::new("main".into(), None, None);
+        let err = s
+            .block_on(
+                &call,
+                "recv",
+                None,
+                Some(Duration::from_millis(10)),
+                std::future::pending::<Result<(), NetError>>(),
+            )
+            .err();
+        assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Handle));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 use super::bridge::Session;
+use super::call::Call;
 use super::error::{ErrorKind, NetError};
 
 pub struct Channel<T> {
@@ -51,7 +52,13 @@ impl<T: Send> Channel<T> {
     /// Queue `value`, counted as `size` bytes. While the queue has no room for it, wait (under
     /// `timeout`, else the session's) for a `recv` to make some; a value larger than the whole
     /// queue is a `limit` error at once.
-    pub fn send(&self, value: T, size: usize, timeout: Option<Duration>) -> Result<(), NetError> {
+    pub fn send(
+        &self,
+        call: &Call,
+        value: T,
+        size: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(), NetError> {
         let inner = &self.inner;
         let size = match u32::try_from(size) {
             Ok(n) if n <= inner.capacity => n,
@@ -70,7 +77,7 @@ impl<T: Send> Channel<T> {
         };
         inner
             .session
-            .block_on("channel.send", None, timeout, async {
+            .block_on(call, "channel.send", None, timeout, async {
                 inner
                     .room
                     .acquire_many(size)
@@ -84,11 +91,11 @@ impl<T: Send> Channel<T> {
         Ok(())
     }
 
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<T, NetError> {
+    pub fn recv(&self, call: &Call, timeout: Option<Duration>) -> Result<T, NetError> {
         let inner = &self.inner;
         let (value, size) = inner
             .session
-            .block_on("channel.recv", None, timeout, async {
+            .block_on(call, "channel.recv", None, timeout, async {
                 let mut rx = inner.rx.lock().await;
                 rx.recv()
                     .await

@@ -19,6 +19,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
+use super::call::Call;
 use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
 use super::plain::PlainSocket;
@@ -82,6 +83,7 @@ impl Conn {
     /// to, then do the TLS handshake if `tls` asks for it; all under one deadline.
     pub fn connect(
         session: &Arc<Session>,
+        call: &Call,
         addr: &str,
         timeout: Option<Duration>,
         tls: Option<&ClientTls>,
@@ -89,6 +91,7 @@ impl Conn {
         let address = addr::parse_address("connect", addr)?;
         let slot = session.open_handle("connect", addr)?;
         let opened = session.block_on(
+            call,
             "connect",
             Some(addr),
             timeout,
@@ -101,6 +104,7 @@ impl Conn {
                 (Address::Ip(_), None) => Transport::Tcp,
             };
             session.record(
+                call,
                 EventKind::Error,
                 On {
                     conn: None,
@@ -119,7 +123,7 @@ impl Conn {
             _ => Opening::Connect,
         };
         let conn = Conn::from_opened(session, opened, opening, slot);
-        conn.record(EventKind::Connect, b"", conn.tls_note());
+        conn.record(call, EventKind::Connect, b"", conn.tls_note());
         Ok(conn)
     }
 
@@ -127,13 +131,14 @@ impl Conn {
     /// Each probe connection is closed at once. Returns how many attempts it took.
     pub fn wait_for(
         session: &Arc<Session>,
+        call: &Call,
         addr: &str,
         timeout: Duration,
     ) -> Result<u32, NetError> {
         let address = addr::parse_address("wait_for", addr)?;
         // Why the latest attempt failed, for the message when time runs out.
         let mut last = String::from("no attempt finished");
-        let waited = session.block_on("wait_for", Some(addr), Some(timeout), async {
+        let waited = session.block_on(call, "wait_for", Some(addr), Some(timeout), async {
             let mut attempts = 0;
             let mut pause = Duration::from_millis(10);
             loop {
@@ -239,15 +244,15 @@ impl Conn {
     }
 
     /// Send all of `data`; returns its length.
-    pub fn send(&self, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
+    pub fn send(&self, call: &Call, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
         let inner = &self.inner;
         let addr = self.peer_text();
         // Recorded as it starts, so the transcript never shows the peer receiving first; a
         // send that then fails is followed by an error event.
-        self.record(EventKind::Send, data, None);
+        self.record(call, EventKind::Send, data, None);
         let sent = inner
             .session
-            .block_on(op, Some(addr), self.timeout(), async {
+            .block_on(call, op, Some(addr), self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.interrupted {
                     return Err(NetError::new(
@@ -282,17 +287,17 @@ impl Conn {
             });
         match sent {
             Ok(()) => Ok(data.len()),
-            Err(e) => Err(self.failed(e)),
+            Err(e) => Err(self.failed(call, e)),
         }
     }
 
     /// Half-close: send FIN, keep receiving.
-    pub fn shutdown(&self) -> Result<(), NetError> {
+    pub fn shutdown(&self, call: &Call) -> Result<(), NetError> {
         let inner = &self.inner;
         let addr = self.peer_text();
         inner
             .session
-            .block_on("shutdown", Some(addr), self.timeout(), async {
+            .block_on(call, "shutdown", Some(addr), self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.shut {
                     return Ok(());
@@ -306,14 +311,14 @@ impl Conn {
                 w.shut = true;
                 Ok(())
             })
-            .map_err(|e| self.failed(e))?;
-        self.record(EventKind::Shutdown, b"", None);
+            .map_err(|e| self.failed(call, e))?;
+        self.record(call, EventKind::Shutdown, b"", None);
         Ok(())
     }
 
     /// Close both directions now. Calls blocked on this connection in other tasks fail with
     /// kind `closed`. Closing twice is harmless.
-    pub fn close(&self) {
+    pub fn close(&self, call: &Call) {
         let inner = &self.inner;
         if !inner.closed.close() {
             return;
@@ -334,17 +339,17 @@ impl Conn {
             })
             .await
         });
-        self.record(EventKind::Close, b"", None);
+        self.record(call, EventKind::Close, b"", None);
     }
 
     /// The next bytes that arrive, at least one; empty once the peer has closed. With `text`,
     /// a UTF-8 sequence split across reads is held back until it is whole.
-    pub fn recv(&self, op: &'static str, text: bool) -> Result<Bytes, NetError> {
-        self.read(op, decode::Any { text })
+    pub fn recv(&self, call: &Call, op: &'static str, text: bool) -> Result<Bytes, NetError> {
+        self.read(call, op, decode::Any { text })
     }
 
     /// Exactly `n` bytes.
-    pub fn recv_exact(&self, op: &'static str, n: usize) -> Result<Bytes, NetError> {
+    pub fn recv_exact(&self, call: &Call, op: &'static str, n: usize) -> Result<Bytes, NetError> {
         let limit = self.inner.session.limits.max_buffer;
         if n > limit {
             return Err(NetError::new(
@@ -354,11 +359,16 @@ impl Conn {
                 format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
             ));
         }
-        self.read(op, decode::Exact { n })
+        self.read(call, op, decode::Exact { n })
     }
 
     /// Everything before `delim`; the delimiter is consumed and not returned.
-    pub fn recv_until(&self, op: &'static str, delim: &[u8]) -> Result<Bytes, NetError> {
+    pub fn recv_until(
+        &self,
+        call: &Call,
+        op: &'static str,
+        delim: &[u8],
+    ) -> Result<Bytes, NetError> {
         let limit = self.inner.session.limits.max_line;
         let Some(until) = decode::Until::new(delim, limit) else {
             return Err(NetError::new(
@@ -368,24 +378,33 @@ impl Conn {
                 format!("{op}: the delimiter is empty"),
             ));
         };
-        self.read(op, until)
+        self.read(call, op, until)
     }
 
     /// One line, without its `\n` or `\r\n`.
-    pub fn recv_line(&self, op: &'static str) -> Result<Bytes, NetError> {
-        self.read(op, decode::Line::new(self.inner.session.limits.max_line))
+    pub fn recv_line(&self, call: &Call, op: &'static str) -> Result<Bytes, NetError> {
+        self.read(
+            call,
+            op,
+            decode::Line::new(self.inner.session.limits.max_line),
+        )
     }
 
     /// Everything until the peer closes.
-    pub fn recv_all(&self, op: &'static str) -> Result<Bytes, NetError> {
+    pub fn recv_all(&self, call: &Call, op: &'static str) -> Result<Bytes, NetError> {
         let limit = self.inner.session.limits.max_buffer;
-        self.read(op, decode::All { limit })
+        self.read(call, op, decode::All { limit })
     }
 
     /// Wait until the buffered input matches `re`; consume through the match.
-    pub fn expect(&self, op: &'static str, re: &regex::bytes::Regex) -> Result<Match, NetError> {
+    pub fn expect(
+        &self,
+        call: &Call,
+        op: &'static str,
+        re: &regex::bytes::Regex,
+    ) -> Result<Match, NetError> {
         let limit = self.inner.session.limits.max_line;
-        self.read(op, decode::Pattern::new(re, limit))
+        self.read(call, op, decode::Pattern::new(re, limit))
     }
 
     /// The read loop every `recv_*` shares: offer the buffer to `decoder` until it finds a
@@ -397,13 +416,18 @@ impl Conn {
     /// large gets a buffer of its own: an empty buffer is replaced by one of just that size, so
     /// reads cannot overshoot, and the frame is that buffer, handed over with no copy out of a
     /// shared one (the caller's Blob or string is that buffer).
-    fn read<D: Decoder>(&self, op: &'static str, mut decoder: D) -> Result<D::Output, NetError> {
+    fn read<D: Decoder>(
+        &self,
+        call: &Call,
+        op: &'static str,
+        mut decoder: D,
+    ) -> Result<D::Output, NetError> {
         let inner = &self.inner;
         let addr = self.peer_text();
         let own = decoder
             .exact_len()
             .filter(|n| (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(n));
-        let result = inner.session.block_on(op, Some(addr), self.timeout(), async {
+        let result = inner.session.block_on(call, op, Some(addr), self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;
@@ -496,17 +520,17 @@ impl Conn {
                 }
                 if n == 0 {
                     r.eof = true;
-                    self.record(EventKind::Eof, b"", None);
+                    self.record(call, EventKind::Eof, b"", None);
                 } else {
-                    self.record(EventKind::Recv, &r.buf[before..], None);
+                    self.record(call, EventKind::Recv, &r.buf[before..], None);
                 }
             }
         });
-        result.map_err(|e| self.failed(e.waiting_for(decoder.to_string())))
+        result.map_err(|e| self.failed(call, e.waiting_for(decoder.to_string())))
     }
 
     /// Attach what had arrived to a failed read, and put the failure in the transcript.
-    fn failed(&self, err: NetError) -> NetError {
+    fn failed(&self, call: &Call, err: NetError) -> NetError {
         if err.kind == ErrorKind::Cancelled {
             return err;
         }
@@ -514,7 +538,7 @@ impl Conn {
             Ok(r) => Bytes::copy_from_slice(&r.buf[..r.buf.len().min(RECEIVED_PREVIEW)]),
             Err(_) => Bytes::new(),
         };
-        self.record(EventKind::Error, b"", Some(err.message.clone()));
+        self.record(call, EventKind::Error, b"", Some(err.message.clone()));
         err.with_received(received).on_conn(self.id())
     }
 
@@ -537,8 +561,15 @@ impl Conn {
         }
     }
 
-    pub(crate) fn record(&self, kind: EventKind, payload: &[u8], note: Option<String>) {
+    pub(crate) fn record(
+        &self,
+        call: &Call,
+        kind: EventKind,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
         self.inner.session.record(
+            call,
             kind,
             self.on(),
             Some(self.inner.local.text.clone()),

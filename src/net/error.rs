@@ -132,11 +132,33 @@ pub struct Details {
     pub waiting_for: Option<String>,
     /// What had arrived but was not consumed when a read gave up.
     pub received: Option<Bytes>,
-    /// For a timeout, whose deadline ran out: `default` (`--timeout`), `handle`, `within`.
-    pub deadline: Option<&'static str>,
+    /// For a timeout, whose deadline ran out.
+    pub deadline: Option<Deadline>,
     /// The transcript id of the connection the operation was on, when it was on one: the
     /// diagnostic shows that connection's recent traffic.
     pub conn: Option<u32>,
+}
+
+/// Whose deadline a timed-out call ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// The session's default, `--timeout`.
+    Default,
+    /// The handle's own (`conn.timeout = d`), or the call's (`join(t, d)`, `wait_for(a, d)`).
+    Handle,
+    /// An enclosing `within`.
+    Within,
+}
+
+impl Deadline {
+    /// As scripts see it in a caught error's `deadline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deadline::Default => "default",
+            Deadline::Handle => "handle",
+            Deadline::Within => "within",
+        }
+    }
 }
 
 impl NetError {
@@ -180,9 +202,9 @@ impl NetError {
         op: &'static str,
         addr: Option<&str>,
         after: Duration,
-        deadline: &'static str,
+        deadline: Deadline,
     ) -> Self {
-        let within = deadline == "within";
+        let within = deadline == Deadline::Within;
         let why = if within {
             format!(
                 "timed out: the `within` deadline of {} ran out",

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{deadline_after, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
+use super::call::Call;
 use super::conn::Conn;
 use super::error::{fmt_duration, ErrorKind, NetError};
 use super::socket_file::{self, SocketFile};
@@ -113,6 +114,7 @@ impl Listener {
     /// Bind `addr` and listen. Port 0 asks the OS for a free port.
     pub fn bind(
         session: &Arc<Session>,
+        call: &Call,
         addr: &str,
         opts: &ListenOptions,
     ) -> Result<Listener, NetError> {
@@ -120,6 +122,7 @@ impl Listener {
         let slot = session.open_handle("listen", addr)?;
         let bound = match &address {
             Address::Ip(target) => session.block_on(
+                call,
                 "listen",
                 Some(addr),
                 None,
@@ -134,6 +137,7 @@ impl Listener {
                 (Address::Ip(_), None) => Transport::Tcp,
             };
             session.record(
+                call,
                 EventKind::Error,
                 On {
                     conn: None,
@@ -216,6 +220,7 @@ impl Listener {
             transport: Some(transport),
         };
         session.record(
+            call,
             EventKind::Listen,
             on,
             Some(local.text.clone()),
@@ -261,9 +266,9 @@ impl Listener {
     }
 
     /// The next connection (its TLS handshake done, for a TLS listener).
-    pub fn accept(&self) -> Result<Conn, NetError> {
+    pub fn accept(&self, call: &Call) -> Result<Conn, NetError> {
         if let Some(side) = &self.inner.tls {
-            return self.accept_tls(side);
+            return self.accept_tls(call, side);
         }
         let inner = &self.inner;
         let addr = &*inner.local.text;
@@ -276,7 +281,7 @@ impl Listener {
         let slot = inner.session.open_handle("accept", addr)?;
         let accepted = inner
             .session
-            .block_on("accept", Some(addr), self.timeout(), async {
+            .block_on(call, "accept", Some(addr), self.timeout(), async {
                 let io = |e: std::io::Error| NetError::io("accept", Some(addr), &e);
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed("accept", Some(addr))),
@@ -287,12 +292,12 @@ impl Listener {
                 }
             });
         drop(socket);
-        self.accepted(accepted, slot)
+        self.accepted(call, accepted, slot)
     }
 
     /// `accept` on a TLS listener: the next connection whose handshake has finished. Clients
     /// that were no TLS clients at all are recorded and passed over.
-    fn accept_tls(&self, side: &TlsSide) -> Result<Conn, NetError> {
+    fn accept_tls(&self, call: &Call, side: &TlsSide) -> Result<Conn, NetError> {
         let inner = &self.inner;
         let addr = &*inner.local.text;
         if inner.closed.is_closed() {
@@ -302,7 +307,7 @@ impl Listener {
         let closed = || NetError::closed("accept", Some(addr));
         let accepted = inner
             .session
-            .block_on("accept", Some(addr), self.timeout(), async {
+            .block_on(call, "accept", Some(addr), self.timeout(), async {
                 let mut ready = tokio::select! {
                     _ = inner.closed.closed() => return Err(closed()),
                     ready = side.ready.lock() => ready,
@@ -317,6 +322,7 @@ impl Listener {
                         Arrival::Failed(e) => return Err(e),
                         // Recorded here, on the script thread, so the transcript names the task.
                         Arrival::Skipped { peer, kind, why } => inner.session.record(
+                            call,
                             kind,
                             inner.on,
                             Some(inner.local.text.clone()),
@@ -331,12 +337,13 @@ impl Listener {
                     }
                 }
             });
-        self.accepted(accepted, slot)
+        self.accepted(call, accepted, slot)
     }
 
     /// Record what `accept` got, and make the connection.
     fn accepted(
         &self,
+        call: &Call,
         accepted: Result<Opened, NetError>,
         slot: HandleSlot,
     ) -> Result<Conn, NetError> {
@@ -344,6 +351,7 @@ impl Listener {
         let opened = accepted.inspect_err(|e| {
             if e.kind != ErrorKind::Cancelled {
                 inner.session.record(
+                    call,
                     EventKind::Error,
                     inner.on,
                     Some(inner.local.text.clone()),
@@ -358,12 +366,12 @@ impl Listener {
             same_process: opened.same_process,
         };
         let conn = Conn::from_opened(&inner.session, opened, opening, slot);
-        conn.record(EventKind::Accept, b"", conn.tls_note());
+        conn.record(call, EventKind::Accept, b"", conn.tls_note());
         Ok(conn)
     }
 
     /// Stop listening and release the port (or remove the socket file).
-    pub fn close(&self) {
+    pub fn close(&self, call: &Call) {
         if !self.inner.closed.close() {
             return;
         }
@@ -379,6 +387,7 @@ impl Listener {
             file.remove();
         }
         self.inner.session.record(
+            call,
             EventKind::Close,
             self.inner.on,
             Some(self.inner.local.text.clone()),

@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod call;
 pub mod channel;
 pub mod conn;
 pub mod decode;
@@ -19,10 +20,11 @@ pub mod tls;
 pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};
+pub use call::{At, Call, Within};
 pub use channel::Channel;
 pub use conn::Conn;
 pub use decode::Match;
-pub use error::{fmt_duration, ErrorKind, NetError};
+pub use error::{fmt_duration, Deadline, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 
 use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Session};
+use super::call::Call;
 use super::error::{ErrorKind, NetError};
 use crate::transcript::{EventKind, On, Transport};
 
@@ -38,24 +39,25 @@ struct Inner {
 
 impl Udp {
     /// A socket bound to `addr` (port 0 for any free port), able to talk to anyone.
-    pub fn bind(session: &Arc<Session>, addr: &str) -> Result<Udp, NetError> {
+    pub fn bind(session: &Arc<Session>, call: &Call, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp", addr)?;
         let slot = session.open_handle("udp", addr)?;
         let socket = session.block_on(
+            call,
             "udp",
             Some(addr),
             None,
             target.first_working("udp", addr, UdpSocket::bind),
         )?;
-        Udp::from_socket(session, socket, None, slot, "udp", addr)
+        Udp::from_socket(session, call, socket, None, slot, "udp", addr)
     }
 
     /// A socket bound to a free port and connected to `addr`: it sends there and hears only
     /// from there.
-    pub fn connect(session: &Arc<Session>, addr: &str) -> Result<Udp, NetError> {
+    pub fn connect(session: &Arc<Session>, call: &Call, addr: &str) -> Result<Udp, NetError> {
         let target = addr::parse("udp_connect", addr)?;
         let slot = session.open_handle("udp_connect", addr)?;
-        let (socket, peer) = session.block_on("udp_connect", Some(addr), None, async {
+        let (socket, peer) = session.block_on(call, "udp_connect", Some(addr), None, async {
             let sa = *target
                 .resolve("udp_connect", addr)
                 .await?
@@ -79,6 +81,7 @@ impl Udp {
         })?;
         Udp::from_socket(
             session,
+            call,
             socket,
             Some(Endpoint::new(peer)),
             slot,
@@ -87,8 +90,10 @@ impl Udp {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn from_socket(
         session: &Arc<Session>,
+        call: &Call,
         socket: UdpSocket,
         peer: Option<Endpoint>,
         slot: HandleSlot,
@@ -105,6 +110,7 @@ impl Udp {
             transport: Some(Transport::Udp),
         };
         session.record(
+            call,
             EventKind::Listen,
             on,
             Some(local.text.clone()),
@@ -157,11 +163,11 @@ impl Udp {
     }
 
     /// Send one datagram to `addr`.
-    pub fn send_to(&self, data: &[u8], addr: &str) -> Result<usize, NetError> {
+    pub fn send_to(&self, call: &Call, data: &[u8], addr: &str) -> Result<usize, NetError> {
         let socket = self.socket("send_to")?;
         let target = addr::parse("send_to", addr)?;
         let inner = &self.inner;
-        let (n, to) = inner.session.block_on("send_to", Some(addr), self.timeout(), async {
+        let (n, to) = inner.session.block_on(call, "send_to", Some(addr), self.timeout(), async {
             let to = *target
                 .resolve("send_to", addr)
                 .await?
@@ -172,33 +178,37 @@ impl Udp {
                 r = socket.send_to(data, to) => r.map(|n| (n, to)).map_err(|e| NetError::io("send_to", Some(addr), &e)),
             }
         })?;
-        self.record(EventKind::Send, Some(Endpoint::new(to).text), data);
+        self.record(call, EventKind::Send, Some(Endpoint::new(to).text), data);
         Ok(n)
     }
 
     /// Send one datagram to the connected peer.
-    pub fn send(&self, data: &[u8]) -> Result<usize, NetError> {
+    pub fn send(&self, call: &Call, data: &[u8]) -> Result<usize, NetError> {
         let socket = self.socket("send")?;
         let inner = &self.inner;
         let peer = self.connected("send")?;
-        let n = inner.session.block_on("send", Some(&peer.text), self.timeout(), async {
+        let n = inner.session.block_on(call, "send", Some(&peer.text), self.timeout(), async {
             tokio::select! {
                 _ = inner.closed.closed() => Err(NetError::closed("send", Some(&peer.text))),
                 r = socket.send(data) => r.map_err(|e| NetError::io("send", Some(&peer.text), &e)),
             }
         })?;
-        self.record(EventKind::Send, Some(peer.text.clone()), data);
+        self.record(call, EventKind::Send, Some(peer.text.clone()), data);
         Ok(n)
     }
 
     /// The next datagram, and who sent it.
-    pub fn recv_from(&self, op: &'static str) -> Result<(Bytes, SocketAddr), NetError> {
+    pub fn recv_from(
+        &self,
+        call: &Call,
+        op: &'static str,
+    ) -> Result<(Bytes, SocketAddr), NetError> {
         let socket = self.socket(op)?;
         let inner = &self.inner;
         let at = inner.local.text.clone();
         let (data, from) = inner
             .session
-            .block_on(op, Some(&at), self.timeout(), async {
+            .block_on(call, op, Some(&at), self.timeout(), async {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed(op, Some(&at))),
@@ -212,14 +222,14 @@ impl Udp {
                 }
             })
             .map_err(|e| e.waiting_for("a datagram"))?;
-        self.record(EventKind::Recv, Some(Endpoint::new(from).text), &data);
+        self.record(call, EventKind::Recv, Some(Endpoint::new(from).text), &data);
         Ok((data, from))
     }
 
     /// The next datagram from the connected peer.
-    pub fn recv(&self, op: &'static str) -> Result<Bytes, NetError> {
+    pub fn recv(&self, call: &Call, op: &'static str) -> Result<Bytes, NetError> {
         self.connected(op)?;
-        let (data, _) = self.recv_from(op)?;
+        let (data, _) = self.recv_from(call, op)?;
         Ok(data)
     }
 
@@ -237,20 +247,21 @@ impl Udp {
         })
     }
 
-    pub fn close(&self) {
+    pub fn close(&self, call: &Call) {
         if self.inner.closed.close() {
             self.inner
                 .socket
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            self.record(EventKind::Close, None, b"");
+            self.record(call, EventKind::Close, None, b"");
         }
     }
 
-    fn record(&self, kind: EventKind, peer: Option<Arc<str>>, payload: &[u8]) {
+    fn record(&self, call: &Call, kind: EventKind, peer: Option<Arc<str>>, payload: &[u8]) {
         let peer = peer.or_else(|| self.inner.peer.as_ref().map(|p| p.text.clone()));
         self.inner.session.record(
+            call,
             kind,
             self.inner.on,
             Some(self.inner.local.text.clone()),

@@ -98,6 +98,10 @@ struct Record<'a> {
     at_ms: f64,
     task: &'a str,
     kind: &'static str,
+    /// The script line and column of the call that caused it (the scenario's file); `null`
+    /// for an event no call caused.
+    line: Option<u32>,
+    column: Option<u32>,
     /// The connection id, shared by both ends when the scenario holds both; a UDP socket's
     /// own id; `null` for a listener's events and a failed connect.
     conn: Option<u32>,
@@ -142,6 +146,8 @@ fn record(e: &Event) -> Record<'_> {
         at_ms: e.at.as_micros() as f64 / 1000.0,
         task: &e.task,
         kind: e.kind.as_str(),
+        line: e.position.map(|p| p.line),
+        column: e.position.map(|p| p.column),
         conn: e.on.conn,
         dir: e.dir().map(|d| d.as_str()),
         transport: e.on.transport.map(|t| t.as_str()),
@@ -197,6 +203,7 @@ mod tests {
 
     fn event(kind: EventKind, data: &'static [u8], note: Option<&str>) -> Event {
         Event {
+            position: None,
             at: Duration::from_micros(1500),
             task: Arc::from("task 1"),
             kind,
@@ -221,7 +228,10 @@ mod tests {
             events: 2,
         };
         passed.transcript = vec![
-            event(EventKind::Send, b"hi \"you\"\n", None),
+            Event {
+                position: Some(crate::transcript::At { line: 3, column: 6 }),
+                ..event(EventKind::Send, b"hi \"you\"\n", None)
+            },
             event(EventKind::Recv, b"\xff\x00A", None),
             event(EventKind::Error, b"", Some("connection reset")),
         ];
@@ -281,15 +291,18 @@ mod tests {
         assert_eq!(
             s["transcript"],
             json!([
-                {"at_ms": 1.5, "task": "task 1", "kind": "send", "conn": 1, "dir": "out",
+                {"at_ms": 1.5, "task": "task 1", "kind": "send", "line": 3, "column": 6,
+                 "conn": 1, "dir": "out",
                  "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 19, "data": "hi \"you\"\n",
                  "data_hex": "68692022796f75220a", "note": null},
-                {"at_ms": 1.5, "task": "task 1", "kind": "recv", "conn": 1, "dir": "in",
+                {"at_ms": 1.5, "task": "task 1", "kind": "recv", "line": null, "column": null,
+                 "conn": 1, "dir": "in",
                  "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 13, "data": null, "data_hex": "ff0041",
                  "note": null},
-                {"at_ms": 1.5, "task": "task 1", "kind": "error", "conn": 1, "dir": null,
+                {"at_ms": 1.5, "task": "task 1", "kind": "error", "line": null,
+                 "column": null, "conn": 1, "dir": null,
                  "transport": "tcp", "local": "127.0.0.1:4000",
                  "peer": "127.0.0.1:5000", "len": 10, "data": "", "data_hex": "",
                  "note": "connection reset"},

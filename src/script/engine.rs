@@ -10,12 +10,11 @@ use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT}
 use super::error::{raise, script_error, Abort, ScriptResult};
 use super::task::{self, ScriptCtx, Task};
 use super::value::duration;
-use super::{assert, binary, net};
+use super::{assert, binary, context, net};
 use std::time::Duration;
 
 use crate::net::{
-    bridge, Channel, ClientTls, Conn, ErrorKind, ListenOptions, Listener, ServerCert, ServerTls,
-    Udp,
+    Channel, ClientTls, Conn, ErrorKind, ListenOptions, Listener, ServerCert, ServerTls, Udp,
 };
 
 /// How long `wait_for(addr)` waits when the call gives no timeout (at least `--timeout`):
@@ -70,7 +69,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
         if watched.printed.is_over() {
             return Some(Dynamic::from(Abort::Limit(watched.printed.message())));
         }
-        bridge::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
+        context::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
     });
 
     blob_bytes_as_integers(&mut engine);
@@ -345,16 +344,17 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
-        move |addr: ImmutableString| -> ScriptResult<Listener> {
-            Listener::bind(&s, &addr, &ListenOptions::default()).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Listener> {
+            Listener::bind(&s, &context::call(&ctx), &addr, &ListenOptions::default())
+                .map_err(raise)
         },
     );
     let s = ctx.session.clone();
     engine.register_fn(
         "listen",
-        move |addr: ImmutableString, opts: Map| -> ScriptResult<Listener> {
+        move |ctx: NativeCallContext, addr: ImmutableString, opts: Map| -> ScriptResult<Listener> {
             let (timeout, options) = listen_options(&opts)?;
-            let l = Listener::bind(&s, &addr, &options).map_err(raise)?;
+            let l = Listener::bind(&s, &context::call(&ctx), &addr, &options).map_err(raise)?;
             if let Some(t) = timeout {
                 l.set_timeout(t);
             }
@@ -364,16 +364,17 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
-        move |addr: ImmutableString| -> ScriptResult<Conn> {
-            Conn::connect(&s, &addr, None, None).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Conn> {
+            Conn::connect(&s, &context::call(&ctx), &addr, None, None).map_err(raise)
         },
     );
     let s = ctx.session.clone();
     engine.register_fn(
         "connect",
-        move |addr: ImmutableString, opts: Map| -> ScriptResult<Conn> {
+        move |ctx: NativeCallContext, addr: ImmutableString, opts: Map| -> ScriptResult<Conn> {
             let (timeout, tls) = connect_options(&opts)?;
-            let c = Conn::connect(&s, &addr, timeout, tls.as_ref()).map_err(raise)?;
+            let c = Conn::connect(&s, &context::call(&ctx), &addr, timeout, tls.as_ref())
+                .map_err(raise)?;
             if let Some(t) = timeout {
                 c.set_timeout(t);
             }
@@ -381,22 +382,25 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
         },
     );
     let s = ctx.session.clone();
-    engine.register_fn("udp", move |addr: ImmutableString| -> ScriptResult<Udp> {
-        Udp::bind(&s, &addr).map_err(raise)
-    });
+    engine.register_fn(
+        "udp",
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Udp> {
+            Udp::bind(&s, &context::call(&ctx), &addr).map_err(raise)
+        },
+    );
     let s = ctx.session.clone();
     engine.register_fn(
         "udp_connect",
-        move |addr: ImmutableString| -> ScriptResult<Udp> {
-            Udp::connect(&s, &addr).map_err(raise)
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<Udp> {
+            Udp::connect(&s, &context::call(&ctx), &addr).map_err(raise)
         },
     );
     let s = ctx.session.clone();
     engine.register_fn(
         "wait_for",
-        move |addr: ImmutableString| -> ScriptResult<INT> {
+        move |ctx: NativeCallContext, addr: ImmutableString| -> ScriptResult<INT> {
             let timeout = s.default_timeout().max(WAIT_FOR_DEFAULT);
-            Conn::wait_for(&s, &addr, timeout)
+            Conn::wait_for(&s, &context::call(&ctx), &addr, timeout)
                 .map(INT::from)
                 .map_err(raise)
         },
@@ -404,24 +408,37 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let s = ctx.session.clone();
     engine.register_fn(
         "wait_for",
-        move |addr: ImmutableString, timeout: Dynamic| -> ScriptResult<INT> {
+        move |ctx: NativeCallContext,
+              addr: ImmutableString,
+              timeout: Dynamic|
+              -> ScriptResult<INT> {
             let timeout = duration("wait_for", &timeout)?;
-            Conn::wait_for(&s, &addr, timeout)
+            Conn::wait_for(&s, &context::call(&ctx), &addr, timeout)
                 .map(INT::from)
                 .map_err(raise)
         },
     );
     let s = ctx.session.clone();
-    engine.register_fn("sleep", move |d: Dynamic| -> ScriptResult<()> {
-        s.sleep(duration("sleep", &d)?).map_err(raise)
-    });
+    engine.register_fn(
+        "sleep",
+        move |ctx: NativeCallContext, d: Dynamic| -> ScriptResult<()> {
+            s.sleep(&context::call(&ctx), duration("sleep", &d)?)
+                .map_err(raise)
+        },
+    );
     // rhai's own `sleep(seconds)` would win for a number; this one means milliseconds and
     // stops when the scenario is cancelled.
     let s = ctx.session.clone();
-    engine.register_fn("sleep", move |ms: INT| -> ScriptResult<()> {
-        s.sleep(super::value::duration_ms("sleep", ms)?)
+    engine.register_fn(
+        "sleep",
+        move |ctx: NativeCallContext, ms: INT| -> ScriptResult<()> {
+            s.sleep(
+                &context::call(&ctx),
+                super::value::duration_ms("sleep", ms)?,
+            )
             .map_err(raise)
-    });
+        },
+    );
     engine.register_fn("sleep", |_: rhai::FLOAT| -> ScriptResult<()> {
         Err(script_error(
             ErrorKind::InvalidArgument,
@@ -433,12 +450,14 @@ fn register_scenario_fns(engine: &mut Engine, ctx: &Arc<ScriptCtx>, limits: &sup
     let queued = limits.max_data;
     engine.register_fn("channel", move || Channel::<Dynamic>::new(&s, queued));
     let c = ctx.clone();
-    engine.register_fn("join", move |t: Task| t.join(&c, None));
+    engine.register_fn("join", move |ctx: NativeCallContext, t: Task| {
+        t.join(&c, &context::call(&ctx), None)
+    });
     let c = ctx.clone();
     engine.register_fn(
         "join",
-        move |t: Task, deadline: Dynamic| -> ScriptResult<Dynamic> {
-            t.join(&c, Some(duration("join", &deadline)?))
+        move |ctx: NativeCallContext, t: Task, deadline: Dynamic| -> ScriptResult<Dynamic> {
+            t.join(&c, &context::call(&ctx), Some(duration("join", &deadline)?))
         },
     );
     let c = ctx.clone();
@@ -483,7 +502,7 @@ fn within(
     length: std::time::Duration,
     f: &FnPtr,
 ) -> ScriptResult<Dynamic> {
-    let guard = bridge::enter_within(length);
+    let guard = context::enter_within(length);
     let watch = task::watch_within(scenario, length, ctx.call_position());
     let result = f.call_within_context::<Dynamic>(ctx, ());
     drop(watch);
@@ -492,7 +511,7 @@ fn within(
     match result {
         Err(err) => match super::error::abort_of(&err) {
             Some(Abort::WithinExpired(d)) if d == depth => Err(raise(
-                crate::net::NetError::timeout("within", None, length, "within"),
+                crate::net::NetError::timeout("within", None, length, crate::net::Deadline::Within),
             )),
             _ => Err(err),
         },

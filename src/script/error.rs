@@ -69,7 +69,7 @@ pub fn error_map(err: &NetError) -> Map {
         map.insert("waiting_for".into(), w.clone().into());
     }
     if let Some(d) = err.deadline {
-        map.insert("deadline".into(), d.into());
+        map.insert("deadline".into(), d.as_str().into());
     }
     if let Some(r) = &err.received {
         map.insert("received".into(), Dynamic::from_blob(r.to_vec()));

@@ -4,6 +4,7 @@
 
 mod assert;
 mod binary;
+mod context;
 mod engine;
 mod error;
 mod limits;
@@ -275,7 +276,7 @@ impl Scenario {
     /// caller's: it cancels the session.
     pub fn run(self) -> Result<(), Failure> {
         let session = self.ctx.session.clone();
-        crate::net::bridge::set_current_task("main");
+        context::set_task("main");
         let mut scope = var_scope(&self.config);
         let main = self.engine.run_ast_with_scope(&mut scope, &self.ast);
 

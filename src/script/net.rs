@@ -4,8 +4,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, INT};
+use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
 
+use super::context::call;
 use super::error::{blob, raise, script_error, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
@@ -108,46 +109,61 @@ fn register_conn(engine: &mut Engine) {
         // Sending.
         .register_fn(
             "send",
-            |c: Conn, data: ImmutableString| -> ScriptResult<INT> {
-                ok(c.send("send", data.as_bytes())).map(count)
+            |ctx: NativeCallContext, c: Conn, data: ImmutableString| -> ScriptResult<INT> {
+                ok(c.send(&call(&ctx), "send", data.as_bytes())).map(count)
             },
         )
-        .register_fn("send", |c: Conn, data: Blob| -> ScriptResult<INT> {
-            ok(c.send("send", &data)).map(count)
-        })
+        .register_fn(
+            "send",
+            |ctx: NativeCallContext, c: Conn, data: Blob| -> ScriptResult<INT> {
+                ok(c.send(&call(&ctx), "send", &data)).map(count)
+            },
+        )
         .register_fn(
             "send_line",
-            |c: Conn, line: ImmutableString| -> ScriptResult<INT> {
+            |ctx: NativeCallContext, c: Conn, line: ImmutableString| -> ScriptResult<INT> {
                 let mut data = Vec::with_capacity(line.len() + 1);
                 data.extend_from_slice(line.as_bytes());
                 data.push(b'\n');
-                ok(c.send("send_line", &data)).map(count)
+                ok(c.send(&call(&ctx), "send_line", &data)).map(count)
             },
         )
         // Receiving, as text.
-        .register_fn("recv", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv("recv", true)).map(text)
-        })
-        .register_fn("recv_line", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv_line("recv_line")).map(text)
-        })
         .register_fn(
-            "recv_until",
-            |c: Conn, delim: ImmutableString| -> ScriptResult<String> {
-                ok(c.recv_until("recv_until", delim.as_bytes())).map(text)
+            "recv",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
+                ok(c.recv(&call(&ctx), "recv", true)).map(text)
             },
         )
-        .register_fn("recv_exact", |c: Conn, n: INT| -> ScriptResult<String> {
-            ok(c.recv_exact("recv_exact", byte_count("recv_exact", n)?)).map(text)
-        })
-        .register_fn("recv_all", |c: Conn| -> ScriptResult<String> {
-            ok(c.recv_all("recv_all")).map(text)
-        })
+        .register_fn(
+            "recv_line",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
+                ok(c.recv_line(&call(&ctx), "recv_line")).map(text)
+            },
+        )
+        .register_fn(
+            "recv_until",
+            |ctx: NativeCallContext, c: Conn, delim: ImmutableString| -> ScriptResult<String> {
+                ok(c.recv_until(&call(&ctx), "recv_until", delim.as_bytes())).map(text)
+            },
+        )
+        .register_fn(
+            "recv_exact",
+            |ctx: NativeCallContext, c: Conn, n: INT| -> ScriptResult<String> {
+                ok(c.recv_exact(&call(&ctx), "recv_exact", byte_count("recv_exact", n)?)).map(text)
+            },
+        )
+        .register_fn(
+            "recv_all",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
+                ok(c.recv_all(&call(&ctx), "recv_all")).map(text)
+            },
+        )
         .register_fn(
             "expect",
-            |c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
+            |ctx: NativeCallContext, c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
                 let re = cached_regex("expect", &pattern)?;
-                let m = ok(c.expect("expect", &re))?;
+                let m = ok(c.expect(&call(&ctx), "expect", &re))?;
                 let mut map = Map::new();
                 map.insert("text".into(), text(m.text).into());
                 map.insert("before".into(), text(m.before).into());
@@ -161,35 +177,49 @@ fn register_conn(engine: &mut Engine) {
             },
         )
         // Receiving, as Blobs.
-        .register_fn("recv_bytes", |c: Conn| -> ScriptResult<Blob> {
-            ok(c.recv("recv_bytes", false)).map(blob)
-        })
+        .register_fn(
+            "recv_bytes",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<Blob> {
+                ok(c.recv(&call(&ctx), "recv_bytes", false)).map(blob)
+            },
+        )
         .register_fn(
             "recv_exact_bytes",
-            |c: Conn, n: INT| -> ScriptResult<Blob> {
-                ok(c.recv_exact("recv_exact_bytes", byte_count("recv_exact_bytes", n)?)).map(blob)
+            |ctx: NativeCallContext, c: Conn, n: INT| -> ScriptResult<Blob> {
+                ok(c.recv_exact(
+                    &call(&ctx),
+                    "recv_exact_bytes",
+                    byte_count("recv_exact_bytes", n)?,
+                ))
+                .map(blob)
             },
         )
         .register_fn(
             "recv_until_bytes",
-            |c: Conn, delim: Blob| -> ScriptResult<Blob> {
-                ok(c.recv_until("recv_until_bytes", &delim)).map(blob)
+            |ctx: NativeCallContext, c: Conn, delim: Blob| -> ScriptResult<Blob> {
+                ok(c.recv_until(&call(&ctx), "recv_until_bytes", &delim)).map(blob)
             },
         )
         .register_fn(
             "recv_until_bytes",
-            |c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
-                ok(c.recv_until("recv_until_bytes", delim.as_bytes())).map(blob)
+            |ctx: NativeCallContext, c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
+                ok(c.recv_until(&call(&ctx), "recv_until_bytes", delim.as_bytes())).map(blob)
             },
         )
-        .register_fn("recv_all_bytes", |c: Conn| -> ScriptResult<Blob> {
-            ok(c.recv_all("recv_all_bytes")).map(blob)
-        })
+        .register_fn(
+            "recv_all_bytes",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<Blob> {
+                ok(c.recv_all(&call(&ctx), "recv_all_bytes")).map(blob)
+            },
+        )
         // Ending.
-        .register_fn("shutdown", |c: Conn| -> ScriptResult<()> {
-            ok(c.shutdown())
-        })
-        .register_fn("close", |c: Conn| c.close());
+        .register_fn(
+            "shutdown",
+            |ctx: NativeCallContext, c: Conn| -> ScriptResult<()> { ok(c.shutdown(&call(&ctx))) },
+        )
+        .register_fn("close", |ctx: NativeCallContext, c: Conn| {
+            c.close(&call(&ctx))
+        });
 }
 
 fn register_listener(engine: &mut Engine) {
@@ -217,10 +247,15 @@ fn register_listener(engine: &mut Engine) {
                 Ok(())
             },
         )
-        .register_fn("accept", |l: Listener| -> ScriptResult<Conn> {
-            ok(l.accept())
-        })
-        .register_fn("close", |l: Listener| l.close());
+        .register_fn(
+            "accept",
+            |ctx: NativeCallContext, l: Listener| -> ScriptResult<Conn> {
+                ok(l.accept(&call(&ctx)))
+            },
+        )
+        .register_fn("close", |ctx: NativeCallContext, l: Listener| {
+            l.close(&call(&ctx))
+        });
 }
 
 fn datagram(data: &[u8], from: std::net::SocketAddr, as_text: bool) -> Map {
@@ -263,38 +298,64 @@ fn register_udp(engine: &mut Engine) {
         })
         .register_fn(
             "send_to",
-            |u: Udp, data: ImmutableString, addr: ImmutableString| -> ScriptResult<INT> {
-                ok(u.send_to(data.as_bytes(), &addr)).map(count)
+            |ctx: NativeCallContext,
+             u: Udp,
+             data: ImmutableString,
+             addr: ImmutableString|
+             -> ScriptResult<INT> {
+                ok(u.send_to(&call(&ctx), data.as_bytes(), &addr)).map(count)
             },
         )
         .register_fn(
             "send_to",
-            |u: Udp, data: Blob, addr: ImmutableString| -> ScriptResult<INT> {
-                ok(u.send_to(&data, &addr)).map(count)
+            |ctx: NativeCallContext,
+             u: Udp,
+             data: Blob,
+             addr: ImmutableString|
+             -> ScriptResult<INT> {
+                ok(u.send_to(&call(&ctx), &data, &addr)).map(count)
             },
         )
-        .register_fn("recv_from", |u: Udp| -> ScriptResult<Map> {
-            ok(u.recv_from("recv_from")).map(|(d, from)| datagram(&d, from, true))
-        })
-        .register_fn("recv_from_bytes", |u: Udp| -> ScriptResult<Map> {
-            ok(u.recv_from("recv_from_bytes")).map(|(d, from)| datagram(&d, from, false))
-        })
+        .register_fn(
+            "recv_from",
+            |ctx: NativeCallContext, u: Udp| -> ScriptResult<Map> {
+                ok(u.recv_from(&call(&ctx), "recv_from")).map(|(d, from)| datagram(&d, from, true))
+            },
+        )
+        .register_fn(
+            "recv_from_bytes",
+            |ctx: NativeCallContext, u: Udp| -> ScriptResult<Map> {
+                ok(u.recv_from(&call(&ctx), "recv_from_bytes"))
+                    .map(|(d, from)| datagram(&d, from, false))
+            },
+        )
         .register_fn(
             "send",
-            |u: Udp, data: ImmutableString| -> ScriptResult<INT> {
-                ok(u.send(data.as_bytes())).map(count)
+            |ctx: NativeCallContext, u: Udp, data: ImmutableString| -> ScriptResult<INT> {
+                ok(u.send(&call(&ctx), data.as_bytes())).map(count)
             },
         )
-        .register_fn("send", |u: Udp, data: Blob| -> ScriptResult<INT> {
-            ok(u.send(&data)).map(count)
-        })
-        .register_fn("recv", |u: Udp| -> ScriptResult<String> {
-            ok(u.recv("recv")).map(text)
-        })
-        .register_fn("recv_bytes", |u: Udp| -> ScriptResult<Blob> {
-            ok(u.recv("recv_bytes")).map(blob)
-        })
-        .register_fn("close", |u: Udp| u.close());
+        .register_fn(
+            "send",
+            |ctx: NativeCallContext, u: Udp, data: Blob| -> ScriptResult<INT> {
+                ok(u.send(&call(&ctx), &data)).map(count)
+            },
+        )
+        .register_fn(
+            "recv",
+            |ctx: NativeCallContext, u: Udp| -> ScriptResult<String> {
+                ok(u.recv(&call(&ctx), "recv")).map(text)
+            },
+        )
+        .register_fn(
+            "recv_bytes",
+            |ctx: NativeCallContext, u: Udp| -> ScriptResult<Blob> {
+                ok(u.recv(&call(&ctx), "recv_bytes")).map(blob)
+            },
+        )
+        .register_fn("close", |ctx: NativeCallContext, u: Udp| {
+            u.close(&call(&ctx))
+        });
 }
 
 fn register_channel(engine: &mut Engine) {
@@ -308,19 +369,25 @@ fn register_channel(engine: &mut Engine) {
         // its size is estimated as `--limit data` counts it.
         .register_fn(
             "send",
-            |ch: Channel<Dynamic>, value: Dynamic| -> ScriptResult<()> {
+            |ctx: NativeCallContext, ch: Channel<Dynamic>, value: Dynamic| -> ScriptResult<()> {
                 let value = value.flatten_clone();
                 let size = super::limits::estimated_size(&value);
-                ok(ch.send(value, size, None))
+                ok(ch.send(&call(&ctx), value, size, None))
             },
         )
-        .register_fn("recv", |ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
-            ok(ch.recv(None))
-        })
         .register_fn(
             "recv",
-            |ch: Channel<Dynamic>, timeout: Dynamic| -> ScriptResult<Dynamic> {
-                ok(ch.recv(Some(duration("recv", &timeout)?)))
+            |ctx: NativeCallContext, ch: Channel<Dynamic>| -> ScriptResult<Dynamic> {
+                ok(ch.recv(&call(&ctx), None))
+            },
+        )
+        .register_fn(
+            "recv",
+            |ctx: NativeCallContext,
+             ch: Channel<Dynamic>,
+             timeout: Dynamic|
+             -> ScriptResult<Dynamic> {
+                ok(ch.recv(&call(&ctx), Some(duration("recv", &timeout)?)))
             },
         );
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::error::{abort, abort_of, Abort, ScriptResult};
 use super::limits::Printed;
 use super::{Output, TaskOrigin};
-use crate::net::{bridge, CancelReason, ErrorKind, Session};
+use crate::net::{CancelReason, ErrorKind, Session};
 
 /// Stack of each task thread: deep enough for rhai's call depth limit.
 const TASK_STACK: usize = 8 * 1024 * 1024;
@@ -190,7 +190,7 @@ pub fn watch_within(ctx: &Arc<ScriptCtx>, length: Duration, at: Position) -> Wit
         // Longer than the clock can count: `--max-time` comes first.
         return WithinWatch(None);
     };
-    let task = bridge::current_task().to_string();
+    let task = super::context::task().to_string();
     let watched = ctx.clone();
     let watch = ctx.session.handle().spawn(async move {
         let session = watched.session.clone();
@@ -235,17 +235,26 @@ impl Task {
     /// Without a `deadline` it waits as long as the scenario may; running out of one is a
     /// catchable `timeout`. Waiting for itself, directly or through tasks waiting for it, is
     /// `invalid_argument`.
-    pub fn join(&self, ctx: &ScriptCtx, deadline: Option<Duration>) -> ScriptResult<Dynamic> {
+    pub fn join(
+        &self,
+        ctx: &ScriptCtx,
+        call: &crate::net::Call,
+        deadline: Option<Duration>,
+    ) -> ScriptResult<Dynamic> {
         let waiting = ctx.start_join(self, deadline.is_some())?;
         let mut done = self.inner.done.clone();
         // Without a deadline of its own, the task's own calls carry the deadlines.
         let forever = Duration::from_secs(60 * 60 * 24 * 365);
-        let joined = ctx
-            .session
-            .block_on("join", None, Some(deadline.unwrap_or(forever)), async {
+        let joined = ctx.session.block_on(
+            call,
+            "join",
+            None,
+            Some(deadline.unwrap_or(forever)),
+            async {
                 let _ = done.wait_for(|d| *d).await;
                 Ok(())
-            });
+            },
+        );
         drop(waiting);
         joined.map_err(super::error::raise)?;
         match &*self.inner.value.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -261,7 +270,7 @@ impl ScriptCtx {
     /// A join with a deadline ends anyway, so it only has to not be a self-join; it is left out
     /// of the graph, and a cycle through it is none.
     fn start_join(&self, target: &Task, bounded: bool) -> ScriptResult<Option<Joining<'_>>> {
-        let me = bridge::current_task();
+        let me = super::context::task();
         let target_name: Arc<str> = Arc::from(target.name());
         if bounded && *target_name != *me {
             return Ok(None);
@@ -373,7 +382,7 @@ pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptRe
             .name(format!("sockscript {}", origin.name))
             .stack_size(TASK_STACK)
             .spawn(move || {
-                bridge::set_current_task(&origin.name);
+                super::context::set_task(&origin.name);
                 let result = closure.call::<Dynamic>(&engine, &ast, ());
                 drop((engine, ast));
                 let value = match result {
