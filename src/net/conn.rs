@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
@@ -22,9 +21,9 @@ use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
-use super::plain::PlainSocket;
-use super::stream::{self, Opened, ReadIo, WriteIo};
+use super::stream::{self, Opened};
 use super::tls::{ClientTls, TlsInfo};
+use super::transport::{ReadIo, Sink, Source, WriteIo};
 use crate::transcript::{EventKind, On, Transport};
 
 /// How much room the first read of a connection asks for: small, so ten thousand idle
@@ -431,8 +430,6 @@ impl Conn {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;
-            // The socket just said it has something: read once, without spinning.
-            let mut woken = false;
             loop {
                 match decoder.decode(&r.buf, r.eof) {
                     Decoded::Frame { len, consume } => {
@@ -485,35 +482,20 @@ impl Conn {
                 let own_buffer = own.is_some_and(|size| r.buf.capacity() == size);
                 let room = r.buf.capacity() - r.buf.len();
                 let before = r.buf.len();
-                let n = match io {
-                    ReadIo::Plain(sock) => match read_direct(sock, &mut r.buf, !woken) {
-                        Some(Ok(n)) => {
-                            direct_reads += 1;
-                            n
+                let n = match io.read_ready(&mut r.buf, true) {
+                    Some(n) => {
+                        direct_reads += 1;
+                        n
+                    }
+                    // Nothing ready: wait for it (reading it, too), unless the handle closes.
+                    None => {
+                        tokio::select! {
+                            _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                            n = io.read(&mut r.buf) => n,
                         }
-                        Some(Err(e)) => return Err(NetError::io(op, Some(addr), &e)),
-                        // Nothing came: wait for the socket, then look again.
-                        None => {
-                            tokio::select! {
-                                _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                                ready = sock.readable() => ready.map_err(|e| NetError::io(op, Some(addr), &e))?,
-                            }
-                            woken = true;
-                            continue;
-                        }
-                    },
-                    ReadIo::Tls(tls) => tokio::select! {
-                        _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                        n = tls.read_buf(&mut r.buf) => match n {
-                            Ok(n) => n,
-                            // A TLS peer that closes without close_notify has still closed: most
-                            // servers do it, and every client treats it as the end of the stream.
-                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                            Err(e) => return Err(NetError::io(op, Some(addr), &e)),
-                        },
-                    },
-                };
-                woken = false;
+                    }
+                }
+                .map_err(|e| NetError::io(op, Some(addr), &e))?;
                 // Filling an own buffer says nothing about the stream's pace.
                 if n == room && !own_buffer {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
@@ -609,79 +591,6 @@ fn take_frame(buf: &mut BytesMut, len: usize, consume: usize, exact: bool) -> By
     frame
 }
 
-/// How long a read that finds nothing keeps asking the socket before it parks its thread. A
-/// peer on loopback usually answers within this, and an answer picked up here skips two
-/// thread wake-ups (the runtime's poller, then this script thread).
-const SPIN: Duration = Duration::from_micros(50);
 /// How many reads straight from the socket a call may make before it lets the runtime check
 /// its deadline and cancellation.
 const YIELD_EVERY: u32 = 64;
-/// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
-const SPIN_PAUSE: u32 = 32;
-
-/// Read what the socket has, asking again for up to [`SPIN`] while it has nothing (when `spin`
-/// says so); `None` when nothing came: then the caller waits on the socket.
-fn read_direct(
-    sock: &PlainSocket,
-    buf: &mut BytesMut,
-    spin: bool,
-) -> Option<std::io::Result<usize>> {
-    let mut spinning: Option<(SpinSlot, std::time::Instant)> = None;
-    loop {
-        match sock.read_now(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if !spin {
-                    return None;
-                }
-                let started = match &spinning {
-                    Some((_, started)) => *started,
-                    None => {
-                        spinning = Some((SpinSlot::take()?, std::time::Instant::now()));
-                        continue;
-                    }
-                };
-                if started.elapsed() >= SPIN {
-                    return None;
-                }
-                // A short pause between attempts: each one takes the socket's lock, which the
-                // peer needs to deliver into it (bulk receive was slower without it).
-                // (`yield_now` instead made ping-pong 2.5x slower: it hands the core to the
-                // runtime's poller, woken by the very data this read is waiting for.)
-                for _ in 0..SPIN_PAUSE {
-                    std::hint::spin_loop();
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            done => return Some(done),
-        }
-    }
-}
-
-/// The right to spin: at most one fewer reads spin at once, across the process, than there
-/// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
-/// peers they wait for. Given back on drop.
-struct SpinSlot;
-
-static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl SpinSlot {
-    fn take() -> Option<SpinSlot> {
-        use std::sync::atomic::Ordering;
-        static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let allowed = *ALLOWED.get_or_init(|| {
-            std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
-        });
-        SPINNING
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < allowed).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| SpinSlot)
-    }
-}
-
-impl Drop for SpinSlot {
-    fn drop(&mut self) {
-        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}

@@ -1,8 +1,10 @@
 //! The socket layer: tokio sockets behind synchronous, deadline-bounded calls. It knows nothing
 //! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
 //!
-//! A stream's reads are split in two: [`conn`] reads the socket into a buffer under a deadline,
-//! and [`decode`] says, without any I/O, which bytes of that buffer answer the read.
+//! A stream is three parts: a transport carries its bytes (`transport`: TCP, TLS and Unix
+//! sockets today, each as a read half and a write half), [`conn`] reads the transport into a
+//! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
+//! of that buffer answer a read.
 
 pub mod addr;
 pub mod bridge;
@@ -17,6 +19,7 @@ mod plain;
 mod socket_file;
 mod stream;
 pub mod tls;
+mod transport;
 pub mod udp;
 
 pub use bridge::{CancelReason, Limits, Session};

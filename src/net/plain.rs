@@ -6,9 +6,13 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
+use std::time::{Duration, Instant};
+
 use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use super::transport::{Sink, Source};
 
 /// A peer that has gone raises EPIPE, never SIGPIPE (the sockscript binary ignores the signal
 /// anyway; this covers the library in other programs). Elsewhere the flag does not exist.
@@ -68,7 +72,7 @@ impl PlainSocket {
 
     /// Read what the socket holds now into `buf`'s spare room, without waiting:
     /// `WouldBlock` when nothing is there yet.
-    pub fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let spare = buf.spare_capacity_mut();
         let room = spare.len();
         let n = self.sock.recv(spare)?.min(room);
@@ -82,12 +86,12 @@ impl PlainSocket {
     }
 
     /// Write what the socket's buffer takes now, without waiting: `WouldBlock` when it is full.
-    pub fn write_now(&self, data: &[u8]) -> io::Result<usize> {
+    fn write_now(&self, data: &[u8]) -> io::Result<usize> {
         self.sock.send_with_flags(data, SEND_FLAGS)
     }
 
     /// Half-close: no more sending.
-    pub fn shutdown(&self) -> io::Result<()> {
+    fn shutdown_write(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Write)
     }
 
@@ -118,7 +122,7 @@ impl PlainSocket {
     /// readiness that turns out stale costs one more wait. A socket added to the poller is
     /// reported at once when data is already there, so nothing that arrived before the wait
     /// is missed.
-    pub async fn readable(&self) -> io::Result<()> {
+    async fn readable(&self) -> io::Result<()> {
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.readable().await?.clear_ready();
@@ -128,11 +132,116 @@ impl PlainSocket {
 
     /// Wait until the socket may take more to send (the same rules as
     /// [`PlainSocket::readable`]).
-    pub async fn writable(&self) -> io::Result<()> {
+    async fn writable(&self) -> io::Result<()> {
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.writable().await?.clear_ready();
         }
         Ok(())
+    }
+}
+
+impl Source for Arc<PlainSocket> {
+    /// Read what the socket has, asking again for up to [`SPIN`] while it has nothing (when
+    /// `spin` says so and a [`SpinSlot`] is free).
+    fn read_ready(&mut self, buf: &mut BytesMut, spin: bool) -> Option<io::Result<usize>> {
+        let mut spinning: Option<(SpinSlot, Instant)> = None;
+        loop {
+            match self.read_now(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !spin {
+                        return None;
+                    }
+                    let started = match &spinning {
+                        Some((_, started)) => *started,
+                        None => {
+                            spinning = Some((SpinSlot::take()?, Instant::now()));
+                            continue;
+                        }
+                    };
+                    if started.elapsed() >= SPIN {
+                        return None;
+                    }
+                    // A short pause between attempts: each one takes the socket's lock, which
+                    // the peer needs to deliver into it (bulk receive was slower without it).
+                    // (`yield_now` instead made ping-pong 2.5x slower: it hands the core to the
+                    // runtime's poller, woken by the very data this read is waiting for.)
+                    for _ in 0..SPIN_PAUSE {
+                        std::hint::spin_loop();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                done => return Some(done),
+            }
+        }
+    }
+
+    /// Wait on the socket's readiness, then read; a readiness that turns out stale waits again.
+    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            match self.read_now(buf) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
+                done => return done,
+            }
+        }
+    }
+}
+
+impl Sink for Arc<PlainSocket> {
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            match self.write_now(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.shutdown_write()
+    }
+}
+
+/// How long a read that finds nothing keeps asking the socket before it parks its thread. A
+/// peer on loopback usually answers within this, and an answer picked up here skips two
+/// thread wake-ups (the runtime's poller, then this script thread).
+const SPIN: Duration = Duration::from_micros(50);
+/// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
+const SPIN_PAUSE: u32 = 32;
+
+/// The right to spin: at most one fewer reads spin at once, across the process, than there
+/// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
+/// peers they wait for. Given back on drop.
+struct SpinSlot;
+
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        use std::sync::atomic::Ordering;
+        static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let allowed = *ALLOWED.get_or_init(|| {
+            std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
+        });
+        SPINNING
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < allowed).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpinSlot)
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -1,6 +1,7 @@
 //! The byte streams a [`Conn`](super::Conn) sits on: TCP or a Unix socket, either one under
 //! TLS. Opening them (connect, and the TLS handshakes) and giving a connection its read and
-//! write halves: a plain socket it uses directly ([`PlainSocket`]), or a split TLS stream.
+//! write halves ([`super::transport`]): a plain socket it uses directly ([`PlainSocket`]), or a
+//! split TLS stream.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,58 +14,7 @@ use super::addr::{Address, Endpoint};
 use super::error::{ErrorKind, NetError};
 use super::plain::PlainSocket;
 use super::tls::{self, ClientTls, TlsInfo};
-
-pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// A connection's read half: a plain socket it reads directly, or a TLS stream.
-pub(crate) enum ReadIo {
-    Plain(Arc<PlainSocket>),
-    Tls(BoxRead),
-}
-
-/// A connection's write half; a plain socket is shared with the read half.
-pub(crate) enum WriteIo {
-    Plain(Arc<PlainSocket>),
-    Tls(BoxWrite),
-}
-
-impl WriteIo {
-    /// Send all of `data`.
-    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        match self {
-            WriteIo::Plain(sock) => {
-                let mut rest = data;
-                while !rest.is_empty() {
-                    match sock.write_now(rest) {
-                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                        Ok(n) => rest = &rest[n..],
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            sock.writable().await?
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-            WriteIo::Tls(w) => {
-                w.write_all(data).await?;
-                w.flush().await
-            }
-        }
-    }
-
-    /// Half-close; under TLS, after its close_notify.
-    pub async fn shutdown(&mut self) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        match self {
-            WriteIo::Plain(sock) => sock.shutdown(),
-            WriteIo::Tls(w) => w.shutdown().await,
-        }
-    }
-}
+use super::transport::{ReadIo, TlsRead, TlsWrite, WriteIo};
 
 /// A connected socket before any TLS.
 pub(crate) enum Plain {
@@ -247,7 +197,11 @@ async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .map_err(|e| tls::handshake_error(op, addr, &e))?;
     let info = tls::info_of(stream.get_ref().1, None);
     let (r, w) = tokio::io::split(stream);
-    Ok((ReadIo::Tls(Box::new(r)), WriteIo::Tls(Box::new(w)), info))
+    Ok((
+        ReadIo::Tls(TlsRead(Box::new(r))),
+        WriteIo::Tls(TlsWrite(Box::new(w))),
+        info,
+    ))
 }
 
 async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
@@ -263,7 +217,11 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let conn = &stream.get_ref().1;
     let info = tls::info_of(conn, conn.server_name());
     let (r, w) = tokio::io::split(stream);
-    Ok((ReadIo::Tls(Box::new(r)), WriteIo::Tls(Box::new(w)), info))
+    Ok((
+        ReadIo::Tls(TlsRead(Box::new(r))),
+        WriteIo::Tls(TlsWrite(Box::new(w))),
+        info,
+    ))
 }
 
 /// Connect to `address` (every address a name resolves to, in turn), then TLS if asked.

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod limits;
 mod net;
+mod stream;
 mod task;
 mod value;
 

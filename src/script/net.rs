@@ -1,18 +1,16 @@
-//! Script methods and properties of the socket handles: `Conn`, `Listener`, `Channel`, `Task`.
-//! Each is a thin call into `net` with its error turned into a script error.
-
-use std::cell::RefCell;
-use std::collections::HashMap;
+//! Script methods and properties of the socket handles: `Conn` (its stream API is
+//! [`super::stream`]'s), `Listener`, `Udp`, `Channel`, `Task`. Each is a thin call into `net`
+//! with its error turned into a script error.
 
 use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
 
 use super::context::call;
-use super::error::{blob, raise, script_error, text, ScriptResult};
+use super::error::{blob, raise, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{Channel, Conn, ErrorKind, Listener, NetError, Udp};
+use crate::net::{Channel, Conn, Listener, NetError, Udp};
 
-fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
+pub(super) fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
 }
 
@@ -31,46 +29,8 @@ fn tls_map(t: &crate::net::TlsInfo) -> Map {
     map
 }
 
-fn count(n: usize) -> INT {
+pub(super) fn count(n: usize) -> INT {
     INT::try_from(n).unwrap_or(INT::MAX)
-}
-
-fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
-    usize::try_from(n).map_err(|_| {
-        script_error(
-            ErrorKind::InvalidArgument,
-            op,
-            format!("{op}: a byte count cannot be negative ({n})"),
-        )
-    })
-}
-
-/// The most regexes `expect` keeps compiled per thread.
-const REGEX_CACHE: usize = 64;
-
-thread_local! {
-    static REGEXES: RefCell<HashMap<String, regex::bytes::Regex>> = RefCell::new(HashMap::new());
-}
-
-fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
-    REGEXES.with(|cache| {
-        if let Some(re) = cache.borrow().get(pattern) {
-            return Ok(re.clone());
-        }
-        let re = regex::bytes::Regex::new(pattern).map_err(|e| {
-            script_error(
-                ErrorKind::InvalidArgument,
-                op,
-                format!("{op}: invalid regex: {e}"),
-            )
-        })?;
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= REGEX_CACHE {
-            cache.clear();
-        }
-        cache.insert(pattern.to_owned(), re.clone());
-        Ok(re)
-    })
 }
 
 pub fn register(engine: &mut Engine) {
@@ -96,130 +56,8 @@ fn register_conn(engine: &mut Engine) {
         .register_get("local_port", |c: &mut Conn| {
             opt(c.local().port().map(INT::from))
         })
-        .register_get("tls", |c: &mut Conn| opt(c.tls().map(tls_map)))
-        .register_get("closed", |c: &mut Conn| c.is_closed())
-        .register_get("timeout", |c: &mut Conn| {
-            c.timeout()
-                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
-        })
-        .register_set("timeout", |c: &mut Conn, d: Dynamic| -> ScriptResult<()> {
-            c.set_timeout(duration("timeout", &d)?);
-            Ok(())
-        })
-        // Sending.
-        .register_fn(
-            "send",
-            |ctx: NativeCallContext, c: Conn, data: ImmutableString| -> ScriptResult<INT> {
-                ok(c.send(&call(&ctx), "send", data.as_bytes())).map(count)
-            },
-        )
-        .register_fn(
-            "send",
-            |ctx: NativeCallContext, c: Conn, data: Blob| -> ScriptResult<INT> {
-                ok(c.send(&call(&ctx), "send", &data)).map(count)
-            },
-        )
-        .register_fn(
-            "send_line",
-            |ctx: NativeCallContext, c: Conn, line: ImmutableString| -> ScriptResult<INT> {
-                let mut data = Vec::with_capacity(line.len() + 1);
-                data.extend_from_slice(line.as_bytes());
-                data.push(b'\n');
-                ok(c.send(&call(&ctx), "send_line", &data)).map(count)
-            },
-        )
-        // Receiving, as text.
-        .register_fn(
-            "recv",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
-                ok(c.recv(&call(&ctx), "recv", true)).map(text)
-            },
-        )
-        .register_fn(
-            "recv_line",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
-                ok(c.recv_line(&call(&ctx), "recv_line")).map(text)
-            },
-        )
-        .register_fn(
-            "recv_until",
-            |ctx: NativeCallContext, c: Conn, delim: ImmutableString| -> ScriptResult<String> {
-                ok(c.recv_until(&call(&ctx), "recv_until", delim.as_bytes())).map(text)
-            },
-        )
-        .register_fn(
-            "recv_exact",
-            |ctx: NativeCallContext, c: Conn, n: INT| -> ScriptResult<String> {
-                ok(c.recv_exact(&call(&ctx), "recv_exact", byte_count("recv_exact", n)?)).map(text)
-            },
-        )
-        .register_fn(
-            "recv_all",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<String> {
-                ok(c.recv_all(&call(&ctx), "recv_all")).map(text)
-            },
-        )
-        .register_fn(
-            "expect",
-            |ctx: NativeCallContext, c: Conn, pattern: ImmutableString| -> ScriptResult<Map> {
-                let re = cached_regex("expect", &pattern)?;
-                let m = ok(c.expect(&call(&ctx), "expect", &re))?;
-                let mut map = Map::new();
-                map.insert("text".into(), text(m.text).into());
-                map.insert("before".into(), text(m.before).into());
-                let groups: rhai::Array = m
-                    .groups
-                    .into_iter()
-                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
-                    .collect();
-                map.insert("groups".into(), groups.into());
-                Ok(map)
-            },
-        )
-        // Receiving, as Blobs.
-        .register_fn(
-            "recv_bytes",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<Blob> {
-                ok(c.recv(&call(&ctx), "recv_bytes", false)).map(blob)
-            },
-        )
-        .register_fn(
-            "recv_exact_bytes",
-            |ctx: NativeCallContext, c: Conn, n: INT| -> ScriptResult<Blob> {
-                ok(c.recv_exact(
-                    &call(&ctx),
-                    "recv_exact_bytes",
-                    byte_count("recv_exact_bytes", n)?,
-                ))
-                .map(blob)
-            },
-        )
-        .register_fn(
-            "recv_until_bytes",
-            |ctx: NativeCallContext, c: Conn, delim: Blob| -> ScriptResult<Blob> {
-                ok(c.recv_until(&call(&ctx), "recv_until_bytes", &delim)).map(blob)
-            },
-        )
-        .register_fn(
-            "recv_until_bytes",
-            |ctx: NativeCallContext, c: Conn, delim: ImmutableString| -> ScriptResult<Blob> {
-                ok(c.recv_until(&call(&ctx), "recv_until_bytes", delim.as_bytes())).map(blob)
-            },
-        )
-        .register_fn(
-            "recv_all_bytes",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<Blob> {
-                ok(c.recv_all(&call(&ctx), "recv_all_bytes")).map(blob)
-            },
-        )
-        // Ending.
-        .register_fn(
-            "shutdown",
-            |ctx: NativeCallContext, c: Conn| -> ScriptResult<()> { ok(c.shutdown(&call(&ctx))) },
-        )
-        .register_fn("close", |ctx: NativeCallContext, c: Conn| {
-            c.close(&call(&ctx))
-        });
+        .register_get("tls", |c: &mut Conn| opt(c.tls().map(tls_map)));
+    super::stream::register::<Conn>(engine);
 }
 
 fn register_listener(engine: &mut Engine) {

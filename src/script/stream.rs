@@ -1,0 +1,204 @@
+//! The stream API (`send*`, `recv*`, `expect`, `shutdown`, `close`, `closed`, `timeout`),
+//! registered once for every script type whose reads and writes go to a [`Conn`]: a connection
+//! today; a process's pipes or a WebSocket are one more [`Stream`] impl, not another copy of
+//! these functions.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
+
+use super::context::call;
+use super::error::{blob, script_error, text, ScriptResult};
+use super::net::{count, ok};
+use super::value::duration;
+use crate::net::{Conn, ErrorKind};
+
+/// A script handle with the stream API.
+pub(super) trait Stream: Clone + Send + Sync + 'static {
+    /// The stream its calls read and write.
+    fn stream(&self) -> &Conn;
+}
+
+impl Stream for Conn {
+    fn stream(&self) -> &Conn {
+        self
+    }
+}
+
+fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
+    usize::try_from(n).map_err(|_| {
+        script_error(
+            ErrorKind::InvalidArgument,
+            op,
+            format!("{op}: a byte count cannot be negative ({n})"),
+        )
+    })
+}
+
+/// The most regexes `expect` keeps compiled per thread.
+const REGEX_CACHE: usize = 64;
+
+thread_local! {
+    static REGEXES: RefCell<HashMap<String, regex::bytes::Regex>> = RefCell::new(HashMap::new());
+}
+
+fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
+    REGEXES.with(|cache| {
+        if let Some(re) = cache.borrow().get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = regex::bytes::Regex::new(pattern).map_err(|e| {
+            script_error(
+                ErrorKind::InvalidArgument,
+                op,
+                format!("{op}: invalid regex: {e}"),
+            )
+        })?;
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= REGEX_CACHE {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), re.clone());
+        Ok(re)
+    })
+}
+
+/// Register the stream API on `S`.
+pub(super) fn register<S: Stream>(engine: &mut Engine) {
+    engine
+        .register_get("closed", |s: &mut S| s.stream().is_closed())
+        .register_get("timeout", |s: &mut S| {
+            s.stream()
+                .timeout()
+                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
+        })
+        .register_set("timeout", |s: &mut S, d: Dynamic| -> ScriptResult<()> {
+            s.stream().set_timeout(duration("timeout", &d)?);
+            Ok(())
+        })
+        // Sending.
+        .register_fn(
+            "send",
+            |ctx: NativeCallContext, s: S, data: ImmutableString| -> ScriptResult<INT> {
+                ok(s.stream().send(&call(&ctx), "send", data.as_bytes())).map(count)
+            },
+        )
+        .register_fn(
+            "send",
+            |ctx: NativeCallContext, s: S, data: Blob| -> ScriptResult<INT> {
+                ok(s.stream().send(&call(&ctx), "send", &data)).map(count)
+            },
+        )
+        .register_fn(
+            "send_line",
+            |ctx: NativeCallContext, s: S, line: ImmutableString| -> ScriptResult<INT> {
+                let mut data = Vec::with_capacity(line.len() + 1);
+                data.extend_from_slice(line.as_bytes());
+                data.push(b'\n');
+                ok(s.stream().send(&call(&ctx), "send_line", &data)).map(count)
+            },
+        )
+        // Receiving, as text.
+        .register_fn(
+            "recv",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<String> {
+                ok(s.stream().recv(&call(&ctx), "recv", true)).map(text)
+            },
+        )
+        .register_fn(
+            "recv_line",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<String> {
+                ok(s.stream().recv_line(&call(&ctx), "recv_line")).map(text)
+            },
+        )
+        .register_fn(
+            "recv_until",
+            |ctx: NativeCallContext, s: S, delim: ImmutableString| -> ScriptResult<String> {
+                ok(s.stream()
+                    .recv_until(&call(&ctx), "recv_until", delim.as_bytes()))
+                .map(text)
+            },
+        )
+        .register_fn(
+            "recv_exact",
+            |ctx: NativeCallContext, s: S, n: INT| -> ScriptResult<String> {
+                ok(s.stream()
+                    .recv_exact(&call(&ctx), "recv_exact", byte_count("recv_exact", n)?))
+                .map(text)
+            },
+        )
+        .register_fn(
+            "recv_all",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<String> {
+                ok(s.stream().recv_all(&call(&ctx), "recv_all")).map(text)
+            },
+        )
+        .register_fn(
+            "expect",
+            |ctx: NativeCallContext, s: S, pattern: ImmutableString| -> ScriptResult<Map> {
+                let re = cached_regex("expect", &pattern)?;
+                let m = ok(s.stream().expect(&call(&ctx), "expect", &re))?;
+                let mut map = Map::new();
+                map.insert("text".into(), text(m.text).into());
+                map.insert("before".into(), text(m.before).into());
+                let groups: rhai::Array = m
+                    .groups
+                    .into_iter()
+                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
+                    .collect();
+                map.insert("groups".into(), groups.into());
+                Ok(map)
+            },
+        )
+        // Receiving, as Blobs.
+        .register_fn(
+            "recv_bytes",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<Blob> {
+                ok(s.stream().recv(&call(&ctx), "recv_bytes", false)).map(blob)
+            },
+        )
+        .register_fn(
+            "recv_exact_bytes",
+            |ctx: NativeCallContext, s: S, n: INT| -> ScriptResult<Blob> {
+                ok(s.stream().recv_exact(
+                    &call(&ctx),
+                    "recv_exact_bytes",
+                    byte_count("recv_exact_bytes", n)?,
+                ))
+                .map(blob)
+            },
+        )
+        .register_fn(
+            "recv_until_bytes",
+            |ctx: NativeCallContext, s: S, delim: Blob| -> ScriptResult<Blob> {
+                ok(s.stream()
+                    .recv_until(&call(&ctx), "recv_until_bytes", &delim))
+                .map(blob)
+            },
+        )
+        .register_fn(
+            "recv_until_bytes",
+            |ctx: NativeCallContext, s: S, delim: ImmutableString| -> ScriptResult<Blob> {
+                ok(s.stream()
+                    .recv_until(&call(&ctx), "recv_until_bytes", delim.as_bytes()))
+                .map(blob)
+            },
+        )
+        .register_fn(
+            "recv_all_bytes",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<Blob> {
+                ok(s.stream().recv_all(&call(&ctx), "recv_all_bytes")).map(blob)
+            },
+        )
+        // Ending.
+        .register_fn(
+            "shutdown",
+            |ctx: NativeCallContext, s: S| -> ScriptResult<()> {
+                ok(s.stream().shutdown(&call(&ctx)))
+            },
+        )
+        .register_fn("close", |ctx: NativeCallContext, s: S| {
+            s.stream().close(&call(&ctx))
+        });
+}
