@@ -6,9 +6,12 @@
 //!   and chooses the report formats.
 //! - [`run`](mod@run) loads scenarios, runs them, hands outcomes to [`report`], picks the
 //!   exit code.
-//! - [`script`] is the rhai side: the engine, the API functions, `spawn`, assertions.
-//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation.
-//!   Its [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
+//! - [`script`] is the rhai side: the engine, the API functions (the stream API registered
+//!   once for every stream type), `spawn`, assertions.
+//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation. A
+//!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
+//!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). Its
+//!   [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports, each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.
