@@ -49,9 +49,15 @@ pub struct Cli {
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
 
-    /// Read `NAME=VALUE` lines (and `#` comments) as if each were a `--var`.
+    /// Read `NAME=VALUE` lines (and `#` comments) as if each were a `--var`. Repeatable; a
+    /// later file wins.
     #[arg(long, value_name = "FILE")]
-    pub vars_file: Option<PathBuf>,
+    pub vars_file: Vec<PathBuf>,
+
+    /// A variable whose value is the contents of the file at PATH, as a string (a Blob when it
+    /// is not UTF-8): a CA certificate or a key in PEM, a request body. Repeatable.
+    #[arg(long = "var-file", value_name = "NAME=PATH")]
+    pub var_files: Vec<String>,
 
     /// A constant like `--var` whose value is shown as `***` in everything sockscript writes:
     /// printed output, `--trace`, diagnostics and reports. Repeatable. A command line can be
@@ -59,6 +65,12 @@ pub struct Cli {
     /// `SOCKSCRIPT_SECRET_<NAME>`, which defines a secret the same way.
     #[arg(long = "secret", value_name = "NAME=VALUE")]
     pub secrets: Vec<String>,
+
+    /// A secret like `--secret` whose value is the contents of the file at PATH (as
+    /// `--var-file` reads it): a private key, a token file. Each of its lines is masked too.
+    /// Repeatable.
+    #[arg(long = "secret-file", value_name = "NAME=PATH")]
+    pub secret_files: Vec<String>,
 
     /// Let the scripts' `env(NAME)` read the environment variable NAME; `*` allows every one.
     /// Repeatable. Without it, `env` reads only `SOCKSCRIPT_VAR_*` and `SOCKSCRIPT_SECRET_*`

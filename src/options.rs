@@ -3,7 +3,7 @@
 //! Every usage error (exit 2) is found here, before anything runs.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rhai::Dynamic;
@@ -98,10 +98,14 @@ impl Options {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let (vars, secrets) = vars(
-            &cli.vars,
-            cli.vars_file.as_ref(),
+            &VarSources {
+                flags: &cli.vars,
+                files: &cli.vars_file,
+                var_files: &cli.var_files,
+                secret_flags: &cli.secrets,
+                secret_files: &cli.secret_files,
+            },
             script_limits.max_script,
-            &cli.secrets,
         )?;
         Ok(Options {
             mode,
@@ -261,65 +265,134 @@ fn env_with_prefix(prefix: &str) -> Vec<(String, String)> {
 /// The variables by name, and the secret values among them.
 type Vars = (Vec<(String, Dynamic)>, Vec<String>);
 
+/// Where variables come from, as the command line gives them.
+struct VarSources<'a> {
+    /// `--var NAME=VALUE`.
+    flags: &'a [String],
+    /// `--vars-file FILE`, in order.
+    files: &'a [PathBuf],
+    /// `--var-file NAME=PATH`.
+    var_files: &'a [String],
+    /// `--secret NAME=VALUE`.
+    secret_flags: &'a [String],
+    /// `--secret-file NAME=PATH`.
+    secret_files: &'a [String],
+}
+
+/// A variable's value before it becomes a script value: text from a flag or a `NAME=VALUE`
+/// line (an integer or bool where it parses as one), or a file's contents as they are.
+enum Raw {
+    Text(String),
+    File(Vec<u8>),
+}
+
 /// Variables from the environment (`SOCKSCRIPT_VAR_*`, then `SOCKSCRIPT_SECRET_*`), then the
-/// vars file, then `--var`, then `--secret`: later ones win. Also every secret value, including
-/// those a later definition overrides: a value given as secret stays masked.
-fn vars(
-    flags: &[String],
-    file: Option<&PathBuf>,
-    max_size: usize,
-    secret_flags: &[String],
-) -> Result<Vars, UsageError> {
-    let mut found = env_with_prefix(ENV_VAR_PREFIX);
+/// vars files in order, then `--var-file`, `--var`, `--secret-file` and `--secret`: later ones
+/// win. Also every secret value, including those a later definition overrides: a value given
+/// as secret stays masked.
+fn vars(from: &VarSources<'_>, max_size: usize) -> Result<Vars, UsageError> {
+    let mut found: Vec<(String, Raw)> = Vec::new();
+    let text = |(name, value): (String, String)| (name, Raw::Text(value));
+    found.extend(env_with_prefix(ENV_VAR_PREFIX).into_iter().map(text));
     let env_secrets = env_with_prefix(ENV_SECRET_PREFIX);
     let mut secrets: Vec<String> = env_secrets.iter().map(|(_, v)| v.clone()).collect();
-    found.extend(env_secrets);
-    if let Some(path) = file {
-        // A vars file is small; the bound of a script file is more than enough for it.
-        let bytes = crate::scenario::read_regular(path, max_size)
-            .map_err(|why| UsageError(format!("--vars-file: {why}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            UsageError(format!(
-                "--vars-file: `{}` is not UTF-8 text",
-                path.display()
-            ))
-        })?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            // In a file, `name = value` reads naturally: spaces around the `=` are layout.
-            let (k, v) = split_var(line)
-                .map(|(k, v)| (k, v.trim().to_owned()))
-                .map_err(|why| {
-                    UsageError(format!(
-                        "--vars-file `{}` line {}: {why}",
-                        path.display(),
-                        n + 1
-                    ))
-                })?;
-            found.push((k, v));
-        }
+    found.extend(env_secrets.into_iter().map(text));
+    for path in from.files {
+        found.extend(vars_file(path, max_size)?.into_iter().map(text));
     }
-    for flag in flags {
-        found.push(split_var(flag).map_err(|why| UsageError(format!("--var: {why}")))?);
+    for flag in from.var_files {
+        let (name, contents) = var_file("--var-file", flag, max_size)?;
+        found.push((name, Raw::File(contents)));
     }
-    for flag in secret_flags {
+    for flag in from.flags {
+        found.push(text(
+            split_var(flag).map_err(|why| UsageError(format!("--var: {why}")))?,
+        ));
+    }
+    for flag in from.secret_files {
+        let (name, contents) = var_file("--secret-file", flag, max_size)?;
+        let shown = String::from_utf8_lossy(&contents);
+        // A key is as secret line by line: a script printing one line of it shows `***`.
+        secrets.extend(
+            shown
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= MASKED_LINE_MIN)
+                .map(str::to_owned),
+        );
+        secrets.push(shown.trim().to_owned());
+        found.push((name, Raw::File(contents)));
+    }
+    for flag in from.secret_flags {
         // The value is the secret: a usage error quotes only the name.
         let (name, value) = split_var(flag).map_err(|why| match flag.split_once('=') {
             Some(_) => UsageError(format!("--secret: {why}")),
             None => UsageError("--secret: expected NAME=VALUE (the value is not shown)".into()),
         })?;
         secrets.push(value.clone());
-        found.push((name, value));
+        found.push((name, Raw::Text(value)));
     }
     let mut vars: Vec<(String, Dynamic)> = Vec::new();
     for (name, value) in found {
         vars.retain(|(n, _)| *n != name);
-        vars.push((name, parse_var(&value)));
+        let value = match value {
+            Raw::Text(text) => parse_var(&text),
+            Raw::File(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text.into(),
+                Err(e) => Dynamic::from_blob(e.into_bytes()),
+            },
+        };
+        vars.push((name, value));
     }
     Ok((vars, secrets))
+}
+
+/// The shortest line of a `--secret-file` that is masked on its own: shorter ones (a blank
+/// line, a brace) are too common to mask everywhere.
+const MASKED_LINE_MIN: usize = 8;
+
+/// The `NAME=VALUE` lines of a `--vars-file`.
+fn vars_file(path: &Path, max_size: usize) -> Result<Vec<(String, String)>, UsageError> {
+    // A vars file is small; the bound of a script file is more than enough for it.
+    let bytes = crate::scenario::read_regular(path, max_size)
+        .map_err(|why| UsageError(format!("--vars-file: {why}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        UsageError(format!(
+            "--vars-file: `{}` is not UTF-8 text",
+            path.display()
+        ))
+    })?;
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // In a file, `name = value` reads naturally: spaces around the `=` are layout.
+        let (k, v) = split_var(line)
+            .map(|(k, v)| (k, v.trim().to_owned()))
+            .map_err(|why| {
+                UsageError(format!(
+                    "--vars-file `{}` line {}: {why}",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+        found.push((k, v));
+    }
+    Ok(found)
+}
+
+/// The name and the file's contents of a `--var-file`/`--secret-file` `NAME=PATH`. Only a
+/// regular file is read, and at most the script size limit of it.
+fn var_file(flag: &str, arg: &str, max_size: usize) -> Result<(String, Vec<u8>), UsageError> {
+    let (name, path) = split_var(arg).map_err(|why| UsageError(format!("{flag}: {why}")))?;
+    if path.is_empty() {
+        return Err(UsageError(format!("{flag}: `{name}` names no file")));
+    }
+    let contents = crate::scenario::read_regular(Path::new(&path), max_size)
+        .map_err(|why| UsageError(format!("{flag} {name}: {why}")))?;
+    Ok((name, contents))
 }
 
 fn split_var(text: &str) -> Result<(String, String), String> {
@@ -403,13 +476,14 @@ mod tests {
 
     #[test]
     fn secrets_are_variables_whose_values_are_kept_apart() {
-        let (found, secrets) = vars(
-            &["token=plain".into(), "port=1".into()],
-            None,
-            1024,
-            &["token=s3cr3t".into(), "pin=6379".into(), "empty=".into()],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let sources = VarSources {
+            flags: &["token=plain".into(), "port=1".into()],
+            files: &[],
+            var_files: &[],
+            secret_flags: &["token=s3cr3t".into(), "pin=6379".into(), "empty=".into()],
+            secret_files: &[],
+        };
+        let (found, secrets) = vars(&sources, 1024).unwrap_or_else(|e| panic!("{e}"));
         let value = |name: &str| {
             found
                 .iter()
@@ -423,10 +497,89 @@ mod tests {
             assert!(secrets.iter().any(|v| v == s), "{s}");
         }
         assert!(!secrets.iter().any(|v| v == "plain"));
-        let Err(err) = vars(&[], None, 1024, &["s3cr3t".into()]) else {
+        let nameless = VarSources {
+            secret_flags: &["s3cr3t".into()],
+            ..NONE
+        };
+        let Err(err) = vars(&nameless, 1024) else {
             panic!("a --secret without a name was accepted")
         };
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    const NONE: VarSources<'static> = VarSources {
+        flags: &[],
+        files: &[],
+        var_files: &[],
+        secret_flags: &[],
+        secret_files: &[],
+    };
+
+    /// Files as variables: contents as they are (a string, or a Blob when not UTF-8), vars
+    /// files in order with later ones winning, a secret file masked whole and line by line.
+    #[test]
+    fn files_become_variables() {
+        let dir = std::env::temp_dir().join(format!("sockscript-vars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let pem = "-----BEGIN KEY-----\nc2VjcmV0IGtleSBsaW5l\n-----END KEY-----\n";
+        let key = write("key.pem", pem.as_bytes());
+        let ca = write("ca.pem", b"CA TEXT\n");
+        let raw = write("raw.bin", &[0xff, 0x00, 0x41]);
+        let first = write("a.vars", b"host = a\nport = 1\n");
+        let second = write("b.vars", b"port = 2\n");
+        let arg = |name: &str, path: &Path| format!("{name}={}", path.display());
+        let var_files = [arg("ca", &ca), arg("raw", &raw)];
+        let secret_files = [arg("key", &key)];
+        let sources = VarSources {
+            files: &[first, second],
+            var_files: &var_files,
+            secret_files: &secret_files,
+            ..NONE
+        };
+        let (found, secrets) = vars(&sources, 1024).unwrap_or_else(|e| panic!("{e}"));
+        let value = |name: &str| {
+            found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        assert_eq!(value("host").to_string(), "a");
+        assert_eq!(value("port").as_int().ok(), Some(2));
+        assert_eq!(value("ca").to_string(), "CA TEXT\n");
+        assert_eq!(value("key").to_string(), pem);
+        assert_eq!(
+            value("raw").read_lock::<rhai::Blob>().map(|b| b.clone()),
+            Some(vec![0xff, 0x00, 0x41])
+        );
+        for masked in [pem.trim(), "c2VjcmV0IGtleSBsaW5l", "-----BEGIN KEY-----"] {
+            assert!(secrets.iter().any(|s| s == masked), "{masked}");
+        }
+        assert!(!secrets.iter().any(|s| s.contains("CA TEXT")));
+        let missing = [format!("x={}", dir.join("nope").display())];
+        let bad = [
+            VarSources {
+                var_files: &["novalue".into()],
+                ..NONE
+            },
+            VarSources {
+                var_files: &missing,
+                ..NONE
+            },
+            VarSources {
+                secret_files: &["k=".into()],
+                ..NONE
+            },
+        ];
+        for sources in bad {
+            assert!(vars(&sources, 1024).is_err());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -154,6 +154,69 @@ fn vars_come_from_the_environment_a_file_and_flags_later_ones_winning() {
 }
 
 #[test]
+fn vars_files_repeat_and_files_become_variables() {
+    Test::new()
+        .write("a.vars", "host = a\nport = 1\n")
+        .write("b.vars", "port = 2\n")
+        .write(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .args(&["--vars-file", "a.vars", "--vars-file", "b.vars"])
+        .args(&["--var-file", "ca=ca.pem"])
+        .script(
+            r#"
+            assert_eq(host, "a");
+            assert_eq(port, 2);
+            assert_eq(ca, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+            "#,
+        )
+        .run()
+        .code(0);
+}
+
+#[test]
+fn a_var_file_that_is_not_there_is_a_usage_error() {
+    Test::new()
+        .args(&["--var-file", "ca=missing.pem"])
+        .script("print(1);")
+        .run()
+        .code(2)
+        .stderr_has("--var-file ca: cannot read `missing.pem`");
+}
+
+/// `var(name)` and `var(name, default)` compile whether or not the variable is given; a
+/// default is used only when it is missing (and only then evaluated), in tasks and functions
+/// too; a missing one without a default is `invalid_argument` at its line.
+#[test]
+fn var_reads_a_variable_or_its_default() {
+    let script = r#"
+        fn host() { var("host", "127.0.0.1") }
+        let port = var("port", 8080);
+        let t = spawn(|| var("port", 0) + 1);
+        print(`${host()}:${port} ${t.join()}`);
+        let n = 0;
+        let x = var("port", { n += 1; 5 });
+        print(`defaults evaluated: ${n}`);
+        try { var("missing"); } catch (e) { print(e.kind); }
+        var("missing");
+        "#;
+    Test::new()
+        .script(script)
+        .run()
+        .code(4)
+        .stdout("127.0.0.1:8080 1\ndefaults evaluated: 1\ninvalid_argument\n")
+        .stderr_has("no variable `missing`: give it with `--var missing=VALUE`")
+        .stderr_has("script.rhai:10:");
+    Test::new()
+        .args(&["--var", "port=99", "--var", "host=h", "--var", "missing=m"])
+        .script(script)
+        .run()
+        .code(0)
+        .stdout("h:99 100\ndefaults evaluated: 0\n");
+}
+
+#[test]
 fn an_undefined_var_is_a_compile_error() {
     Test::new()
         .script("print(port);")

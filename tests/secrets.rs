@@ -353,3 +353,23 @@ fn env_reads_only_what_the_command_line_allows() {
         .run()
         .code(0);
 }
+
+/// A `--secret-file` is a variable with the file's contents, masked whole and line by line:
+/// a script printing the key, or only one line of it, shows `***`.
+#[test]
+fn a_secret_file_is_masked_whole_and_line_by_line() {
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
+    let out = Test::new()
+        .write("key.pem", key)
+        .args(&["--secret-file", "KEY=key.pem"])
+        .script(
+            r#"
+            print(KEY);
+            print(KEY.split("\n")[1]);
+            print(`bytes: ${KEY.len}`);
+            "#,
+        )
+        .run();
+    out.code(0).stdout("***\n\n***\nbytes: 108\n");
+    assert!(!out.stdout.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"));
+}

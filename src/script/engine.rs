@@ -79,6 +79,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     register_scenario_fns(&mut engine, ctx, &config.limits);
     register_env(&mut engine, &config.env);
     register_spawn(&mut engine, ctx);
+    register_var(&mut engine, &config.vars);
     engine
 }
 
@@ -517,6 +518,54 @@ fn within(
         },
         ok => ok,
     }
+}
+
+/// `var(name)` and `var(name, default)`: a variable of the command line (`--var`, `--var-file`,
+/// `--vars-file`, `--secret`, the environment's `SOCKSCRIPT_VAR_*`) looked up when the call
+/// runs, so a scenario that reads one this way compiles without it. `var` is a reserved word
+/// in rhai, so this is custom syntax, with the default optional (and evaluated only when it is
+/// used). A missing variable without a default is `invalid_argument`, naming the flag to give.
+fn register_var(engine: &mut Engine, vars: &[(String, Dynamic)]) {
+    let vars: std::collections::HashMap<String, Dynamic> = vars.iter().cloned().collect();
+    engine.register_custom_syntax_with_state_raw(
+        "var",
+        |symbols, look_ahead, _| {
+            // var ( $expr$ [ , $expr$ ] )
+            let last = symbols.last().map_or("", |s| s.as_str());
+            Ok(match last {
+                "var" => Some("(".into()),
+                "(" | "," => Some("$expr$".into()),
+                "$expr$" if symbols.len() == 3 && look_ahead == "," => Some(",".into()),
+                "$expr$" => Some(")".into()),
+                _ => None,
+            })
+        },
+        false,
+        move |ectx, inputs, _| {
+            // Errors point at the name: the custom syntax's own position is not given here.
+            let at = inputs[0].position();
+            let error = |message: String| {
+                let mut err = script_error(ErrorKind::InvalidArgument, "var", message);
+                err.set_position(at);
+                err
+            };
+            let name = ectx.eval_expression_tree(&inputs[0])?;
+            let Some(name) = name.read_lock::<ImmutableString>().map(|n| n.clone()) else {
+                return Err(error(format!(
+                    "var: the name must be a string, e.g. `var(\"port\", 8080)`, not {}",
+                    name.type_name()
+                )));
+            };
+            match (vars.get(name.as_str()), inputs.get(1)) {
+                (Some(value), _) => Ok(value.clone()),
+                (None, Some(default)) => ectx.eval_expression_tree(default),
+                (None, None) => Err(error(format!(
+                    "var: no variable `{name}`: give it with `--var {name}=VALUE` (or \
+                         `--var-file`, `--vars-file`), or a default: `var(\"{name}\", …)`"
+                ))),
+            }
+        },
+    );
 }
 
 /// `spawn` is a reserved word in rhai, so it is custom syntax: `spawn(<closure>)`.
