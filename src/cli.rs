@@ -32,6 +32,11 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT")]
     pub filter: Vec<String>,
 
+    /// Leave out the scenarios whose path contains TEXT (after `--filter`). Repeatable: any
+    /// match leaves a scenario out.
+    #[arg(long, value_name = "TEXT")]
+    pub exclude: Vec<String>,
+
     /// Re-run a scenario that did not pass, up to N more times; reports say it was retried.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,

@@ -39,6 +39,8 @@ pub struct Options {
     pub jobs: usize,
     pub partition: Option<Partition>,
     pub filters: Vec<String>,
+    /// `--exclude`: leave out the scenarios whose path contains one of these.
+    pub excludes: Vec<String>,
     pub retry: u32,
     pub timeout: Duration,
     pub max_time: Duration,
@@ -81,7 +83,10 @@ impl Options {
         let wants_reports = !reports.is_empty();
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
-        let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
+        let selects = partition.is_some()
+            || !cli.filter.is_empty()
+            || !cli.exclude.is_empty()
+            || cli.retry > 0;
         // A FIFO or a device on the command line would block the read, or never end it.
         for path in &cli.paths {
             crate::scenario::check_regular(path).map_err(UsageError)?;
@@ -112,6 +117,7 @@ impl Options {
             jobs,
             partition,
             filters: cli.filter,
+            excludes: cli.exclude,
             retry: cli.retry,
             timeout,
             max_time,

@@ -186,12 +186,17 @@ fn run_suite(
         return crate::EXIT_USAGE;
     }
     let shard = options.partition.map(|p| (p.k, p.n));
-    let files = scenario::select(found, &options.filters, shard);
-    if files.is_empty() && !options.filters.is_empty() && shard.is_none() {
-        console::eprintln(&format!(
-            "error: no scenario matches --filter {}",
-            escape::line(&options.filters.join(", "))
-        ));
+    let files = scenario::select(found, &options.filters, &options.excludes, shard);
+    if files.is_empty() && shard.is_none() {
+        let filters = escape::line(&options.filters.join(", ")).into_owned();
+        let excludes = escape::line(&options.excludes.join(", ")).into_owned();
+        console::eprintln(&match (filters.is_empty(), excludes.is_empty()) {
+            (false, true) => format!("error: no scenario matches --filter {filters}"),
+            (true, false) => format!("error: --exclude {excludes} leaves no scenario"),
+            _ => format!(
+                "error: no scenario matches --filter {filters} but not --exclude {excludes}"
+            ),
+        });
         return crate::EXIT_USAGE;
     }
     let started = Instant::now();

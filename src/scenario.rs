@@ -178,12 +178,21 @@ pub fn check_regular(path: &Path) -> Result<(), String> {
     }
 }
 
-/// The `*.rhai` entries under `root` that are not directories; see the module's doc for links.
+/// The directory name whose files are modules, not scenarios.
+pub const LIB: &str = "lib";
+
+/// The `*.rhai` entries under `root` that are not directories and not under a [`LIB`]
+/// directory; see the module's doc for links.
 fn walk(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     // Resolved once, at the first link met: most trees have none.
     let mut resolved_root: Option<PathBuf> = None;
-    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+    // Directories named `lib` (below the root) hold modules that scenarios import.
+    let scenarios = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| !(e.depth() > 0 && e.file_type().is_dir() && e.file_name() == LIB));
+    for entry in scenarios {
         let entry = entry.map_err(|e| {
             let at = e.path().unwrap_or(root).display().to_string();
             match e.into_io_error() {
@@ -231,20 +240,21 @@ fn lower(text: &str) -> String {
     }
 }
 
-/// Keep the scenarios whose path contains any of `filters` (all when none), then the
-/// `k`-th of `n` round-robin shards of what is left: every scenario lands in exactly one shard.
+/// Keep the scenarios whose path contains any of `filters` (all when none) and none of
+/// `excludes`, then the `k`-th of `n` round-robin shards of what is left: every scenario lands
+/// in exactly one shard.
 pub fn select(
     found: Vec<(PathBuf, String)>,
     filters: &[String],
+    excludes: &[String],
     shard: Option<(usize, usize)>,
 ) -> Vec<(PathBuf, String)> {
     found
         .into_iter()
         .filter(|(path, _)| {
-            filters.is_empty() || {
-                let text = path.to_string_lossy();
-                filters.iter().any(|f| text.contains(f.as_str()))
-            }
+            let text = path.to_string_lossy();
+            let has = |f: &String| text.contains(f.as_str());
+            (filters.is_empty() || filters.iter().any(has)) && !excludes.iter().any(has)
         })
         .enumerate()
         .filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
@@ -318,7 +328,11 @@ mod tests {
     #[test]
     fn filters_select_by_path() {
         let all = list(&["smoke/redis.rhai", "echo.rhai", "smoke/http.rhai"]);
-        let picked = select(all, &["smoke/".into()], None);
+        let picked = select(all.clone(), &["smoke/".into()], &[], None);
         assert_eq!(picked.len(), 2);
+        let picked = select(all.clone(), &[], &["redis".into(), "echo".into()], None);
+        assert_eq!(picked, list(&["smoke/http.rhai"]));
+        let picked = select(all, &["smoke/".into()], &["http".into()], None);
+        assert_eq!(picked, list(&["smoke/redis.rhai"]));
     }
 }

@@ -385,7 +385,7 @@ fn usage_errors_exit_2_and_run_nothing() {
             .write("suite/a.rhai", PASS_NESTED)
             .write("suite/b.rhai", FAIL)
     };
-    let cases: [(&[&str], &str, &str); 5] = [
+    let cases: [(&[&str], &str, &str); 7] = [
         (&["--partition", "0/2"], "suite", "--partition"),
         (&["--partition", "3/2"], "suite", "--partition"),
         (&["--jobs", "0"], "suite", "--jobs"),
@@ -394,6 +394,16 @@ fn usage_errors_exit_2_and_run_nothing() {
             &["--filter", "nomatch"],
             "suite",
             "no scenario matches --filter nomatch",
+        ),
+        (
+            &["--exclude", "suite/"],
+            "suite",
+            "--exclude suite/ leaves no scenario",
+        ),
+        (
+            &["--filter", "a.rhai", "--exclude", "a"],
+            "suite",
+            "no scenario matches --filter a.rhai but not --exclude a",
         ),
     ];
     for (args, path, says) in cases {
@@ -1169,4 +1179,30 @@ fn without_a_terminal_stderr_has_plain_lines_only() {
     assert_eq!(status_lines(&out).len(), 4);
     assert_eq!(last_line(&out), "2 passed, 2 failed");
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
+
+/// `--exclude` drops the scenarios whose path contains its text (after `--filter`), and a
+/// directory named `lib` holds modules, not scenarios: none of them runs.
+#[test]
+fn exclude_and_lib_directories_leave_scenarios_out() {
+    let out = Test::new()
+        .write("suite/a_pass.rhai", "print(1);")
+        .write("suite/slow/b_pass.rhai", "print(2);")
+        .write("suite/c_fail.rhai", FAIL)
+        .write(
+            "suite/lib/helpers.rhai",
+            "throw \"a module ran as a scenario\";",
+        )
+        .write(
+            "suite/smoke/lib/more.rhai",
+            "throw \"a module ran as a scenario\";",
+        )
+        .args(&["--exclude", "slow/", "--exclude", "c_fail"])
+        .path("suite")
+        .run();
+    out.code(0).stderr_has("a_pass.rhai: ok");
+    for left_out in ["b_pass", "c_fail", "helpers", "more.rhai"] {
+        assert!(!out.stderr.contains(left_out), "{left_out}: {}", out.stderr);
+    }
+    assert!(out.stderr.contains("1 passed"), "{}", out.stderr);
 }
