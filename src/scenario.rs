@@ -277,12 +277,12 @@ mod tests {
     fn shards_cover_every_scenario_once() {
         let all = list(&["a", "b", "c", "d", "e"]);
         let mut seen: Vec<String> = (1..=3)
-            .flat_map(|k| select(all.clone(), &[], Some((k, 3))))
+            .flat_map(|k| select(all.clone(), &[], &[], Some((k, 3))))
             .map(|(_, n)| n)
             .collect();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
-        let first: Vec<String> = select(all, &[], Some((1, 3)))
+        let first: Vec<String> = select(all, &[], &[], Some((1, 3)))
             .into_iter()
             .map(|(_, n)| n)
             .collect();
