@@ -420,14 +420,28 @@ fn raised(
                 .map(|(k, v)| format!("{k:>5}: {v}"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            Diag::new(
+            let diag = Diag::new(
                 Code::Assertion,
                 format!("{prefix}{}", f.message),
                 file,
                 source,
             )
             .label(f.position, f.label)
-            .help((!values.is_empty()).then_some(values))
+            .help((!values.is_empty()).then_some(values));
+            // A failed assertion stops the scenario (rhai's uncatchable `ErrorTerminated`),
+            // which rhai passes up through script functions without a frame per call: each
+            // call only moves its position, so it ends at the outermost call. That call is
+            // named from the source, so a helper called twice says which call failed.
+            let called_at = inner.position();
+            if called_at.is_none() || called_at == f.position {
+                diag
+            } else {
+                let what = match word_at(source, called_at) {
+                    Some(name) => format!("in `{name}`, called here"),
+                    None => "in the function called here".to_owned(),
+                };
+                diag.label(called_at, what)
+            }
         }
         Some(Abort::Limit(message)) => {
             Diag::new(ErrorKind::Limit, format!("{prefix}{message}"), file, source)
@@ -610,6 +624,14 @@ fn socket_error(
         };
     }
     diag
+}
+
+/// The identifier at a rhai position, if one starts there (a function's name at its call).
+fn word_at(source: &str, pos: Position) -> Option<&str> {
+    let (offset, len) = span(source, pos)?;
+    let word = source.get(offset..offset + len)?;
+    let first = word.chars().next()?;
+    (first.is_alphabetic() || first == '_').then_some(word)
 }
 
 /// The byte span of a rhai position: its line and column, as long as the word there.
