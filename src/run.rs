@@ -35,7 +35,12 @@ pub fn run(options: Options) -> u8 {
             return crate::EXIT_ERROR;
         }
     };
-    let interrupt = Interrupt::install(&runtime);
+    // Run mode says one word: the person who pressed Ctrl-C knows where the script was.
+    let said = match options.mode {
+        Mode::Run(_) => "interrupted",
+        Mode::Test(_) => "\ninterrupted: stopping the running scenarios (again to exit at once)",
+    };
+    let interrupt = Interrupt::install(&runtime, said);
     let handle = runtime.handle();
     let code = match &options.mode {
         Mode::Run(path) => run_one(handle, &options, &interrupt, path),
@@ -49,14 +54,14 @@ pub fn run(options: Options) -> u8 {
 }
 
 /// Ctrl-C and SIGTERM: the first stops every running scenario (their blocked calls return at
-/// once) and lets the run report what it has; a second one exits at once.
+/// once), says so (`said`) and lets the run report what it has; a second one exits at once.
 pub struct Interrupt {
     set: AtomicBool,
     sessions: Mutex<Vec<Weak<Session>>>,
 }
 
 impl Interrupt {
-    fn install(runtime: &Runtime) -> Arc<Interrupt> {
+    fn install(runtime: &Runtime, said: &'static str) -> Arc<Interrupt> {
         let interrupt = Arc::new(Interrupt {
             set: AtomicBool::new(false),
             sessions: Mutex::new(Vec::new()),
@@ -81,9 +86,7 @@ impl Interrupt {
                     console::eprintln("\ninterrupted again: exiting now");
                     std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
                 }
-                console::eprintln(
-                    "\ninterrupted: stopping the running scenarios (again to exit at once)",
-                );
+                console::eprintln(said);
                 watcher.trigger();
             }
         });
@@ -133,7 +136,7 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     let left_behind: LeftBehind = {
         let (color, interrupt) = (options.color, interrupt.clone());
         Arc::new(move |outcome: Outcome| {
-            if let Some(diag) = &outcome.diagnostic {
+            if let Some(diag) = outcome.diagnostic.as_ref().filter(|_| !interrupt.is_set()) {
                 console::eprint(&diag.render(color));
             }
             let code = if interrupt.is_set() {
@@ -161,7 +164,8 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     if options.trace && !outcome.dropped.is_empty() {
         console::eprintln(&outcome.dropped.describe());
     }
-    if let Some(diag) = &outcome.diagnostic {
+    // An interrupted run has said `interrupted` already.
+    if let Some(diag) = outcome.diagnostic.as_ref().filter(|_| !interrupt.is_set()) {
         console::eprint(&diag.render(options.color));
     }
     outcome.status.exit_code()

@@ -416,7 +416,8 @@ server.accept();
             .spawn();
         assert_eq!(run.line(), "ready");
         let out = interrupt(&mut run, signal);
-        out.stderr_has("interrupted").stderr_has("[script.rhai:4:");
+        // Run mode says one word, not where the script was.
+        out.stderr("interrupted\n");
     }
 }
 
