@@ -344,6 +344,42 @@ for name, c in [("localhost", ctx), ("127.0.0.1", ctx), ("localhost", old)]:
         .stdout_has("TLSv1_3 sni=localhost\nTLSv1_3 sni=\nTLSv1_2 sni=localhost\n");
 }
 
+/// A plain-text service where TLS was expected (an SMTP greeting, an HTTP error page): the
+/// handshake fails with `tls`, saying the peer does not speak TLS.
+#[test]
+fn a_peer_that_answers_in_plain_text_does_not_speak_tls() {
+    let mut server = python(
+        r#"
+from peer import listen
+s = listen(backlog=2)
+for greeting in [b"220 smtp.example ESMTP ready\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"]:
+    c, _ = s.accept()
+    c.sendall(greeting)
+    c.recv(4096)
+    c.close()
+"#,
+    );
+    let port = server.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            for i in 0..2 {
+                let e = assert_err(|| connect(`127.0.0.1:${port}`, #{tls: true}), "tls");
+                print(e.message);
+            }
+            "#,
+        )
+        .run();
+    out.code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    for line in lines {
+        assert!(line.contains("the peer does not speak TLS"), "{line}");
+    }
+    server.wait().code(0);
+}
+
 #[test]
 fn a_wrong_ca_the_system_roots_and_a_wrong_name_fail_with_tls_and_insecure_succeeds() {
     let dir = Dir::new("tls-wrong-ca");
@@ -402,7 +438,12 @@ for n in range(4):
     assert_eq!(lines.len(), 4, "{}", out.stdout);
     assert!(lines[0].contains("unknown issuer"), "{}", lines[0]);
     assert!(lines[1].contains("unknown issuer"), "{}", lines[1]);
-    assert!(lines[2].contains("not valid for this name"), "{}", lines[2]);
+    // The name asked for, and the names the certificate holds.
+    assert!(
+        lines[2].contains("not valid for `example.com`: it names `localhost`"),
+        "{}",
+        lines[2]
+    );
     assert_eq!(lines[3], "insecure ok");
     for expected in ["refused", "refused", "refused", "served"] {
         assert_eq!(server.line(), expected);

@@ -228,6 +228,14 @@ pub(crate) fn handshake_error(op: &'static str, addr: &str, err: &std::io::Error
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the peer refused the handshake (alert: {alert:?})")
         }
+        // Its first bytes are not a TLS record: a plain-text service (an HTTP error page, an
+        // SMTP or FTP greeting) or a plain-text client.
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+            | rustls::InvalidMessage::UnknownProtocolVersion,
+        )) => {
+            "the peer does not speak TLS: what it sent is not a TLS record (plain text?)".to_owned()
+        }
         Some(other) => other.to_string(),
         None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the peer closed the connection during the handshake".to_owned()
@@ -237,15 +245,40 @@ pub(crate) fn handshake_error(op: &'static str, addr: &str, err: &std::io::Error
     tls_error(op, addr, format!("handshake failed: {why}"))
 }
 
+/// A name as rustls presents it (`DnsName("localhost")`, `IpAddress(127.0.0.1)`): the name.
+fn presented_name(name: &str) -> &str {
+    match name.split_once('(') {
+        Some((_, inner)) => inner.trim_end_matches(')').trim_matches('"'),
+        None => name,
+    }
+}
+
 fn describe_cert_error(err: &rustls::CertificateError) -> String {
     use rustls::CertificateError as E;
     match err {
         E::UnknownIssuer => {
             "unknown issuer (not signed by a trusted CA; pass `ca` or `insecure`)".into()
         }
-        E::NotValidForName | E::NotValidForNameContext { .. } => {
-            "the certificate is not valid for this name (set `sni`?)".into()
+        E::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            let names: Vec<String> = presented
+                .iter()
+                .map(|n| format!("`{}`", presented_name(n)))
+                .collect();
+            format!(
+                "the certificate is not valid for `{}`: it names {} (set `sni` to one of them, \
+                 or connect by that name)",
+                expected.to_str(),
+                if names.is_empty() {
+                    "no name at all".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
         }
+        E::NotValidForName => "the certificate is not valid for this name (set `sni`?)".into(),
         E::Expired | E::ExpiredContext { .. } => "the certificate has expired".into(),
         E::NotValidYet | E::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
         E::BadSignature => "bad signature".into(),
