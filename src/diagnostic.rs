@@ -147,6 +147,31 @@ impl Diag {
         self
     }
 
+    /// A place in another file (an imported module): said in the help, as `file:line:column`,
+    /// since only the scenario's own source is drawn.
+    fn elsewhere(mut self, module: &str, pos: Position, what: &str) -> Self {
+        let place = match (pos.line(), pos.position()) {
+            (Some(line), Some(column)) => format!("{module}:{line}:{column}"),
+            (Some(line), None) => format!("{module}:{line}"),
+            _ => module.to_owned(),
+        };
+        let text = format!("{what}: {place}");
+        self.help = Some(match self.help.take() {
+            Some(help) => format!("{text}\n{help}"),
+            None => text,
+        });
+        self
+    }
+
+    /// The error happened at `pos` in `module`, not in this source: the labels made at that
+    /// position (which point at whatever this source has there) give way to the place, said in
+    /// the help.
+    fn moved_to(mut self, module: &str, pos: Position) -> Self {
+        self.labels.clear();
+        self.line = None;
+        self.elsewhere(module, pos, "it happened in an imported module")
+    }
+
     /// Add the last [`RECENT_EVENTS`] events of the failed connection to the help, from the
     /// scenario's transcript: what was last sent and received on it, as the end that failed
     /// saw it (its events name the error's address as their peer). The connection is the one
@@ -426,14 +451,17 @@ fn raised(
                 file,
                 source,
             )
-            .label(f.position, f.label)
             .help((!values.is_empty()).then_some(values));
+            let diag = match &f.file {
+                Some(module) => diag.elsewhere(module, f.position, f.label),
+                None => diag.label(f.position, f.label),
+            };
             // A failed assertion stops the scenario (rhai's uncatchable `ErrorTerminated`),
             // which rhai passes up through script functions without a frame per call: each
             // call only moves its position, so it ends at the outermost call. That call is
             // named from the source, so a helper called twice says which call failed.
             let called_at = inner.position();
-            if called_at.is_none() || called_at == f.position {
+            if called_at.is_none() || (called_at == f.position && f.file.is_none()) {
                 diag
             } else {
                 let what = match word_at(source, called_at) {
@@ -499,20 +527,33 @@ fn raised(
             .label(other.position(), "here"),
         },
     };
-    // The calls the error came up through, innermost first.
+    // The calls the error came up through, outermost first, each with the file of the
+    // function called (empty: the scenario itself; else an imported module's path).
     let mut frame = error;
     let mut frames = Vec::new();
-    while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = frame {
-        frames.push((name.clone(), *pos));
+    while let EvalAltResult::ErrorInFunctionCall(name, file, inner, pos) = frame {
+        frames.push((name.clone(), file.as_str(), *pos));
         frame = inner;
     }
-    for (name, pos) in frames.into_iter().rev() {
+    // The error itself happened in the innermost function's file: when that is a module, its
+    // position is not in this scenario's source.
+    if let Some(&(_, module, _)) = frames.last().filter(|(_, f, _)| !f.is_empty()) {
+        diag = diag.moved_to(module, inner.position());
+    }
+    // Each call is made from the file of the function one frame out.
+    let mut caller = "";
+    for (name, file, pos) in frames {
         let what = if name.starts_with("anon$") {
             "in the closure called here".to_owned()
         } else {
             format!("in `{name}`, called here")
         };
-        diag = diag.label(pos, what);
+        diag = if caller.is_empty() {
+            diag.label(pos, what)
+        } else {
+            diag.elsewhere(caller, pos, &what)
+        };
+        caller = file;
     }
     if let Some(t) = task {
         diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -121,7 +121,8 @@ impl Interrupt {
 /// Run mode: the script's output as it happens, its failure as a diagnostic on stderr.
 fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path: &Path) -> u8 {
     let max_size = options.script_limits.max_script;
-    let scenario = match Scenario::load(path, path.display().to_string(), max_size) {
+    let tree = scenario::tree_of_file(path);
+    let scenario = match Scenario::load(path, path.display().to_string(), &tree, max_size) {
         Ok(s) => s,
         Err(e) => {
             console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
@@ -250,7 +251,7 @@ struct Suite {
     handle: Handle,
     options: Options,
     interrupt: Arc<Interrupt>,
-    files: Vec<(PathBuf, String)>,
+    files: Vec<scenario::Found>,
     progress: Progress,
     state: Mutex<SuiteState>,
     /// Signalled when a worker stops.
@@ -311,7 +312,7 @@ impl Suite {
                     let i = state.next;
                     state.next += 1;
                     drop(state);
-                    self.progress.start(&self.files[i].1);
+                    self.progress.start(&self.files[i].name);
                     (i, 0)
                 }
             };
@@ -328,11 +329,11 @@ impl Suite {
     /// does not compile is not retried: it cannot change. `None` when an attempt was left
     /// behind (its outcome is [`Suite::left_behind`]'s).
     fn run_with_retries(self: &Arc<Self>, i: usize, mut attempts: u32) -> Option<Outcome> {
-        let (path, name) = &self.files[i];
+        let scenario::Found { path, name, tree } = &self.files[i];
         loop {
             attempts += 1;
             let max_size = self.options.script_limits.max_script;
-            let mut outcome = match Scenario::load(path, name.clone(), max_size) {
+            let mut outcome = match Scenario::load(path, name.clone(), tree, max_size) {
                 Ok(scenario) => {
                     let buf = Arc::new(Mutex::new(String::new()));
                     let left_behind: LeftBehind = {
@@ -460,6 +461,11 @@ pub fn execute(
         limits: options.script_limits.clone(),
         redactor: options.redactor.clone(),
         env: options.env.clone(),
+        imports: Some(script::ImportRoot {
+            tree: scenario.tree.clone(),
+            file: scenario.path.clone(),
+            max_size: options.script_limits.max_script,
+        }),
     };
     let ending = Ending {
         name: scenario.name.clone(),

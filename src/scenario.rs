@@ -23,6 +23,8 @@ pub struct Scenario {
     /// How reports name it: the path as the user wrote it, or relative to the directory given.
     pub name: String,
     pub source: String,
+    /// The tree its imports must stay in.
+    pub tree: PathBuf,
 }
 
 /// Why a scenario could not be loaded.
@@ -47,9 +49,14 @@ impl std::fmt::Display for LoadError {
 }
 
 impl Scenario {
-    /// Read the regular file at `path`; one of more than `max_size` bytes (`--limit script`)
-    /// is refused before it is read whole.
-    pub fn load(path: &Path, name: String, max_size: usize) -> Result<Scenario, LoadError> {
+    /// Read the regular file at `path`, found in `tree`; one of more than `max_size` bytes
+    /// (`--limit script`) is refused before it is read whole.
+    pub fn load(
+        path: &Path,
+        name: String,
+        tree: &Path,
+        max_size: usize,
+    ) -> Result<Scenario, LoadError> {
         let bytes = read_regular(path, max_size).map_err(|e| match e {
             ReadError::Unreadable(m) => LoadError::Unreadable(m),
             ReadError::TooLarge(m) => LoadError::TooLarge(m),
@@ -65,6 +72,7 @@ impl Scenario {
             path: path.to_owned(),
             name,
             source,
+            tree: tree.to_owned(),
         })
     }
 }
@@ -139,8 +147,27 @@ pub fn read_regular(path: &Path, max_size: usize) -> Result<Vec<u8>, ReadError> 
     Ok(bytes)
 }
 
-/// Every scenario under `paths`, as (path, display name). A path that does not exist is an error.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
+/// A scenario file found on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    /// How reports name it: the path as given, or relative to the directory given.
+    pub name: String,
+    /// The tree it was found in (the directory given, or a lone file's directory): its imports
+    /// must stay inside it.
+    pub tree: PathBuf,
+}
+
+/// The tree a lone scenario file's imports must stay in: its directory.
+pub fn tree_of_file(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Every scenario under `paths`. A path that does not exist is an error.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Found>, String> {
     let mut found = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -152,11 +179,19 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
                     .unwrap_or(&file)
                     .display()
                     .to_string();
-                found.push((file, name));
+                found.push(Found {
+                    path: file,
+                    name,
+                    tree: path.clone(),
+                });
             }
         } else if path.exists() {
             // Not a FIFO or a device: `Options::resolve` has checked (`check_regular`).
-            found.push((path.clone(), path.display().to_string()));
+            found.push(Found {
+                path: path.clone(),
+                name: path.display().to_string(),
+                tree: tree_of_file(path),
+            });
         } else {
             return Err(format!("`{}` does not exist", path.display()));
         }
@@ -244,15 +279,15 @@ fn lower(text: &str) -> String {
 /// `excludes`, then the `k`-th of `n` round-robin shards of what is left: every scenario lands
 /// in exactly one shard.
 pub fn select(
-    found: Vec<(PathBuf, String)>,
+    found: Vec<Found>,
     filters: &[String],
     excludes: &[String],
     shard: Option<(usize, usize)>,
-) -> Vec<(PathBuf, String)> {
+) -> Vec<Found> {
     found
         .into_iter()
-        .filter(|(path, _)| {
-            let text = path.to_string_lossy();
+        .filter(|found| {
+            let text = found.path.to_string_lossy();
             let has = |f: &String| text.contains(f.as_str());
             (filters.is_empty() || filters.iter().any(has)) && !excludes.iter().any(has)
         })
@@ -266,10 +301,14 @@ pub fn select(
 mod tests {
     use super::*;
 
-    fn list(names: &[&str]) -> Vec<(PathBuf, String)> {
+    fn list(names: &[&str]) -> Vec<Found> {
         names
             .iter()
-            .map(|n| (PathBuf::from(n), n.to_string()))
+            .map(|n| Found {
+                path: PathBuf::from(n),
+                name: n.to_string(),
+                tree: PathBuf::from("."),
+            })
             .collect()
     }
 
@@ -278,13 +317,13 @@ mod tests {
         let all = list(&["a", "b", "c", "d", "e"]);
         let mut seen: Vec<String> = (1..=3)
             .flat_map(|k| select(all.clone(), &[], &[], Some((k, 3))))
-            .map(|(_, n)| n)
+            .map(|f| f.name)
             .collect();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
         let first: Vec<String> = select(all, &[], &[], Some((1, 3)))
             .into_iter()
-            .map(|(_, n)| n)
+            .map(|f| f.name)
             .collect();
         assert_eq!(first, ["a", "d"]);
     }
@@ -314,10 +353,10 @@ mod tests {
         let found: Vec<String> = discover(std::slice::from_ref(&tree))
             .unwrap_or_else(|e| panic!("{e}"))
             .into_iter()
-            .map(|(_, name)| name)
+            .map(|f| f.name)
             .collect();
         assert_eq!(found, ["alias.rhai", "pipe.rhai", "sub/a.rhai"]);
-        let refused = Scenario::load(&tree.join("pipe.rhai"), "pipe.rhai".into(), 1024);
+        let refused = Scenario::load(&tree.join("pipe.rhai"), "pipe.rhai".into(), &tree, 1024);
         assert!(
             matches!(&refused, Err(LoadError::Unreadable(m)) if m.contains("is a FIFO")),
             "{refused:?}"

@@ -12,6 +12,7 @@
 //!   every report parses with a strict parser.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
+//! - [`imports`]: modules imported from the scenario's tree, and nothing from outside it.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
 //!   sandbox.
 //! - [`sandbox`]: `unlink` removes only stale socket files, listeners only their own; FIFOs,
@@ -34,6 +35,7 @@ mod escaping;
 mod fuzz;
 mod hang;
 mod hostile;
+mod imports;
 mod interop;
 mod limits;
 mod pipes;

@@ -28,6 +28,8 @@ pub struct AssertionFailure {
     /// Labelled values to show: `("left", "\"a\"")`, `("right", "\"b\"")`.
     pub values: Vec<(String, String)>,
     pub position: Position,
+    /// The module file the position is in; `None` when it is in the scenario itself.
+    pub file: Option<String>,
     /// What the diagnostic says at the position.
     pub label: &'static str,
 }

@@ -7,6 +7,7 @@ mod binary;
 mod context;
 mod engine;
 mod error;
+mod imports;
 mod limits;
 mod net;
 mod stream;
@@ -25,6 +26,7 @@ use crate::redact::Redactor;
 pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
 use error::{abort, catchable_kind};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
+pub use imports::ImportRoot;
 pub use limits::size_text;
 pub use value::{parse_duration, parse_var};
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub redactor: Redactor,
     /// What `env(name)` may read.
     pub env: EnvAccess,
+    /// Where `import` finds modules; `None` for a script with no file (nothing to import).
+    pub imports: Option<ImportRoot>,
 }
 
 /// Which environment variables `env(name)` may read: by default none.
@@ -207,6 +211,14 @@ impl Runner {
             .engine
             .compile_with_scope(&var_scope(&self.config), source)
             .map_err(Failure::Compile)?;
+        // A bad import is a compile error at its line, not a failure half-way through.
+        imports::check(&self.engine, &ast).map_err(|(pos, message)| {
+            let symbol = rhai::LexError::ImproperSymbol("import".into(), message);
+            Failure::Compile(ParseError(
+                Box::new(rhai::ParseErrorType::BadInput(symbol)),
+                pos,
+            ))
+        })?;
         let ast = Arc::new(ast);
         self.ctx.attach(&self.engine, &ast);
         Ok(Scenario {
@@ -382,6 +394,7 @@ mod tests {
             limits: super::Limits::default(),
             redactor: crate::redact::Redactor::default(),
             env: super::EnvAccess::default(),
+            imports: None,
         };
         let ctx = super::task::ScriptCtx::new(session, super::Output::Stdout, 1, None);
         let ours = super::engine::build(&ctx, &config);

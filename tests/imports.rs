@@ -1,0 +1,132 @@
+//! `import "lib/x" as x;`: modules from the scenario's own tree, relative to the importing
+//! file; anything out of the tree is a compile error at the `import` line; errors inside a
+//! module say where in it they happened.
+
+use std::os::unix::fs::symlink;
+
+use crate::harness::{text, Dir, Test};
+
+const GREET: &str = r#"
+import "helpers" as h;
+fn hello(name) { `hello ${h::up(name)}` }
+fn check(name) { assert_eq(name, "bob"); }
+"#;
+
+#[test]
+fn a_scenario_imports_a_module_that_imports_its_neighbour() {
+    Test::new()
+        .write("suite/lib/greet.rhai", GREET)
+        .write("suite/lib/helpers.rhai", "fn up(s) { s.to_upper() }\n")
+        .write(
+            "suite/smoke/a.rhai",
+            "import \"../lib/greet\" as greet;\nprint(greet::hello(\"bob\"));\n",
+        )
+        .write(
+            "suite/b.rhai",
+            "import \"lib/greet\" as greet;\nlet t = spawn(|| greet::hello(\"ann\"));\nprint(t.join());\n",
+        )
+        .args(&["--test"])
+        .path("suite")
+        .run()
+        .code(0)
+        .stderr_has("smoke/a.rhai: ok")
+        .stderr_has("b.rhai: ok")
+        .stderr_has("2 passed");
+    Test::new()
+        .write("suite/lib/greet.rhai", GREET)
+        .write("suite/lib/helpers.rhai", "fn up(s) { s.to_upper() }\n")
+        .named(
+            "suite/b.rhai",
+            "import \"lib/greet\" as greet;\nprint(greet::hello(\"ann\"));\n",
+        )
+        .run()
+        .code(0)
+        .stdout("hello ANN\n");
+}
+
+/// Out of the tree by `..`, by an absolute path, by a link; a file that is not there: each a
+/// compile error (exit 3) at its `import` line saying why.
+#[test]
+fn imports_stay_inside_the_tree_given() {
+    let dir = Dir::new("imports-tree");
+    let tree = dir.join("tree");
+    let ok = |r: std::io::Result<()>| r.unwrap_or_else(|e| panic!("{e}"));
+    ok(std::fs::create_dir_all(tree.join("lib")));
+    ok(std::fs::write(dir.join("outside.rhai"), "fn f() { 1 }\n"));
+    ok(symlink(
+        dir.join("outside.rhai"),
+        tree.join("lib/link.rhai"),
+    ));
+    let outside = text(&dir.join("outside")).to_owned();
+    let cases = [
+        ("../outside", "is outside"),
+        (
+            outside.as_str(),
+            "an import is a path relative to the importing file",
+        ),
+        ("lib/link", "is outside"),
+        ("lib/missing", "there is no"),
+    ];
+    for (path, says) in cases {
+        let scenario = tree.join("s.rhai");
+        ok(std::fs::write(
+            &scenario,
+            format!("print(\"ran\");\nimport \"{path}\" as m;\n"),
+        ));
+        Test::new()
+            .path(text(&scenario))
+            .run()
+            .code(3)
+            .stdout("")
+            .stderr_has("does not compile: cannot import")
+            .stderr_has(says)
+            .stderr_has("s.rhai:2:1]");
+    }
+}
+
+#[test]
+fn a_module_that_does_not_compile_or_imports_itself_is_a_compile_error() {
+    Test::new()
+        .write("lib/bad.rhai", "fn f( {\n")
+        .named("s.rhai", "import \"lib/bad\" as bad;\n")
+        .run()
+        .code(3)
+        .stderr_has("cannot import")
+        .stderr_has("lib/bad.rhai:1:");
+    Test::new()
+        .write("lib/a.rhai", "import \"b\" as b;\n")
+        .write("lib/b.rhai", "import \"a\" as a;\n")
+        .named("s.rhai", "import \"lib/a\" as a;\n")
+        .run()
+        .code(3)
+        .stderr_has("imports itself (an import cycle)");
+}
+
+/// An assertion or a socket error inside a module function: the diagnostic draws the call in
+/// the scenario and names the place in the module.
+#[test]
+fn errors_inside_a_module_name_their_place_in_it() {
+    Test::new()
+        .write("suite/lib/greet.rhai", GREET)
+        .write("suite/lib/helpers.rhai", "fn up(s) { s.to_upper() }\n")
+        .named(
+            "suite/s.rhai",
+            "import \"lib/greet\" as greet;\ngreet::check(\"bob\");\ngreet::check(\"eve\");\n",
+        )
+        .run()
+        .code(1)
+        .stderr_has("[suite/s.rhai:3:8]")
+        .stderr_has("in `check`, called here")
+        .stderr_has("this assertion failed: suite/lib/greet.rhai:4:18");
+    Test::new()
+        .write("lib/net.rhai", "fn read(c) {\n    c.recv_line()\n}\n")
+        .named(
+            "s.rhai",
+            "import \"lib/net\" as net;\nlet l = listen(\"127.0.0.1:0\");\nlet c = connect(l.addr);\nnet::read(c);\n",
+        )
+        .args(&["--timeout", "100ms"])
+        .run()
+        .code(4)
+        .stderr_has("in `read`, called here")
+        .stderr_has("it happened in an imported module: lib/net.rhai:2:7");
+}
