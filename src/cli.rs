@@ -100,6 +100,12 @@ pub struct Cli {
     /// Write a JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+
+    /// Write a Markdown summary to FILE: a table of the scenarios, and for each one that did
+    /// not pass a Mermaid sequence diagram of its conversation and its diagnostic (for
+    /// `$GITHUB_STEP_SUMMARY`). Run and test mode.
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

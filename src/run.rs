@@ -132,6 +132,7 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     // runtime and the process ends there, with the exit code it would have had.
     let left_behind: LeftBehind = {
         let (color, interrupt) = (options.color, interrupt.clone());
+        let reports = options.reports.clone();
         Arc::new(move |outcome: Outcome| {
             if let Some(diag) = &outcome.diagnostic {
                 console::eprint(&diag.render(color));
@@ -139,7 +140,7 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
             let code = if interrupt.is_set() {
                 crate::EXIT_INTERRUPTED
             } else {
-                outcome.status.exit_code()
+                run_reports(&reports, outcome)
             };
             std::process::exit(i32::from(code));
         })
@@ -164,7 +165,20 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
     }
-    outcome.status.exit_code()
+    run_reports(&options.reports, outcome)
+}
+
+/// Run mode's report files (the formats that do not ask for a suite: Markdown, pcap), and the
+/// exit code: the outcome's, or a usage error when it passed but a report was not written.
+fn run_reports(reports: &[(report::Format, PathBuf)], mut outcome: Outcome) -> u8 {
+    let code = outcome.status.exit_code();
+    let files = report::Files::new(reports, false);
+    files.scenario(&mut outcome);
+    let duration = outcome.duration;
+    if !files.finish(std::slice::from_ref(&outcome), duration) && code == crate::EXIT_OK {
+        return crate::EXIT_USAGE;
+    }
+    code
 }
 
 /// Test mode: every selected scenario, in parallel, each one's output captured.
@@ -207,6 +221,7 @@ fn run_suite(
         }),
         changed: Condvar::new(),
         files,
+        reports: report::Files::new(&options.reports, true),
     });
     for _ in 0..options.jobs.min(suite.files.len()) {
         suite.start_worker(None);
@@ -217,7 +232,7 @@ fn run_suite(
     let elapsed = started.elapsed();
     // Reports first, so a report that cannot be written is said before the summary, whose
     // last line stays `N passed, N failed`.
-    let written = report::write_all(&options.reports, &outcomes, elapsed);
+    let written = suite.reports.finish(&outcomes, elapsed);
     console::eprint(&report::terminal::summary(
         &outcomes,
         elapsed,
@@ -242,6 +257,8 @@ struct Suite {
     options: Options,
     interrupt: Arc<Interrupt>,
     files: Vec<(PathBuf, String)>,
+    /// The report files: each scenario's as it ends, the suite's at the end.
+    reports: report::Files,
     progress: Progress,
     state: Mutex<SuiteState>,
     /// Signalled when a worker stops.
@@ -373,7 +390,8 @@ impl Suite {
         self.worker_stopped();
     }
 
-    fn record(&self, i: usize, outcome: Outcome) {
+    fn record(&self, i: usize, mut outcome: Outcome) {
+        self.reports.scenario(&mut outcome);
         let mut text = report::terminal::status_line(&outcome);
         if self.options.trace {
             text.push_str(&report::terminal::transcript(&outcome));
@@ -566,12 +584,10 @@ impl Ending {
             diagnostic,
             attempts: 1,
         };
-        // Once, before any view (terminal, `--trace`, reports) reads it.
+        // Once, before any view (terminal, `--trace`, reports) reads it. Payloads stay whole
+        // (within the capture) for the views that read them: `report::Files::scenario` cuts
+        // them to previews once those are written, before a suite keeps the outcome.
         self.redactor.outcome(&mut outcome);
-        // A suite keeps every outcome until its reports are written: each payload keeps its
-        // preview there, so a suite of bulk transfers holds kilobytes a scenario, not the whole
-        // capture (which served the scenario's own views: its diagnostic's recent traffic).
-        crate::transcript::keep_previews(&mut outcome.transcript);
         outcome
     }
 }

@@ -10,6 +10,8 @@
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
+//! - [`markdown`]: `--report-markdown` summaries, their diagrams read by the real Mermaid
+//!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
@@ -36,6 +38,7 @@ mod hang;
 mod hostile;
 mod interop;
 mod limits;
+mod markdown;
 mod pipes;
 mod properties;
 mod protocols;
