@@ -106,6 +106,12 @@ pub struct Cli {
     /// `$GITHUB_STEP_SUMMARY`). Run and test mode.
     #[arg(long, value_name = "FILE")]
     pub report_markdown: Option<PathBuf>,
+
+    /// Write the conversations as pcapng for Wireshark and tshark (packets synthesized from
+    /// the transcript): to the file PATH in run mode; in test mode PATH is a directory with a
+    /// `<scenario>.pcapng` each.
+    #[arg(long, value_name = "PATH")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

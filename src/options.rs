@@ -75,6 +75,7 @@ impl Options {
             (report::tap::FORMAT, cli.report_tap),
             (report::json::FORMAT, cli.report_json),
             (report::markdown::FORMAT, cli.report_markdown),
+            (report::pcap::FORMAT, cli.pcap),
         ]
         .into_iter()
         .filter_map(|(format, path)| Some((format, path?)))

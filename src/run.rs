@@ -6,7 +6,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -415,6 +415,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
     Outcome {
         name: name.to_owned(),
         status,
+        started: std::time::SystemTime::now(),
         duration: std::time::Duration::ZERO,
         connections: 0,
         stdout: String::new(),
@@ -446,6 +447,7 @@ pub fn execute(
     left_behind: LeftBehind,
 ) -> Option<Outcome> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
         Transcript::with_live(started, options.net_limits.capture, move |event| {
@@ -478,6 +480,7 @@ pub fn execute(
         transcript,
         session: session.clone(),
         started,
+        started_at,
     };
     let runner = script::Runner::new(session.clone(), output, config);
     // Whoever settles the outcome first, this thread or the watch, gives it.
@@ -551,6 +554,8 @@ struct Ending {
     transcript: Transcript,
     session: Arc<Session>,
     started: Instant,
+    /// `started` by the wall clock, for views that give times of day (pcap).
+    started_at: SystemTime,
 }
 
 impl Ending {
@@ -576,6 +581,7 @@ impl Ending {
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,
+            started: self.started_at,
             duration,
             connections: self.session.connections(),
             stdout: String::new(),

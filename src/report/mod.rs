@@ -2,7 +2,7 @@
 //! writing a file is the caller's one line.
 //!
 //! The file formats are [`Format`]s: a name, a flag and a pure render function, one file each
-//! ([`junit`], [`tap`], [`json`], [`markdown`]), listed in [`FORMATS`]. A format renders the
+//! ([`junit`], [`tap`], [`json`], [`markdown`], [`pcap`]), listed in [`FORMATS`]. A format renders the
 //! whole run to one file, or each scenario to a file of its own ([`Render`]). [`Files`] writes
 //! the ones asked for, given as plain `(format, path)` pairs: which ones, and where, is
 //! `options`' business. A new format is its file with a `FORMAT`, its line here, and its flag
@@ -15,6 +15,7 @@ pub mod console;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod pcap;
 pub mod progress;
 pub mod sequence;
 pub mod tap;
@@ -40,8 +41,9 @@ pub struct Format {
     /// Whether asking for it runs even one file as a suite, in test mode (JUnit, TAP and JSON
     /// describe a suite); the other formats follow the mode.
     pub suite: bool,
-    /// Whether it reads payloads whole, as the transcript kept them within `--limit capture`,
-    /// rather than the [`crate::transcript::PREVIEW_BYTES`] previews a suite keeps.
+    /// Whether a [`Render::Run`] format reads payloads whole, as the transcript kept them
+    /// within `--limit capture`, rather than the [`crate::transcript::PREVIEW_BYTES`] previews
+    /// a suite keeps. A [`Render::Scenario`] format always sees them whole.
     pub whole_payloads: bool,
 }
 
@@ -67,7 +69,13 @@ impl fmt::Debug for Format {
 }
 
 /// Every report file format.
-pub const FORMATS: [Format; 4] = [junit::FORMAT, tap::FORMAT, json::FORMAT, markdown::FORMAT];
+pub const FORMATS: [Format; 5] = [
+    junit::FORMAT,
+    tap::FORMAT,
+    json::FORMAT,
+    markdown::FORMAT,
+    pcap::FORMAT,
+];
 
 /// The report files of one run: [`Files::scenario`] as each outcome becomes final,
 /// [`Files::finish`] once all are in.
