@@ -8,7 +8,9 @@
 //! gets entity codes (`#59;`) for every character that is not plainly safe, so no name or
 //! payload can end the diagram, start a Mermaid statement or comment, or inject HTML. Lanes
 //! are `participant L0 as …`: a safe id with the label as its alias. A diagram shows at most
-//! [`MAX_STEPS`] steps, the last ones before the failure, and says how many it left out.
+//! [`MAX_STEPS`] steps, the last ones before the failure, and says how many it left out; the
+//! first [`MAX_SECTIONS`] scenarios that did not pass are shown in full, so a summary stays
+//! within what GitHub takes (1 MiB a step).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -29,6 +31,11 @@ pub const FORMAT: super::Format = super::Format {
 /// The most steps one diagram shows: a larger one is slow to lay out and hard to read on a CI
 /// page. The last ones before the failure are shown.
 pub const MAX_STEPS: usize = 40;
+/// The most scenarios shown in full (diagram, diagnostic, output): GitHub takes at most 1 MiB
+/// of a step's summary, and a page of a hundred diagrams helps nobody. The table lists all.
+pub const MAX_SECTIONS: usize = 20;
+/// The most lines of a scenario's captured output shown: its last ones.
+const OUTPUT_LINES: usize = 40;
 /// How many characters of a payload an arrow shows.
 const PAYLOAD_CHARS: usize = 40;
 
@@ -57,7 +64,11 @@ pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
             o.duration.as_millis()
         );
     }
-    for o in outcomes.iter().filter(|o| o.status != Status::Passed) {
+    let not_passed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status != Status::Passed)
+        .collect();
+    for o in not_passed.iter().take(MAX_SECTIONS) {
         let _ = write!(out, "\n### {}: {}\n\n", text(&o.name), status(o.status));
         let seq = Sequence::of(o);
         if !o.transcript.is_empty() {
@@ -68,12 +79,30 @@ pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
             out.push_str(&fenced(&diag.render(false)));
         }
         if !o.stdout.is_empty() {
-            out.push_str("\nOutput:\n\n");
-            out.push_str(&fenced(&escape::text(&o.stdout)));
+            let lines: Vec<&str> = o.stdout.lines().collect();
+            let skip = lines.len().saturating_sub(OUTPUT_LINES);
+            if skip > 0 {
+                let _ = write!(
+                    out,
+                    "\nOutput (its last {OUTPUT_LINES} lines of {}):\n\n",
+                    lines.len()
+                );
+            } else {
+                out.push_str("\nOutput:\n\n");
+            }
+            let tail: String = lines[skip..].iter().map(|l| format!("{l}\n")).collect();
+            out.push_str(&fenced(&escape::text(&tail)));
         }
         if !o.dropped.is_empty() {
             let _ = writeln!(out, "\n{}", text(&o.dropped.describe()));
         }
+    }
+    if not_passed.len() > MAX_SECTIONS {
+        let _ = writeln!(
+            out,
+            "\n{} more scenarios did not pass: their diagnostics are in the run's output.",
+            not_passed.len() - MAX_SECTIONS
+        );
     }
     out
 }
@@ -375,6 +404,24 @@ sequenceDiagram
             shown.ends_with("```text\n  × recv timed out\n```\n"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_big_failing_suite_shows_the_first_failures_in_full_and_counts_the_rest() {
+        let outcomes: Vec<Outcome> = (0..MAX_SECTIONS + 5)
+            .map(|n| Outcome {
+                stdout: (0..50).map(|l| format!("line {l}\n")).collect(),
+                ..Outcome::for_test(&format!("s{n}.rhai"), Status::Failed, None, Duration::ZERO)
+            })
+            .collect();
+        let shown = render(&outcomes, Duration::ZERO);
+        assert_eq!(shown.matches("\n### ").count(), MAX_SECTIONS);
+        assert_eq!(shown.matches(" | ❌ failed | ").count(), MAX_SECTIONS + 5);
+        assert!(shown.ends_with(
+            "\n5 more scenarios did not pass: their diagnostics are in the run's output.\n"
+        ));
+        assert!(shown.contains("Output (its last 40 lines of 50):\n\n```text\nline 10\n"));
+        assert!(!shown.contains("line 9\n"));
     }
 
     #[test]
