@@ -352,3 +352,23 @@ fn test_mode_writes_a_file_per_scenario_in_a_directory() {
         .unwrap_or(0);
     assert_eq!(longest, 1024, "{report}");
 }
+
+#[test]
+fn a_capture_that_cannot_be_written_fails_the_run_once_not_per_scenario() {
+    let dir = Dir::new("pcap-unwritable");
+    let taken = dir.join("a-file");
+    std::fs::write(&taken, "not a directory").unwrap_or_else(|e| panic!("{e}"));
+    let out = Test::new()
+        .write("suite/one.rhai", "let x = 1;")
+        .write("suite/two.rhai", "let y = 2;")
+        .path("suite")
+        .args(&["--pcap", text(&taken)])
+        .run();
+    out.code(2);
+    assert_eq!(
+        out.stderr.matches("error: cannot write the report").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
