@@ -304,12 +304,11 @@ fn fenced(body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
 
     use super::*;
     use crate::diagnostic::Diag;
     use crate::net::ErrorKind;
-    use crate::transcript::{Event, EventKind, On, Transport};
+    use crate::transcript::{Event, EventKind};
 
     #[test]
     fn mermaid_text_holds_nothing_it_would_obey() {
@@ -336,36 +335,18 @@ mod tests {
         assert_eq!(fenced("a ```` b"), "`````text\na ```` b\n`````\n");
     }
 
-    fn event(ms: u64, kind: EventKind, local: &str, peer: &str, data: &'static [u8]) -> Event {
-        Event {
-            at: Duration::from_millis(ms),
-            task: "main".into(),
-            position: None,
-            kind,
-            on: On {
-                conn: Some(1),
-                transport: Some(Transport::Tcp),
-            },
-            local: Some(local.into()),
-            peer: Some(peer.into()),
-            data: Bytes::from_static(data),
-            len: data.len(),
-            note: None,
-        }
-    }
-
     #[test]
     fn renders_a_table_and_the_diagram_of_a_failure() {
         let (me, svc) = ("127.0.0.1:5000", "192.0.2.1:25");
         let mut diag = Diag::plain(ErrorKind::Timeout, "recv timed out", "b|d.rhai");
         diag.on.conn = Some(1);
-        let mut timeout = event(9, EventKind::Error, me, svc, b"");
+        let mut timeout = Event::for_test(9, EventKind::Error, me, svc, b"");
         timeout.note = Some("recv timed out".into());
         let failed = Outcome {
             transcript: vec![
-                event(1, EventKind::Connect, me, svc, b""),
-                event(2, EventKind::Recv, me, svc, b"220 ready; go\r\n"),
-                event(3, EventKind::Send, me, svc, b"\xff\x00"),
+                Event::for_test(1, EventKind::Connect, me, svc, b""),
+                Event::for_test(2, EventKind::Recv, me, svc, b"220 ready; go\r\n"),
+                Event::for_test(3, EventKind::Send, me, svc, b"\xff\x00"),
                 timeout,
             ],
             ..Outcome::for_test(

@@ -416,31 +416,11 @@ fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
     use etherparse::{SlicedPacket, TransportSlice};
     use pcap_file::pcapng::{Block, PcapNgReader};
 
     use super::*;
     use crate::outcome::Status;
-    use crate::transcript::On;
-
-    fn event(ms: u64, kind: EventKind, local: &str, peer: &str, data: &'static [u8]) -> Event {
-        Event {
-            at: Duration::from_millis(ms),
-            task: "main".into(),
-            position: None,
-            kind,
-            on: On {
-                conn: Some(1),
-                transport: Some(Transport::Tcp),
-            },
-            local: Some(local.into()),
-            peer: Some(peer.into()),
-            data: Bytes::from_static(data),
-            len: data.len(),
-            note: None,
-        }
-    }
 
     /// (milliseconds, source port, flags as "SAFRP", seq, ack, payload) of each packet.
     fn packets(file: &[u8]) -> Vec<(u128, u16, String, u32, u32, Vec<u8>)> {
@@ -482,11 +462,11 @@ mod tests {
         let (me, them) = ("127.0.0.1:5000", "127.0.0.1:25");
         let o = Outcome {
             transcript: vec![
-                event(1, EventKind::Connect, me, them, b""),
-                event(2, EventKind::Recv, me, them, b"220\r\n"),
-                event(3, EventKind::Send, me, them, b"QUIT\r\n"),
-                event(4, EventKind::Eof, me, them, b""),
-                event(5, EventKind::Close, me, them, b""),
+                Event::for_test(1, EventKind::Connect, me, them, b""),
+                Event::for_test(2, EventKind::Recv, me, them, b"220\r\n"),
+                Event::for_test(3, EventKind::Send, me, them, b"QUIT\r\n"),
+                Event::for_test(4, EventKind::Eof, me, them, b""),
+                Event::for_test(5, EventKind::Close, me, them, b""),
             ],
             ..Outcome::for_test("s.rhai", Status::Passed, None, Duration::ZERO)
         };
