@@ -304,7 +304,6 @@ fn fenced(body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::diagnostic::Diag;
     use crate::net::ErrorKind;
