@@ -212,19 +212,17 @@ pub fn build(events: &[Event], failure: Option<Option<&Diag>>, duration: Duratio
     }
     b.pair_streams(&order);
     b.pair_datagrams(&order);
-    let mut failure_step = None;
     if let Some(diag) = failure {
         if failed_event.is_none() {
             let end = events.iter().map(|e| e.at).max().unwrap_or_default();
             let lane = diag
                 .and_then(|d| d.line)
                 .and_then(|line| {
-                    events.iter().rposition(|e| {
-                        e.position.is_some_and(|p| p.line as usize == line) && lane_key(e).is_some()
-                    })
+                    events
+                        .iter()
+                        .rposition(|e| e.position.is_some_and(|p| p.line as usize == line))
                 })
-                .and_then(|i| lane_key(&events[i]))
-                .and_then(|key| b.index.get(&key).copied());
+                .and_then(|i| b.index.get(&lane_key(&events[i])).copied());
             let lane = lane.unwrap_or_else(|| b.lane(LaneKey::Script, None, None));
             b.steps.push(Step {
                 kind: StepKind::Failure,
@@ -241,13 +239,14 @@ pub fn build(events: &[Event], failure: Option<Option<&Diag>>, duration: Duratio
     let mut steps = b.steps;
     // Stable: equal times keep transcript order, and a failure no event records comes last.
     steps.sort_by_key(|s| s.at);
-    if failure.is_some() {
-        failure_step = steps.iter().position(|s| s.kind == StepKind::Failure);
-    }
+    let failure = failure
+        .is_some()
+        .then(|| steps.iter().position(|s| s.kind == StepKind::Failure))
+        .flatten();
     Sequence {
         lanes: b.lanes,
         steps,
-        failure: failure_step,
+        failure,
     }
 }
 
@@ -287,13 +286,13 @@ enum LaneKey {
     Script,
 }
 
-/// The lane an event happens on, when its own fields say: an end or socket by id and local
+/// The lane an event happens on, by its own fields: an end or socket by id and local
 /// address, a listener by address, a task's socketless call by task.
-fn lane_key(e: &Event) -> Option<LaneKey> {
+fn lane_key(e: &Event) -> LaneKey {
     match (e.on.conn, &e.local) {
-        (Some(c), Some(local)) => Some(LaneKey::End(c, local.clone())),
-        (None, Some(local)) => Some(LaneKey::Listener(local.clone())),
-        (_, None) => Some(LaneKey::Task(e.task.clone())),
+        (Some(c), Some(local)) => LaneKey::End(c, local.clone()),
+        (None, Some(local)) => LaneKey::Listener(local.clone()),
+        (_, None) => LaneKey::Task(e.task.clone()),
     }
 }
 
@@ -377,10 +376,9 @@ impl Builder<'_> {
             if e.kind == EventKind::Error && e.on.conn.is_none() {
                 continue;
             }
-            if let Some(key) = lane_key(e) {
-                if !matches!(key, LaneKey::Task(_)) {
-                    self.lane(key, Some(&e.task), Some(e));
-                }
+            let key = lane_key(e);
+            if !matches!(key, LaneKey::Task(_)) {
+                self.lane(key, Some(&e.task), Some(e));
             }
         }
     }
@@ -407,8 +405,7 @@ impl Builder<'_> {
 
     fn step(&mut self, i: usize, failed: bool) {
         let e = &self.events[i];
-        let Some(key) = lane_key(e) else { return };
-        let lane = self.lane(key, Some(&e.task), Some(e));
+        let lane = self.lane(lane_key(e), Some(&e.task), Some(e));
         let mut step = Step {
             kind: StepKind::Message,
             lane,
@@ -478,8 +475,7 @@ impl Builder<'_> {
     /// A recv nobody in the scenario sent: a message from its peer's lane.
     fn unpaired(&mut self, i: usize) {
         let e = &self.events[i];
-        let Some(key) = lane_key(e) else { return };
-        let to = self.lane(key, Some(&e.task), Some(e));
+        let to = self.lane(lane_key(e), Some(&e.task), Some(e));
         let from = match &e.peer {
             Some(p) => self.remote(e, p),
             None => self.lane(LaneKey::Peer(Arc::from("?")), None, None),
