@@ -10,7 +10,7 @@
 //! the data (their recvs are the same bytes); toward a peer outside, sends one way and recvs
 //! the other. A payload the transcript did not keep whole (past `--limit capture`) is written
 //! as far as it was kept, its sequence numbers still count the whole (Wireshark shows the gap),
-//! and the packet's comment says how much is missing: bytes are never made up. A run mode
+//! and the packet's comment says how much is missing: bytes are never made up. Run mode
 //! writes one file; test mode a directory with one file per scenario ([`super::Render`]).
 //! Packet headers come from `etherparse`, the file format from `pcap-file`.
 
