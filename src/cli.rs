@@ -117,6 +117,18 @@ pub struct Cli {
     /// Write a JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+
+    /// Write a Markdown summary to FILE: a table of the scenarios, and for each one that did
+    /// not pass a Mermaid sequence diagram of its conversation and its diagnostic (for
+    /// `$GITHUB_STEP_SUMMARY`). Run and test mode.
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+
+    /// Write the conversations as pcapng for Wireshark and tshark (packets synthesized from
+    /// the transcript): to the file PATH in run mode; in test mode PATH is a directory with a
+    /// `<scenario>.pcapng` each.
+    #[arg(long, value_name = "PATH")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

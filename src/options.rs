@@ -76,11 +76,14 @@ impl Options {
             (report::junit::FORMAT, cli.report_junit),
             (report::tap::FORMAT, cli.report_tap),
             (report::json::FORMAT, cli.report_json),
+            (report::markdown::FORMAT, cli.report_markdown),
+            (report::pcap::FORMAT, cli.pcap),
         ]
         .into_iter()
         .filter_map(|(format, path)| Some((format, path?)))
         .collect();
-        let wants_reports = !reports.is_empty();
+        // JUnit, TAP and JSON describe a suite: asking for one runs even one file as one.
+        let wants_reports = reports.iter().any(|(format, _)| format.suite);
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some()
@@ -423,17 +426,34 @@ fn split_var(text: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
 
-    /// Each report format has its `--report-NAME` flag, and the flag asks for that format.
+    /// Each report format has its flag, and the flag asks for that format.
     #[test]
     fn every_report_format_is_asked_for_by_its_flag() {
         for format in report::FORMATS {
-            let flag = format!("--report-{}", format.name);
-            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", &flag, "out", "."])
+            let flag = format.flag;
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", flag, "out", "."])
                 .unwrap_or_else(|e| panic!("{flag}: {e}"));
             let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
             let asked: Vec<_> = options.reports.iter().map(|(f, p)| (f.name, p)).collect();
             assert_eq!(asked, [(format.name, &PathBuf::from("out"))], "{flag}");
         }
+    }
+
+    /// JUnit, TAP and JSON describe a suite: one file with one of them runs in test mode; the
+    /// Markdown summary follows the mode.
+    #[test]
+    fn only_suite_reports_make_one_file_a_suite() {
+        let mode = |flag: &str| {
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", flag, "out", "x.rhai"])
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
+            matches!(options.mode, Mode::Run(_))
+        };
+        for format in report::FORMATS {
+            assert_eq!(mode(format.flag), !format.suite, "{}", format.flag);
+        }
+        assert!(mode("--report-markdown"));
+        assert!(!mode("--report-junit"));
     }
 
     #[test]

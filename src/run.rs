@@ -2,11 +2,10 @@
 //! collect outcomes, hand them to the reports, and choose the exit code.
 
 use std::io::Write as _;
-use std::path::Path;
-
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -136,6 +135,7 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     // runtime and the process ends there, with the exit code it would have had.
     let left_behind: LeftBehind = {
         let (color, interrupt) = (options.color, interrupt.clone());
+        let reports = options.reports.clone();
         Arc::new(move |outcome: Outcome| {
             if let Some(diag) = outcome.diagnostic.as_ref().filter(|_| !interrupt.is_set()) {
                 console::eprint(&diag.render(color));
@@ -143,7 +143,7 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
             let code = if interrupt.is_set() {
                 crate::EXIT_INTERRUPTED
             } else {
-                outcome.status.exit_code()
+                run_reports(&reports, outcome)
             };
             std::process::exit(i32::from(code));
         })
@@ -169,7 +169,20 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     if let Some(diag) = outcome.diagnostic.as_ref().filter(|_| !interrupt.is_set()) {
         console::eprint(&diag.render(options.color));
     }
-    outcome.status.exit_code()
+    run_reports(&options.reports, outcome)
+}
+
+/// Run mode's report files (the formats that do not ask for a suite: Markdown, pcap), and the
+/// exit code: the outcome's, or a usage error when it passed but a report was not written.
+fn run_reports(reports: &[(report::Format, PathBuf)], mut outcome: Outcome) -> u8 {
+    let code = outcome.status.exit_code();
+    let files = report::Files::new(reports, false);
+    files.scenario(&mut outcome);
+    let duration = outcome.duration;
+    if !files.finish(std::slice::from_ref(&outcome), duration) && code == crate::EXIT_OK {
+        return crate::EXIT_USAGE;
+    }
+    code
 }
 
 /// Test mode: every selected scenario, in parallel, each one's output captured.
@@ -217,6 +230,7 @@ fn run_suite(
         }),
         changed: Condvar::new(),
         files,
+        reports: report::Files::new(&options.reports, true),
     });
     for _ in 0..options.jobs.min(suite.files.len()) {
         suite.start_worker(None);
@@ -227,7 +241,7 @@ fn run_suite(
     let elapsed = started.elapsed();
     // Reports first, so a report that cannot be written is said before the summary, whose
     // last line stays `N passed, N failed`.
-    let written = report::write_all(&options.reports, &outcomes, elapsed);
+    let written = suite.reports.finish(&outcomes, elapsed);
     console::eprint(&report::terminal::summary(
         &outcomes,
         elapsed,
@@ -252,6 +266,8 @@ struct Suite {
     options: Options,
     interrupt: Arc<Interrupt>,
     files: Vec<scenario::Found>,
+    /// The report files: each scenario's as it ends, the suite's at the end.
+    reports: report::Files,
     progress: Progress,
     state: Mutex<SuiteState>,
     /// Signalled when a worker stops.
@@ -383,7 +399,8 @@ impl Suite {
         self.worker_stopped();
     }
 
-    fn record(&self, i: usize, outcome: Outcome) {
+    fn record(&self, i: usize, mut outcome: Outcome) {
+        self.reports.scenario(&mut outcome);
         let mut text = report::terminal::status_line(&outcome);
         if self.options.trace {
             text.push_str(&report::terminal::transcript(&outcome));
@@ -407,6 +424,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
     Outcome {
         name: name.to_owned(),
         status,
+        started: std::time::SystemTime::now(),
         duration: std::time::Duration::ZERO,
         connections: 0,
         stdout: String::new(),
@@ -438,6 +456,7 @@ pub fn execute(
     left_behind: LeftBehind,
 ) -> Option<Outcome> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
         Transcript::with_live(started, options.net_limits.capture, move |event| {
@@ -475,6 +494,7 @@ pub fn execute(
         transcript,
         session: session.clone(),
         started,
+        started_at,
     };
     let runner = script::Runner::new(session.clone(), output, config);
     // Whoever settles the outcome first, this thread or the watch, gives it.
@@ -548,6 +568,8 @@ struct Ending {
     transcript: Transcript,
     session: Arc<Session>,
     started: Instant,
+    /// `started` by the wall clock, for views that give times of day (pcap).
+    started_at: SystemTime,
 }
 
 impl Ending {
@@ -573,6 +595,7 @@ impl Ending {
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,
+            started: self.started_at,
             duration,
             connections: self.session.connections(),
             stdout: String::new(),
@@ -581,12 +604,10 @@ impl Ending {
             diagnostic,
             attempts: 1,
         };
-        // Once, before any view (terminal, `--trace`, reports) reads it.
+        // Once, before any view (terminal, `--trace`, reports) reads it. Payloads stay whole
+        // (within the capture) for the views that read them: `report::Files::scenario` cuts
+        // them to previews once those are written, before a suite keeps the outcome.
         self.redactor.outcome(&mut outcome);
-        // A suite keeps every outcome until its reports are written: each payload keeps its
-        // preview there, so a suite of bulk transfers holds kilobytes a scenario, not the whole
-        // capture (which served the scenario's own views: its diagnostic's recent traffic).
-        crate::transcript::keep_previews(&mut outcome.transcript);
         outcome
     }
 }

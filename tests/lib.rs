@@ -10,6 +10,10 @@
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
+//! - [`markdown`]: `--report-markdown` summaries, their diagrams read by the real Mermaid
+//!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
+//! - [`pcap`]: `--pcap` captures read by the real `tshark`: each TCP stream gives exactly the
+//!   bytes sent, both ways; UDP, Unix sockets, TLS, resets, the capture limit.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`imports`]: modules imported from the scenario's tree, and nothing from outside it.
@@ -38,6 +42,8 @@ mod hostile;
 mod imports;
 mod interop;
 mod limits;
+mod markdown;
+mod pcap;
 mod pipes;
 mod properties;
 mod protocols;
