@@ -410,7 +410,13 @@ fn raised(
     timeout: Duration,
     redact: &Redactor,
 ) -> Diag {
-    let inner = error.unwrap_inner();
+    // An error from inside a shipped module (`std/resp`) shows at the scenario's call of it:
+    // positions inside the module mean nothing in the scenario's source.
+    let (std_call, inner) = match crate::script::std_call_site(error) {
+        Some((call, raised)) => (Some(call), raised),
+        None => (None, error.unwrap_inner()),
+    };
+    let at = |pos: Position| std_call.unwrap_or(pos);
     let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
     let mut diag = match abort_of(error) {
         Some(Abort::Assertion(f)) => {
@@ -431,7 +437,7 @@ fn raised(
         }
         Some(Abort::Limit(message)) => {
             Diag::new(ErrorKind::Limit, format!("{prefix}{message}"), file, source)
-                .label(inner.position(), "stopped here")
+                .label(at(inner.position()), "stopped here")
         }
         Some(_) => Diag::new(
             ErrorKind::Cancelled,
@@ -442,7 +448,7 @@ fn raised(
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
                 Some(map) if map.contains_key("kind") => {
-                    socket_error(&map, &prefix, *pos, file, source, timeout, redact)
+                    socket_error(&map, &prefix, at(*pos), file, source, timeout, redact)
                 }
                 _ => Diag::new(
                     Code::Thrown,
@@ -450,7 +456,7 @@ fn raised(
                     file,
                     source,
                 )
-                .label(*pos, "thrown here"),
+                .label(at(*pos), "thrown here"),
             },
             EvalAltResult::ErrorTooManyOperations(pos) => Diag::new(
                 ErrorKind::Limit,
@@ -458,7 +464,7 @@ fn raised(
                 file,
                 source,
             )
-            .label(*pos, "stopped here")
+            .label(at(*pos), "stopped here")
             .help(Some(
                 "raise it with `--limit operations=N` (0 for none)".into(),
             )),
@@ -468,7 +474,7 @@ fn raised(
                 file,
                 source,
             )
-            .label(*pos, "here")
+            .label(at(*pos), "here")
             .help(Some(format!(
                 "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
                      array element or a Blob byte {}, a map entry {}; raise it with \
@@ -482,13 +488,16 @@ fn raised(
                 file,
                 source,
             )
-            .label(other.position(), "here"),
+            .label(at(other.position()), "here"),
         },
     };
     // The calls the error came up through, innermost first.
     let mut frame = error;
     let mut frames = Vec::new();
-    while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = frame {
+    while let EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) = frame {
+        if crate::script::is_std_module(source) {
+            break;
+        }
         frames.push((name.clone(), *pos));
         frame = inner;
     }
@@ -603,7 +612,9 @@ fn socket_error(
         .get("conn")
         .and_then(|c| c.as_int().ok())
         .and_then(|c| u32::try_from(c).ok());
-    if conn.is_some() || op.starts_with("send") || op == "shutdown" {
+    // A protocol module's error is about what the peer sent last.
+    let protocol = diag.code == Code::Kind(ErrorKind::Protocol);
+    if conn.is_some() || op.starts_with("send") || op == "shutdown" || protocol {
         diag.on = Link {
             conn,
             addr: get("addr"),

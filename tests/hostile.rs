@@ -508,18 +508,35 @@ fn scripts_cannot_load_modules_touch_files_or_start_processes() {
     let cases: Vec<(String, i32, &str)> = vec![
         (
             r#"import "helper" as h; h::f();"#.into(),
-            4,
-            "Module not found: helper",
+            3,
+            "cannot import `helper`",
         ),
         (
             r#"import "helper.rhai" as h;"#.into(),
-            4,
-            "Module not found: helper.rhai",
+            3,
+            "cannot import `helper.rhai`",
         ),
         (
             r#"import "/etc/passwd" as p;"#.into(),
+            3,
+            "cannot import `/etc/passwd`",
+        ),
+        (
+            r#"import "std/../../etc/passwd" as p;"#.into(),
+            3,
+            "there is no module `std/../../etc/passwd`",
+        ),
+        // A path made at run time meets the same resolver when the `import` runs.
+        (
+            r#"let p = "/etc/" + "passwd"; import p as x;"#.into(),
             4,
-            "Module not found: /etc/passwd",
+            "cannot import `/etc/passwd`",
+        ),
+        // A shipped module's helpers stay inside it.
+        (
+            r#"import "std/resp" as resp; resp::read_reply((), false, 0);"#.into(),
+            4,
+            "Function not found: resp::read_reply",
         ),
         (
             r#"open_file("/etc/passwd");"#.into(),

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use rhai::module_resolvers::DummyModuleResolver;
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT};
 
 use super::error::{raise, script_error, Abort, ScriptResult};
@@ -34,8 +33,8 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, &config.limits);
     watch_values(&mut engine, config.limits.max_data);
-    // Scenarios cannot load modules; rhai has no file or process access to begin with.
-    engine.set_module_resolver(DummyModuleResolver::new());
+    // Scenarios import only what `modules` serves; rhai has no file or process access otherwise.
+    engine.set_module_resolver(super::modules::Imports);
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);

@@ -8,6 +8,7 @@ mod context;
 mod engine;
 mod error;
 mod limits;
+mod modules;
 mod net;
 mod stream;
 mod task;
@@ -26,6 +27,7 @@ pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
 use error::{abort, catchable_kind};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use limits::size_text;
+pub use modules::{call_site as std_call_site, is_std as is_std_module};
 pub use value::{parse_duration, parse_var};
 
 /// What a script may use, so a runaway script cannot take the machine down.
@@ -203,9 +205,7 @@ impl Runner {
 
     /// Compile `source` against this engine.
     pub fn compile(self, source: &str) -> Result<Scenario, Failure> {
-        let ast = self
-            .engine
-            .compile_with_scope(&var_scope(&self.config), source)
+        let ast = modules::compile(&self.engine, &var_scope(&self.config), source)
             .map_err(Failure::Compile)?;
         let ast = Arc::new(ast);
         self.ctx.attach(&self.engine, &ast);
