@@ -20,6 +20,8 @@
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`secrets`]: PEM errors quote no key material; `--secret` values are `***` everywhere;
 //!   `env` reads only what `--allow-env` allows.
+//! - [`std_modules`]: the protocol modules (`std/resp`, `std/http`, `std/lines`) against a
+//!   Python peer that sends tricky and broken replies (`peers/scripted.py`).
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
 //! - [`trust_tls`]: a TLS listener serves good clients whatever the others do; a task cannot
 //!   wait for itself.
@@ -43,6 +45,7 @@ mod sandbox;
 mod scenarios;
 mod secrets;
 mod soak;
+mod std_modules;
 mod test_mode;
 mod transcript;
 mod trust_tls;

@@ -532,7 +532,8 @@ fn register_spawn(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                     "spawn: the argument must be a closure, e.g. `spawn(|| server.accept())`",
                 )
             })?;
-            task::spawn(&ctx, closure, at).map(Dynamic::from)
+            let imports = super::modules::Imported::of(ectx.global_runtime_state());
+            task::spawn(&ctx, closure, at, imports).map(Dynamic::from)
         });
     if let Err(e) = registered {
         // The syntax is a constant: failing to register it is a bug in this file.

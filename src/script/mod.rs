@@ -1,5 +1,5 @@
 //! The rhai bindings: an engine per scenario whose functions call into `net`, the task threads
-//! of `spawn`, and the assertions. Nothing here knows about the command line or reports: a
+//! of `spawn`, the assertions, and the modules scripts import (`modules`, `std/*.rhai`). Nothing here knows about the command line or reports: a
 //! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
 
 mod assert;

@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::module_resolvers::{DummyModuleResolver, ModuleResolver};
 use rhai::{
-    ASTNode, Engine, EvalAltResult, Expr, LexError, Module, ParseError, ParseErrorType, Position,
-    Scope, Stmt, AST,
+    ASTNode, Dynamic, Engine, EvalAltResult, Expr, FnPtr, GlobalRuntimeState, ImmutableString,
+    LexError, Module, NativeCallContext, ParseError, ParseErrorType, Position, Scope, Stmt, AST,
 };
 
 use super::error::{catchable_map, script_error};
@@ -141,6 +141,45 @@ pub fn compile(engine: &Engine, scope: &Scope, source: &str) -> Result<AST, Pars
     match refused {
         Some(err) => Err(err),
         None => Ok(ast),
+    }
+}
+
+/// The modules imported where a closure was spawned, for the task that runs it: a task starts
+/// with a state of its own, in which `resp::read` would name no module.
+#[derive(Clone, Default)]
+pub struct Imported(Vec<(ImmutableString, Arc<Module>)>);
+
+impl Imported {
+    /// The imports in effect in `global`, in the order they were made.
+    pub fn of(global: &GlobalRuntimeState) -> Imported {
+        Imported(
+            global
+                .scan_imports_raw()
+                .map(|(name, module)| (name.clone(), module.clone()))
+                .collect(),
+        )
+    }
+
+    /// Call `closure` (of `ast`) with these imports in effect: what `FnPtr::call` does, plus them.
+    pub fn call(
+        &self,
+        engine: &Engine,
+        ast: &AST,
+        closure: &FnPtr,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut global = engine.new_global_runtime_state();
+        global.lib.push(ast.shared_lib().clone());
+        for (name, module) in &self.0 {
+            global.push_import(name.clone(), module.clone());
+        }
+        let ctx = NativeCallContext::new_with_all_fields(
+            engine,
+            closure.fn_name(),
+            None,
+            &global,
+            Position::NONE,
+        );
+        closure.call_within_context::<Dynamic>(&ctx, ())
     }
 }
 

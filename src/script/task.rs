@@ -336,7 +336,13 @@ impl std::fmt::Display for Task {
 }
 
 /// Start `closure` on a new thread. Its captured variables are copied first.
-pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptResult<Task> {
+/// The closure sees the modules imported where it was spawned.
+pub fn spawn(
+    ctx: &Arc<ScriptCtx>,
+    mut closure: FnPtr,
+    at: Position,
+    imports: super::modules::Imported,
+) -> ScriptResult<Task> {
     let n = ctx.started.fetch_add(1, Ordering::Relaxed) + 1;
     if n > ctx.max_tasks {
         return Err(super::error::script_error(
@@ -383,7 +389,7 @@ pub fn spawn(ctx: &Arc<ScriptCtx>, mut closure: FnPtr, at: Position) -> ScriptRe
             .stack_size(TASK_STACK)
             .spawn(move || {
                 super::context::set_task(&origin.name);
-                let result = closure.call::<Dynamic>(&engine, &ast, ());
+                let result = imports.call(&engine, &ast, &closure);
                 drop((engine, ast));
                 let value = match result {
                     Ok(v) => Ok(v.flatten()),
