@@ -7,6 +7,8 @@
 //! - [`scenarios`]: every file in `scenarios/` passes, or fails as its header says.
 //! - [`api`]: the scripting API's semantics, asserted from inside rhai: `api/<name>.rhai`, one
 //!   named test per file (a table in `api.rs`), and the few that need a peer or a wall clock.
+//! - [`ci`]: `action.yml` against the GitHub Action schema, the action's run step, the
+//!   `Dockerfile` (an image is built only where a container engine works).
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
@@ -29,6 +31,7 @@
 mod harness;
 
 mod api;
+mod ci;
 mod cli;
 mod deadlines;
 mod diagnostics;
