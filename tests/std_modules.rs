@@ -25,6 +25,34 @@ fn passes_against(mut peer: Proc, script: &str) {
     peer.wait().code(0).stdout_has("served\n");
 }
 
+/// Each of `cases` (a Python bytes literal a peer sends on a connection of its own, and words
+/// the error must say) makes `module::call(c)` raise kind `protocol` with `op` set to
+/// `module::call`, starting its message with that name.
+fn each_reply_breaks_the_protocol(module: &str, call: &str, cases: &[(&str, &str)]) {
+    let connections: Vec<String> = cases
+        .iter()
+        .map(|(reply, _)| format!("[(None, {reply}, False)]"))
+        .collect();
+    let expected: Vec<String> = cases.iter().map(|(_, m)| format!("{m:?}")).collect();
+    let peer = scripted(&format!("[{}]", connections.join(", ")));
+    let script = r#"
+        import "std/MODULE" as MODULE;
+        for message in [EXPECTED] {
+            let c = connect(`127.0.0.1:${port}`);
+            let e = assert_err(|| MODULE::CALL(c), "protocol");
+            assert(e.message.starts_with("MODULE::CALL: "), e.message);
+            assert(e.message.contains(message), `${e.message} does not say ${message}`);
+            assert_eq(e.op, "MODULE::CALL");
+            assert_eq(e.addr, `127.0.0.1:${port}`);
+            c.close();
+        }
+        "#
+    .replace("MODULE", module)
+    .replace("CALL", call)
+    .replace("EXPECTED", &expected.join(", "));
+    passes_against(peer, &script);
+}
+
 #[test]
 fn resp_encodes_commands_in_bytes_and_reads_every_kind_of_reply() {
     let peer = scripted(
@@ -91,29 +119,7 @@ fn resp_replies_that_break_the_protocol_raise_kind_protocol() {
             "arrays nested more than 32 deep",
         ),
     ];
-    let connections: Vec<String> = cases
-        .iter()
-        .map(|(reply, _)| format!("[(None, {reply}, False)]"))
-        .collect();
-    let expected: Vec<String> = cases
-        .iter()
-        .map(|(_, message)| format!("{message:?}"))
-        .collect();
-    let peer = scripted(&format!("[{}]", connections.join(", ")));
-    let script = r#"
-        import "std/resp" as resp;
-        for message in [EXPECTED] {
-            let c = connect(`127.0.0.1:${port}`);
-            let e = assert_err(|| resp::read(c), "protocol");
-            assert(e.message.starts_with("resp::read: "), e.message);
-            assert(e.message.contains(message), `${e.message} does not say ${message}`);
-            assert_eq(e.op, "resp::read");
-            assert_eq(e.addr, `127.0.0.1:${port}`);
-            c.close();
-        }
-        "#
-    .replace("EXPECTED", &expected.join(", "));
-    passes_against(peer, &script);
+    each_reply_breaks_the_protocol("resp", "read", &cases);
 }
 
 #[test]
@@ -218,24 +224,7 @@ fn http_responses_that_break_the_protocol_raise_kind_protocol() {
             "a chunk of 3 bytes is not followed by CRLF but by `X\r`",
         ),
     ];
-    let connections: Vec<String> = cases
-        .iter()
-        .map(|(reply, _)| format!("[(None, {reply}, False)]"))
-        .collect();
-    let expected: Vec<String> = cases.iter().map(|(_, m)| format!("{m:?}")).collect();
-    let peer = scripted(&format!("[{}]", connections.join(", ")));
-    let script = r#"
-        import "std/http" as http;
-        for message in [EXPECTED] {
-            let c = connect(`127.0.0.1:${port}`);
-            let e = assert_err(|| http::read_response(c), "protocol");
-            assert(e.message.contains(message), `${e.message} does not say ${message}`);
-            assert_eq(e.op, "http::read_response");
-            c.close();
-        }
-        "#
-    .replace("EXPECTED", &expected.join(", "));
-    passes_against(peer, &script);
+    each_reply_breaks_the_protocol("http", "read_response", &cases);
 }
 
 #[test]

@@ -365,6 +365,7 @@ mod tests {
                 "limit",
                 "io",
                 "invalid_argument",
+                "protocol",
                 "script",
                 "cancelled",
             ]
