@@ -435,7 +435,13 @@ fn raised(
     timeout: Duration,
     redact: &Redactor,
 ) -> Diag {
-    let inner = error.unwrap_inner();
+    // An error from inside a shipped module (`std/resp`) shows at the scenario's call of it:
+    // positions inside the module mean nothing in the scenario's source.
+    let (std_call, inner) = match crate::script::std_call_site(error) {
+        Some((call, raised)) => (Some(call), raised),
+        None => (None, error.unwrap_inner()),
+    };
+    let at = |pos: Position| std_call.unwrap_or(pos);
     let prefix = task.map_or(String::new(), |t| format!("{}: ", t.name));
     let mut diag = match abort_of(error) {
         Some(Abort::Assertion(f)) => {
@@ -473,7 +479,7 @@ fn raised(
         }
         Some(Abort::Limit(message)) => {
             Diag::new(ErrorKind::Limit, format!("{prefix}{message}"), file, source)
-                .label(inner.position(), "stopped here")
+                .label(at(inner.position()), "stopped here")
         }
         Some(_) => Diag::new(
             ErrorKind::Cancelled,
@@ -484,7 +490,7 @@ fn raised(
         None => match inner {
             EvalAltResult::ErrorRuntime(value, pos) => match value.read_lock::<Map>() {
                 Some(map) if map.contains_key("kind") => {
-                    socket_error(&map, &prefix, *pos, file, source, timeout, redact)
+                    socket_error(&map, &prefix, at(*pos), file, source, timeout, redact)
                 }
                 _ => Diag::new(
                     Code::Thrown,
@@ -492,7 +498,7 @@ fn raised(
                     file,
                     source,
                 )
-                .label(*pos, "thrown here"),
+                .label(at(*pos), "thrown here"),
             },
             EvalAltResult::ErrorTooManyOperations(pos) => Diag::new(
                 ErrorKind::Limit,
@@ -500,7 +506,7 @@ fn raised(
                 file,
                 source,
             )
-            .label(*pos, "stopped here")
+            .label(at(*pos), "stopped here")
             .help(Some(
                 "raise it with `--limit operations=N` (0 for none)".into(),
             )),
@@ -510,7 +516,7 @@ fn raised(
                 file,
                 source,
             )
-            .label(*pos, "here")
+            .label(at(*pos), "here")
             .help(Some(format!(
                 "`--limit data=SIZE` bounds one value in bytes: a string byte counts 1, an \
                      array element or a Blob byte {}, a map entry {}; raise it with \
@@ -524,25 +530,29 @@ fn raised(
                 file,
                 source,
             )
-            .label(other.position(), "here"),
+            .label(at(other.position()), "here"),
         },
     };
-    // The calls the error came up through, outermost first, each with the file of the
-    // function called (empty: the scenario itself; else an imported module's path).
+    // The calls the error came up through, outermost first, down to a shipped module's (whose
+    // insides the user cannot see), each with the file of the function called (empty: the
+    // scenario itself; else an imported `lib` module's path).
     let mut frame = error;
     let mut frames = Vec::new();
-    while let EvalAltResult::ErrorInFunctionCall(name, file, inner, pos) = frame {
-        frames.push((name.clone(), file.as_str(), *pos));
+    while let EvalAltResult::ErrorInFunctionCall(name, module, inner, pos) = frame {
+        if crate::script::is_std_module(module) {
+            break;
+        }
+        frames.push((name.clone(), module.as_str(), *pos));
         frame = inner;
     }
     // The error itself happened in the innermost function's file: when that is a module, its
     // position is not in this scenario's source.
     if let Some(&(_, module, _)) = frames.last().filter(|(_, f, _)| !f.is_empty()) {
-        diag = diag.moved_to(module, inner.position());
+        diag = diag.moved_to(module, at(inner.position()));
     }
     // Each call is made from the file of the function one frame out.
     let mut caller = "";
-    for (name, file, pos) in frames {
+    for (name, module, pos) in frames {
         let what = if name.starts_with("anon$") {
             "in the closure called here".to_owned()
         } else {
@@ -553,7 +563,7 @@ fn raised(
         } else {
             diag.elsewhere(caller, pos, &what)
         };
-        caller = file;
+        caller = module;
     }
     if let Some(t) = task {
         diag = diag.label(t.spawned_at, format!("{} was spawned here", t.name));
@@ -658,7 +668,9 @@ fn socket_error(
         .get("conn")
         .and_then(|c| c.as_int().ok())
         .and_then(|c| u32::try_from(c).ok());
-    if conn.is_some() || op.starts_with("send") || op == "shutdown" {
+    // A protocol module's error is about what the peer sent last.
+    let protocol = diag.code == Code::Kind(ErrorKind::Protocol);
+    if conn.is_some() || op.starts_with("send") || op == "shutdown" || protocol {
         diag.on = Link {
             conn,
             addr: get("addr"),

@@ -507,8 +507,8 @@ fn scripts_cannot_load_modules_from_outside_touch_files_or_start_processes() {
     let outside = written.to_string_lossy();
     let touch = format!("touch {outside}");
     let cases: Vec<(String, i32, &str)> = vec![
-        // A module comes only from the scenario's own tree (tests/imports.rs): a path out of
-        // it, or a file that is not there, does not compile.
+        // A module comes only from the shipped ones and the scenario's own tree
+        // (tests/imports.rs): a path out of it, or a file that is not there, does not compile.
         (
             r#"import "helper.rhai" as h;"#.into(),
             3,
@@ -523,6 +523,23 @@ fn scripts_cannot_load_modules_from_outside_touch_files_or_start_processes() {
             r#"import "../../../../../../../etc/passwd" as p;"#.into(),
             3,
             "is outside",
+        ),
+        (
+            r#"import "std/../../etc/passwd" as p;"#.into(),
+            3,
+            "there is no module `std/../../etc/passwd`",
+        ),
+        // A path made at run time meets the same resolver when the `import` runs.
+        (
+            r#"let p = "/etc/" + "passwd"; import p as x;"#.into(),
+            4,
+            "an import is a path relative to the importing file",
+        ),
+        // A shipped module's helpers stay inside it.
+        (
+            r#"import "std/resp" as resp; resp::read_reply((), false, 0);"#.into(),
+            4,
+            "Function not found: resp::read_reply",
         ),
         (
             r#"open_file("/etc/passwd");"#.into(),

@@ -80,7 +80,7 @@ fn imports_stay_inside_the_tree_given() {
             .stdout("")
             .stderr_has("does not compile: cannot import")
             .stderr_has(says)
-            .stderr_has("s.rhai:2:1]");
+            .stderr_has("s.rhai:2:8]");
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`scenarios`]: every file in `scenarios/` passes, or fails as its header says.
 //! - [`api`]: the scripting API's semantics, asserted from inside rhai: `api/<name>.rhai`, one
 //!   named test per file (a table in `api.rs`), and the few that need a peer or a wall clock.
+//! - [`ci`]: `action.yml` against the GitHub Action schema, the action's run step, the
+//!   `Dockerfile` (an image is built only where a container engine works).
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
@@ -25,6 +27,8 @@
 //! - [`fuzz`]: generated and mangled scripts exit 0, 1, 3 or 4, never panic or hang.
 //! - [`secrets`]: PEM errors quote no key material; `--secret` values are `***` everywhere;
 //!   `env` reads only what `--allow-env` allows.
+//! - [`std_modules`]: the protocol modules (`std/resp`, `std/http`, `std/lines`) against a
+//!   Python peer that sends tricky and broken replies (`peers/scripted.py`).
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
 //! - [`trust_tls`]: a TLS listener serves good clients whatever the others do; a task cannot
 //!   wait for itself.
@@ -32,6 +36,7 @@
 mod harness;
 
 mod api;
+mod ci;
 mod cli;
 mod deadlines;
 mod diagnostics;
@@ -51,6 +56,7 @@ mod sandbox;
 mod scenarios;
 mod secrets;
 mod soak;
+mod std_modules;
 mod test_mode;
 mod transcript;
 mod trust_tls;

@@ -35,6 +35,10 @@ pub enum ErrorKind {
     Io,
     /// An API call was given a bad argument (a negative duration, an unknown option).
     InvalidArgument,
+    /// A peer's reply broke its protocol, as a protocol module (`std/resp`, `std/http`,
+    /// `std/lines`) reads it: a RESP reply that starts with an unknown byte, an HTTP response
+    /// without a status line. Not `invalid_argument`: the script called nothing wrongly.
+    Protocol,
     /// A script error that is no sockscript kind: rhai's own errors, and thrown values that
     /// are not maps with a `kind`, as `catch` sees them.
     Script,
@@ -61,13 +65,14 @@ impl ErrorKind {
             ErrorKind::Limit => "limit",
             ErrorKind::Io => "io",
             ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Protocol => "protocol",
             ErrorKind::Script => "script",
             ErrorKind::Cancelled => "cancelled",
         }
     }
 
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::AddrInUse,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectionRefused,
@@ -83,6 +88,7 @@ impl ErrorKind {
         ErrorKind::Limit,
         ErrorKind::Io,
         ErrorKind::InvalidArgument,
+        ErrorKind::Protocol,
         ErrorKind::Script,
         ErrorKind::Cancelled,
     ];
@@ -359,6 +365,7 @@ mod tests {
                 "limit",
                 "io",
                 "invalid_argument",
+                "protocol",
                 "script",
                 "cancelled",
             ]

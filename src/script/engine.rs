@@ -33,9 +33,9 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     let mut engine = Engine::new();
     set_limits(&mut engine, &config.limits);
     watch_values(&mut engine, config.limits.max_data);
-    // Scenarios import modules from their own tree only; rhai has no file or process access
-    // to begin with.
-    engine.set_module_resolver(super::imports::Imports::new(config.imports.clone()));
+    // Scenarios import only what `modules` serves: the shipped modules, and files of their own
+    // tree; rhai has no file or process access otherwise.
+    engine.set_module_resolver(super::modules::Imports::new(config.imports.clone()));
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
@@ -582,13 +582,8 @@ fn register_spawn(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                     "spawn: the argument must be a closure, e.g. `spawn(|| server.accept())`",
                 )
             })?;
-            let mut imports: task::Imports = ectx
-                .global_runtime_state()
-                .iter_imports_raw()
-                .map(|(name, module)| (name.clone(), module.clone()))
-                .collect();
-            imports.reverse();
-            task::spawn(&ctx, closure, imports, at).map(Dynamic::from)
+            let imports = super::modules::Imported::of(ectx.global_runtime_state());
+            task::spawn(&ctx, closure, at, imports).map(Dynamic::from)
         });
     if let Err(e) = registered {
         // The syntax is a constant: failing to register it is a bug in this file.

@@ -6,18 +6,15 @@
 //! of it, no links out of it (checked on the resolved path). The file is read as scenarios are
 //! (a regular file, at most `--limit script` bytes).
 //!
-//! Imports with a literal path are checked when the scenario compiles ([`check`]), so a bad one
-//! is a compile error at its `import` line; each module is compiled and evaluated once per
+//! Imports with a literal path are checked when the scenario compiles
+//! ([`super::modules::compile`]), so a bad one is a compile error at its `import` line; each module is compiled and evaluated once per
 //! scenario (its top-level code runs then) and shared by every `import` of it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rhai::module_resolvers::ModuleResolver;
-use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared, AST};
-
-use crate::net::ErrorKind;
+use rhai::{Engine, Module, Scope, Shared, AST};
 
 /// Where a scenario's imports may come from.
 #[derive(Debug, Clone)]
@@ -30,17 +27,17 @@ pub struct ImportRoot {
     pub max_size: usize,
 }
 
-/// The module resolver of one scenario's engine.
-pub(super) struct Imports {
+/// The files a scenario imports, found and loaded once each.
+pub(super) struct Files {
     root: Option<ImportRoot>,
     /// Each module by its resolved path, once evaluated; `None` while it is being evaluated,
     /// so an import cycle is found instead of recursing.
     loaded: Mutex<HashMap<PathBuf, Option<Shared<Module>>>>,
 }
 
-impl Imports {
-    pub(super) fn new(root: Option<ImportRoot>) -> Imports {
-        Imports {
+impl Files {
+    pub(super) fn new(root: Option<ImportRoot>) -> Files {
+        Files {
             root,
             loaded: Mutex::new(HashMap::new()),
         }
@@ -145,56 +142,16 @@ impl Imports {
     }
 }
 
-impl ModuleResolver for Imports {
-    fn resolve(
+impl Files {
+    /// The module `path` names, imported from `importer`: found, then loaded (or cached).
+    pub(super) fn find(
         &self,
         engine: &Engine,
-        source: Option<&str>,
+        importer: Option<&str>,
         path: &str,
-        pos: Position,
-    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        self.locate(source, path)
-            .and_then(|file| {
-                self.load(engine, &file)
-                    .map_err(|why| format!("cannot import `{path}`: {why}"))
-            })
-            .map_err(|message| {
-                let mut err =
-                    super::error::script_error(ErrorKind::InvalidArgument, "import", message);
-                err.set_position(pos);
-                err
-            })
-    }
-}
-
-/// Resolve every `import` with a literal path in `ast` now, so a bad one is a compile error at
-/// its line: the position and what is wrong.
-pub(super) fn check(engine: &Engine, ast: &AST) -> Result<(), (Position, String)> {
-    let mut imports = Vec::new();
-    ast.walk(&mut |path| {
-        if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(x, pos))) = path.last() {
-            if let rhai::Expr::StringConstant(s, _) = &x.0 {
-                imports.push((s.to_string(), *pos));
-            }
-        }
-        true
-    });
-    for (path, pos) in imports {
-        engine
-            .module_resolver()
-            .resolve(engine, None, &path, pos)
-            .map_err(|e| (pos, message_of(&e)))?;
-    }
-    Ok(())
-}
-
-/// The message of a resolver's error.
-fn message_of(err: &EvalAltResult) -> String {
-    match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(value, _) => value
-            .read_lock::<rhai::Map>()
-            .and_then(|m| m.get("message").map(ToString::to_string))
-            .unwrap_or_else(|| value.to_string()),
-        other => other.to_string(),
+    ) -> Result<Shared<Module>, String> {
+        let file = self.locate(importer, path)?;
+        self.load(engine, &file)
+            .map_err(|why| format!("cannot import `{path}`: {why}"))
     }
 }

@@ -1,5 +1,5 @@
 //! The rhai bindings: an engine per scenario whose functions call into `net`, the task threads
-//! of `spawn`, and the assertions. Nothing here knows about the command line or reports: a
+//! of `spawn`, the assertions, and the modules scripts import (`modules`, `std/*.rhai`). Nothing here knows about the command line or reports: a
 //! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
 
 mod assert;
@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod imports;
 mod limits;
+mod modules;
 mod net;
 mod stream;
 mod task;
@@ -28,6 +29,7 @@ use error::{abort, catchable_kind};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
 pub use imports::ImportRoot;
 pub use limits::size_text;
+pub use modules::{call_site as std_call_site, is_std as is_std_module};
 pub use value::{parse_duration, parse_var};
 
 /// What a script may use, so a runaway script cannot take the machine down.
@@ -207,18 +209,8 @@ impl Runner {
 
     /// Compile `source` against this engine.
     pub fn compile(self, source: &str) -> Result<Scenario, Failure> {
-        let ast = self
-            .engine
-            .compile_with_scope(&var_scope(&self.config), source)
+        let ast = modules::compile(&self.engine, &var_scope(&self.config), source)
             .map_err(Failure::Compile)?;
-        // A bad import is a compile error at its line, not a failure half-way through.
-        imports::check(&self.engine, &ast).map_err(|(pos, message)| {
-            let symbol = rhai::LexError::ImproperSymbol("import".into(), message);
-            Failure::Compile(ParseError(
-                Box::new(rhai::ParseErrorType::BadInput(symbol)),
-                pos,
-            ))
-        })?;
         let ast = Arc::new(ast);
         self.ctx.attach(&self.engine, &ast);
         Ok(Scenario {

@@ -335,33 +335,13 @@ impl std::fmt::Display for Task {
     }
 }
 
-/// `closure()` as `FnPtr::call` makes it, with `imports` in its global state.
-fn call_with_imports(
-    closure: &FnPtr,
-    engine: &Engine,
-    ast: &AST,
-    imports: Imports,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let mut global = engine.new_global_runtime_state();
-    global.lib.push(ast.shared_lib().clone());
-    for (name, module) in imports {
-        global.push_import(name, module);
-    }
-    let call =
-        rhai::NativeCallContext::from((engine, closure.fn_name(), None, &global, Position::NONE));
-    closure.call_raw(&call, None, [])
-}
-
-/// The modules the spawning code had imported (`import "lib/x" as x;`), by name, in the order
-/// they were imported: a task sees them as its spawner did.
-pub type Imports = Vec<(rhai::ImmutableString, rhai::Shared<rhai::Module>)>;
-
 /// Start `closure` on a new thread. Its captured variables are copied first.
+/// The closure sees the modules imported where it was spawned.
 pub fn spawn(
     ctx: &Arc<ScriptCtx>,
     mut closure: FnPtr,
-    imports: Imports,
     at: Position,
+    imports: super::modules::Imported,
 ) -> ScriptResult<Task> {
     let n = ctx.started.fetch_add(1, Ordering::Relaxed) + 1;
     if n > ctx.max_tasks {
@@ -409,7 +389,7 @@ pub fn spawn(
             .stack_size(TASK_STACK)
             .spawn(move || {
                 super::context::set_task(&origin.name);
-                let result = call_with_imports(&closure, &engine, &ast, imports);
+                let result = imports.call(&engine, &ast, &closure);
                 drop((engine, ast));
                 let value = match result {
                     Ok(v) => Ok(v.flatten()),

@@ -1,0 +1,274 @@
+//! What a scenario may `import`: the protocol modules shipped inside the binary (`std/resp`,
+//! `std/http`, `std/lines`, written in rhai in `std/*.rhai`), and `.rhai` files of the tree
+//! given on the command line ([`super::imports`]).
+//!
+//! [`Imports`] is the engine's module resolver: one `match` on the path, with the shipped
+//! modules in one arm and files in the other. [`compile`] resolves every `import` of
+//! a literal path while the script compiles, so a wrong path is a compile error (exit 3) at the
+//! path, not a runtime error halfway through a conversation.
+//!
+//! The sandbox holds: a shipped module is compiled by an engine that can import nothing and
+//! runs nothing but function definitions; its functions then run in the scenario's own engine,
+//! under its limits, deadlines and cancellation, with the functions a scenario has and no
+//! others. Each module is compiled once per process and shared (`Arc`) by every scenario and
+//! task thread.
+
+use std::sync::{Arc, OnceLock};
+
+use rhai::module_resolvers::{DummyModuleResolver, ModuleResolver};
+use rhai::{
+    ASTNode, Dynamic, Engine, EvalAltResult, Expr, FnPtr, GlobalRuntimeState, ImmutableString,
+    LexError, Module, NativeCallContext, ParseError, ParseErrorType, Position, Scope, Stmt, AST,
+};
+
+use super::error::{catchable_map, script_error};
+use crate::net::ErrorKind;
+
+/// The modules shipped in the binary: the path a scenario imports, and its rhai source.
+const STD: [(&str, &str); 3] = [
+    ("std/resp", include_str!("std/resp.rhai")),
+    ("std/http", include_str!("std/http.rhai")),
+    ("std/lines", include_str!("std/lines.rhai")),
+];
+
+/// The shipped modules as a sentence names them: `` `std/resp`, `std/http`, `std/lines` ``.
+fn std_names() -> String {
+    STD.iter()
+        .map(|(path, _)| format!("`{path}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `path` names a shipped module (`source` of a function in one of them).
+pub fn is_std(path: &str) -> bool {
+    STD.iter().any(|(p, _)| *p == path)
+}
+
+/// The module resolver of a scenario's engine.
+pub struct Imports {
+    files: super::imports::Files,
+}
+
+impl Imports {
+    /// Files are imported from `root`'s tree; with none, only the shipped modules.
+    pub fn new(root: Option<super::imports::ImportRoot>) -> Imports {
+        Imports {
+            files: super::imports::Files::new(root),
+        }
+    }
+
+    /// The module at `path`, imported from `importer` (a module's file; `None` for the
+    /// scenario), or why there is none, as a sentence.
+    fn find(
+        &self,
+        engine: &Engine,
+        importer: Option<&str>,
+        path: &str,
+    ) -> Result<Arc<Module>, String> {
+        match path.strip_prefix("std/") {
+            Some(_) => std_module(path),
+            None => self.files.find(engine, importer, path),
+        }
+    }
+}
+
+impl ModuleResolver for Imports {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Arc<Module>, Box<EvalAltResult>> {
+        self.find(engine, source, path).map_err(|message| {
+            let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
+            err.set_position(pos);
+            err
+        })
+    }
+}
+
+/// A shipped module, compiled the first time any scenario imports it.
+fn std_module(path: &str) -> Result<Arc<Module>, String> {
+    static COMPILED: [OnceLock<Result<Arc<Module>, String>>; STD.len()] =
+        [const { OnceLock::new() }; STD.len()];
+    let Some(i) = STD.iter().position(|(p, _)| *p == path) else {
+        return Err(format!(
+            "there is no module `{path}`: the modules shipped with sockscript are {}",
+            std_names()
+        ));
+    };
+    COMPILED[i]
+        .get_or_init(|| compile_std(STD[i].0, STD[i].1))
+        .clone()
+}
+
+/// Compile a shipped module. Its top level only defines functions, so the engine that runs it
+/// needs none of the scenario's; it can import nothing.
+fn compile_std(path: &str, source: &str) -> Result<Arc<Module>, String> {
+    let mut engine = Engine::new();
+    engine.set_module_resolver(DummyModuleResolver::new());
+    engine.set_strict_variables(true);
+    // As a scenario's engine allows (debug builds default to less).
+    engine.set_max_expr_depths(128, 64);
+    // A shipped module that does not compile is a bug of this build: say so where it is used.
+    let broken = |e: &dyn std::fmt::Display| format!("`{path}` is broken in this build: {e}");
+    let ast = engine.compile(source).map_err(|e| broken(&e))?;
+    let mut module =
+        Module::eval_ast_as_new(Scope::new(), &ast, &engine).map_err(|e| broken(&e))?;
+    // Errors inside the module's functions name it as their source (see [`call_site`]).
+    module.set_id(path);
+    Ok(Arc::new(module))
+}
+
+/// Compile a scenario and resolve each `import` of a literal path with the engine's resolver:
+/// a path it refuses is a compile error at the path. (A path computed at run time is resolved
+/// when the `import` runs, with the same words.)
+pub fn compile(engine: &Engine, scope: &Scope, source: &str) -> Result<AST, ParseError> {
+    let ast = engine.compile_with_scope(scope, source)?;
+    let mut refused = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() else {
+            return true;
+        };
+        let Expr::StringConstant(name, at) = &import.0 else {
+            return true;
+        };
+        match engine.module_resolver().resolve(engine, None, name, *at) {
+            Ok(_) => true,
+            Err(err) => {
+                let message = catchable_map(&err)
+                    .get("message")
+                    .map_or_else(|| err.to_string(), ToString::to_string);
+                refused = Some(ParseError(
+                    Box::new(ParseErrorType::BadInput(LexError::Runtime(message))),
+                    *at,
+                ));
+                false
+            }
+        }
+    });
+    match refused {
+        Some(err) => Err(err),
+        None => Ok(ast),
+    }
+}
+
+/// The modules imported where a closure was spawned, for the task that runs it: a task starts
+/// with a state of its own, in which `resp::read` would name no module.
+#[derive(Clone, Default)]
+pub struct Imported(Vec<(ImmutableString, Arc<Module>)>);
+
+impl Imported {
+    /// The imports in effect in `global`, in the order they were made.
+    pub fn of(global: &GlobalRuntimeState) -> Imported {
+        Imported(
+            global
+                .scan_imports_raw()
+                .map(|(name, module)| (name.clone(), module.clone()))
+                .collect(),
+        )
+    }
+
+    /// Call `closure` (of `ast`) with these imports in effect: what `FnPtr::call` does, plus them.
+    pub fn call(
+        &self,
+        engine: &Engine,
+        ast: &AST,
+        closure: &FnPtr,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut global = engine.new_global_runtime_state();
+        global.lib.push(ast.shared_lib().clone());
+        for (name, module) in &self.0 {
+            global.push_import(name.clone(), module.clone());
+        }
+        let ctx = NativeCallContext::new_with_all_fields(
+            engine,
+            closure.fn_name(),
+            None,
+            &global,
+            Position::NONE,
+        );
+        closure.call_within_context::<Dynamic>(&ctx, ())
+    }
+}
+
+/// Where an error raised inside a shipped module's functions shows in the scenario: the
+/// scenario's call of the module function it came up through (the outermost such call), and
+/// the error as it was raised. Positions inside a shipped module mean nothing in the
+/// scenario's source. `None` when the error did not come from a shipped module.
+pub fn call_site(error: &EvalAltResult) -> Option<(Position, &EvalAltResult)> {
+    let mut frame = error;
+    while let EvalAltResult::ErrorInFunctionCall(_, source, inner, pos) = frame {
+        if is_std(source) {
+            return Some((*pos, inner.unwrap_inner()));
+        }
+        frame = inner;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_module_compiles() {
+        for (path, _) in STD {
+            let module = std_module(path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(module.count().1 > 0, "{path} has no functions");
+        }
+    }
+
+    #[test]
+    fn a_module_is_compiled_once_and_shared() {
+        let first = std_module("std/resp").unwrap_or_else(|e| panic!("{e}"));
+        let again = std_module("std/resp").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    #[test]
+    fn an_unknown_std_path_names_the_modules_that_exist() {
+        let engine = Engine::new();
+        let err = Imports::new(None)
+            .find(&engine, None, "std/redis")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "there is no module `std/redis`: the modules shipped with sockscript are \
+             `std/resp`, `std/http`, `std/lines`"
+        );
+    }
+
+    /// Without a tree (a script with no file), only the shipped modules can be imported.
+    #[test]
+    fn without_a_tree_other_paths_are_refused() {
+        let engine = Engine::new();
+        for path in ["lib/resp", "/etc/passwd", "../x", "resp", "std"] {
+            let err = Imports::new(None)
+                .find(&engine, None, path)
+                .err()
+                .unwrap_or_default();
+            assert!(err.starts_with(&format!("cannot import `{path}`")), "{err}");
+            assert!(err.contains("no file to import relative to"), "{err}");
+        }
+    }
+
+    #[test]
+    fn compile_refuses_a_bad_import_at_its_path() {
+        let mut engine = Engine::new();
+        engine.set_module_resolver(Imports::new(None));
+        let source = "let x = 1;\n  import \"std/nope\" as n;\n";
+        let err = compile(&engine, &Scope::new(), source)
+            .err()
+            .map(|e| (e.to_string(), e.position()));
+        let (text, pos) = err.unwrap_or_default();
+        assert!(text.contains("there is no module `std/nope`"), "{text}");
+        assert_eq!((pos.line(), pos.position()), (Some(2), Some(10)));
+        // Inside a function body too.
+        let source = "fn f() { import \"x\" as x; }";
+        assert!(compile(&engine, &Scope::new(), source).is_err());
+        assert!(compile(&engine, &Scope::new(), "import \"std/lines\" as l;").is_ok());
+    }
+}
