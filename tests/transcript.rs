@@ -286,3 +286,40 @@ fn events_point_at_the_script_calls_that_caused_them() {
     drop(peer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends of a Blob variable, made where the Blob lies (src/script/send_ref.rs), are recorded at
+/// their calls, as rhai's own call records them.
+const BLOB_SENDS: &str = r#"let l = listen("127.0.0.1:0");
+let c = connect(l.addr);
+let data = blob(2, 0x61);
+c.send(data);
+let n = c.send(data);
+for i in 0..1 { n = c.send(data); }
+if n > 0 {
+    c.send(data);
+}
+"#;
+
+#[test]
+fn a_blob_sent_in_place_is_recorded_at_its_call() {
+    let dir = temp_dir("transcript-blob-sends");
+    let json = dir.join("r.json");
+    Test::new()
+        .write("suite/blob_sends.rhai", BLOB_SENDS)
+        .path("suite")
+        .args(&["--report-json", &json.to_string_lossy()])
+        .run()
+        .code(0);
+    let v = report(&json);
+    let sends: Vec<(Option<u64>, Option<u64>)> = v["scenarios"][0]["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["kind"] == "send")
+        .map(|e| (e["line"].as_u64(), e["column"].as_u64()))
+        .collect();
+    let at = |line, column| (Some(line), Some(column));
+    assert_eq!(sends, [at(4, 3), at(5, 11), at(6, 23), at(8, 7)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,8 @@
 //! The rhai bindings: an engine per scenario whose functions call into `net`, the task threads
 //! of `spawn`, and the assertions. Nothing here knows about the command line or reports: a
 //! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
+//! Between the two, `send_ref.rs` rewrites the compiled script so that `conn.send(blob)` sends a
+//! Blob variable where it lies instead of the copy rhai makes of a method's arguments.
 
 mod assert;
 mod binary;
@@ -9,6 +11,7 @@ mod engine;
 mod error;
 mod limits;
 mod net;
+mod send_ref;
 mod task;
 mod value;
 
@@ -206,7 +209,7 @@ impl Runner {
             .engine
             .compile_with_scope(&var_scope(&self.config), source)
             .map_err(Failure::Compile)?;
-        let ast = Arc::new(ast);
+        let ast = Arc::new(send_ref::rewrite(ast));
         self.ctx.attach(&self.engine, &ast);
         Ok(Scenario {
             engine: self.engine,

@@ -10,7 +10,7 @@ use super::context::call;
 use super::error::{blob, raise, script_error, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{Channel, Conn, ErrorKind, Listener, NetError, Udp};
+use crate::net::{Call, Channel, Conn, ErrorKind, Listener, NetError, Udp};
 
 fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
@@ -73,6 +73,12 @@ fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
     })
 }
 
+/// `conn.send(blob)`, for the registered method and for `send_ref.rs`, which sends a Blob
+/// variable without the copy rhai makes of a method's arguments.
+pub(super) fn send_bytes(c: &Conn, call: &Call, data: &[u8]) -> ScriptResult<INT> {
+    ok(c.send(call, "send", data)).map(count)
+}
+
 pub fn register(engine: &mut Engine) {
     register_conn(engine);
     register_listener(engine);
@@ -116,7 +122,7 @@ fn register_conn(engine: &mut Engine) {
         .register_fn(
             "send",
             |ctx: NativeCallContext, c: Conn, data: Blob| -> ScriptResult<INT> {
-                ok(c.send(&call(&ctx), "send", &data)).map(count)
+                send_bytes(&c, &call(&ctx), &data)
             },
         )
         .register_fn(
