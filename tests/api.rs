@@ -319,59 +319,55 @@ fn a_send_made_in_place_shows_what_rhai_s_own_call_showed() {
     same_with_and_without_rewrite(&cases);
 }
 
+/// The start of the scripts below: a connection to send on. The first lines are comments,
+/// because the first line differs between the two runs and a diagnostic quotes the line before
+/// its own.
+const CONNECTED: &str = "//\n//\n//\n\
+    let server = listen(\"127.0.0.1:0\");\n\
+    let c = connect(server.addr);\n";
+
+/// `source` run with each of `limits` (`--limit` values).
+fn with_limits(source: &str, limits: impl Iterator<Item = String>) -> Vec<(String, Vec<String>)> {
+    limits
+        .map(|limit| {
+            (
+                format!("{CONNECTED}{source}"),
+                vec!["--limit".into(), limit],
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_send_made_in_place_counts_the_operations_rhai_counted() {
     // `--limit operations=N` stops the script at the same operation, at the same position,
     // for every N up to past the end, so each operation of the sends is counted where rhai
     // counted it, also for a send evaluated as it was (text); the sends that ran are the lines
     // printed.
-    let source = "// sends\n//\n//\n\
-        let server = listen(\"127.0.0.1:0\");\n\
-        let c = connect(server.addr);\n\
-        let data = blob(2, 0x61);\n\
+    let source = "let data = blob(2, 0x61);\n\
         for i in 0..3 {\n\
-        \x20   print(c.send(data) + i);\n\
+        \x20   let k = c.send(data);\n\
+        \x20   print(k + i);\n\
         }\n\
-        let n = c.send(data);\n\
         let text = \"ab\";\n\
         let m = c.send(text);\n\
         print(m);\n";
-    let cases: Vec<(String, Vec<String>)> = (1..=70)
-        .map(|n| {
-            (
-                source.to_owned(),
-                vec!["--limit".into(), format!("operations={n}")],
-            )
-        })
-        .collect();
-    same_with_and_without_rewrite(&cases);
+    let limits = (1..=70).map(|n| format!("operations={n}"));
+    same_with_and_without_rewrite(&with_limits(source, limits));
 }
 
 #[test]
 fn a_send_made_in_place_keeps_the_schedule_of_looks_at_variables() {
-    // (The first lines are comments: a diagnostic quotes the line before its own, and the first
-    // line differs between the two runs.)
     // A map grown entry by entry is caught by the sampled look at variables (engine.rs), which
     // counts every variable read; the rewritten sends read theirs without rhai, and must count
     // them, or the look that catches the map comes at another entry (printed before it).
-    let source = "// looks\n//\n//\n\
-        let server = listen(\"127.0.0.1:0\");\n\
-        let c = connect(server.addr);\n\
-        let data = blob(1);\n\
+    let source = "let data = blob(1);\n\
         let m = #{};\n\
         for i in 0..400 {\n\
         \x20   m[`k${i}`] = i;\n\
         \x20   c.send(data);\n\
         \x20   print(i);\n\
         }\n";
-    let cases: Vec<(String, Vec<String>)> = ["2KiB", "3KiB", "5KiB"]
-        .iter()
-        .map(|limit| {
-            (
-                source.to_owned(),
-                vec!["--limit".into(), format!("data={limit}")],
-            )
-        })
-        .collect();
-    same_with_and_without_rewrite(&cases);
+    let limits = ["2KiB", "3KiB", "5KiB"].iter().map(|l| format!("data={l}"));
+    same_with_and_without_rewrite(&with_limits(source, limits));
 }

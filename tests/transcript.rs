@@ -15,6 +15,18 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
 }
 
+/// Run `source` as `file` (run through its directory, `suite`), require it to pass, and read
+/// its JSON report, written to `json`.
+fn passing_report(file: &str, source: &str, json: &Path) -> Value {
+    Test::new()
+        .write(file, source)
+        .path("suite")
+        .args(&["--report-json", &json.to_string_lossy()])
+        .run()
+        .code(0);
+    report(json)
+}
+
 /// An event as `(kind, conn, dir, transport)`.
 type Shape = (String, Option<u64>, Option<String>, Option<String>);
 
@@ -166,14 +178,8 @@ fn past_the_capture_limit_payloads_keep_a_preview_and_the_rest_is_counted_as_dro
     assert_eq!(scenario["dropped"]["bytes"].as_u64(), Some(total - kept));
     assert_eq!(scenario["dropped"]["events"], 0);
     // Within the default limit the same transfer is kept whole.
-    let json = dir.join("whole.json");
-    Test::new()
-        .write("suite/bulk.rhai", BULK)
-        .path("suite")
-        .args(&["--report-json", &json.to_string_lossy()])
-        .run()
-        .code(0);
-    assert_eq!(report(&json)["scenarios"][0]["dropped"]["bytes"], 0);
+    let whole = passing_report("suite/bulk.rhai", BULK, &dir.join("whole.json"));
+    assert_eq!(whole["scenarios"][0]["dropped"]["bytes"], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -303,14 +309,7 @@ if n > 0 {
 #[test]
 fn a_blob_sent_in_place_is_recorded_at_its_call() {
     let dir = temp_dir("transcript-blob-sends");
-    let json = dir.join("r.json");
-    Test::new()
-        .write("suite/blob_sends.rhai", BLOB_SENDS)
-        .path("suite")
-        .args(&["--report-json", &json.to_string_lossy()])
-        .run()
-        .code(0);
-    let v = report(&json);
+    let v = passing_report("suite/blob_sends.rhai", BLOB_SENDS, &dir.join("r.json"));
     let sends: Vec<(Option<u64>, Option<u64>)> = v["scenarios"][0]["transcript"]
         .as_array()
         .cloned()
