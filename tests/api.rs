@@ -59,6 +59,9 @@ api_scripts! {
     shutdown_half_closes_and_keeps_receiving,
     sleep_with_a_unit_string,
     spawn_copies_loop_variables,
+    sending_a_blob_variable_leaves_it_as_it_was,
+    send_on_a_udp_a_channel_or_a_map_takes_a_copy,
+    a_script_function_named_send_takes_the_method_call,
 }
 
 /// Run `tests/api/<name>.rhai` as its leading comment says.
@@ -254,4 +257,117 @@ c.close()
         .code(0)
         .stdout("ok\n");
     peer.wait().code(0);
+}
+
+/// What a run shows: exit code, stdout and stderr (normalised).
+fn shown(source: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Test::new().args(args).script(source).run();
+    (out.code, normalize(&out.stdout), normalize(&out.stderr))
+}
+
+/// `x.send(v)` rewritten to send a Blob where it lies (src/script/send_ref.rs) shows what rhai's
+/// own call showed: each script runs as it is and with a three-parameter function `send` (never
+/// called) put in front of its first line, which leaves a script unrewritten, and the two runs
+/// must agree. The runs overlap, as the diagnostics fixtures do.
+#[track_caller]
+fn same_with_and_without_rewrite(cases: &[(String, Vec<String>)]) {
+    let differ: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(source, args)| {
+                s.spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let rewritten = shown(source, &args);
+                    let unrewritten = shown(&format!("fn send(a, b, c) {{}} {source}"), &args);
+                    (rewritten != unrewritten).then(|| {
+                        format!("{args:?}\n{source}\nrewritten: {rewritten:#?}\nas rhai calls it: {unrewritten:#?}")
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|r| r.join().unwrap_or_else(|_| Some("the run panicked".into())))
+            .collect()
+    });
+    assert!(
+        differ.is_empty(),
+        "{} of {} differ:\n{}",
+        differ.len(),
+        cases.len(),
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn a_send_made_in_place_shows_what_rhai_s_own_call_showed() {
+    let files = [
+        "tests/api/sending_a_blob_variable_leaves_it_as_it_was.rhai",
+        "tests/api/send_on_a_udp_a_channel_or_a_map_takes_a_copy.rhai",
+        "tests/api/a_script_function_named_send_takes_the_method_call.rhai",
+        "tests/fixtures/send_closed.rhai",
+        "tests/fixtures/send_wrong_type.rhai",
+    ];
+    let cases: Vec<(String, Vec<String>)> = files
+        .iter()
+        .map(|f| {
+            let path = root().join(f);
+            let source = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (source, vec!["--timeout".into(), "2s".into()])
+        })
+        .collect();
+    same_with_and_without_rewrite(&cases);
+}
+
+/// The start of the scripts below: a connection to send on. The first lines are comments,
+/// because the first line differs between the two runs and a diagnostic quotes the line before
+/// its own.
+const CONNECTED: &str = "//\n//\n//\n\
+    let server = listen(\"127.0.0.1:0\");\n\
+    let c = connect(server.addr);\n";
+
+/// `source` run with each of `limits` (`--limit` values).
+fn with_limits(source: &str, limits: impl Iterator<Item = String>) -> Vec<(String, Vec<String>)> {
+    limits
+        .map(|limit| {
+            (
+                format!("{CONNECTED}{source}"),
+                vec!["--limit".into(), limit],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_send_made_in_place_counts_the_operations_rhai_counted() {
+    // `--limit operations=N` stops the script at the same operation, at the same position,
+    // for every N up to past the end, so each operation of the sends is counted where rhai
+    // counted it, also for a send evaluated as it was (text); the sends that ran are the lines
+    // printed.
+    let source = "let data = blob(2, 0x61);\n\
+        for i in 0..3 {\n\
+        \x20   let k = c.send(data);\n\
+        \x20   print(k + i);\n\
+        }\n\
+        let text = \"ab\";\n\
+        let m = c.send(text);\n\
+        print(m);\n";
+    let limits = (1..=70).map(|n| format!("operations={n}"));
+    same_with_and_without_rewrite(&with_limits(source, limits));
+}
+
+#[test]
+fn a_send_made_in_place_keeps_the_schedule_of_looks_at_variables() {
+    // A map grown entry by entry is caught by the sampled look at variables (engine.rs), which
+    // counts every variable read; the rewritten sends read theirs without rhai, and must count
+    // them, or the look that catches the map comes at another entry (printed before it).
+    let source = "let data = blob(1);\n\
+        let m = #{};\n\
+        for i in 0..400 {\n\
+        \x20   m[`k${i}`] = i;\n\
+        \x20   c.send(data);\n\
+        \x20   print(i);\n\
+        }\n";
+    let limits = ["2KiB", "3KiB", "5KiB"].iter().map(|l| format!("data={l}"));
+    same_with_and_without_rewrite(&with_limits(source, limits));
 }

@@ -15,6 +15,18 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
 }
 
+/// Run `source` as `file` (run through its directory, `suite`), require it to pass, and read
+/// its JSON report, written to `json`.
+fn passing_report(file: &str, source: &str, json: &Path) -> Value {
+    Test::new()
+        .write(file, source)
+        .path("suite")
+        .args(&["--report-json", &json.to_string_lossy()])
+        .run()
+        .code(0);
+    report(json)
+}
+
 /// An event as `(kind, conn, dir, transport)`.
 type Shape = (String, Option<u64>, Option<String>, Option<String>);
 
@@ -166,14 +178,8 @@ fn past_the_capture_limit_payloads_keep_a_preview_and_the_rest_is_counted_as_dro
     assert_eq!(scenario["dropped"]["bytes"].as_u64(), Some(total - kept));
     assert_eq!(scenario["dropped"]["events"], 0);
     // Within the default limit the same transfer is kept whole.
-    let json = dir.join("whole.json");
-    Test::new()
-        .write("suite/bulk.rhai", BULK)
-        .path("suite")
-        .args(&["--report-json", &json.to_string_lossy()])
-        .run()
-        .code(0);
-    assert_eq!(report(&json)["scenarios"][0]["dropped"]["bytes"], 0);
+    let whole = passing_report("suite/bulk.rhai", BULK, &dir.join("whole.json"));
+    assert_eq!(whole["scenarios"][0]["dropped"]["bytes"], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -284,5 +290,35 @@ fn events_point_at_the_script_calls_that_caused_them() {
         "{events:?}"
     );
     drop(peer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends of a Blob variable, made where the Blob lies (src/script/send_ref.rs), are recorded at
+/// their calls, as rhai's own call records them.
+const BLOB_SENDS: &str = r#"let l = listen("127.0.0.1:0");
+let c = connect(l.addr);
+let data = blob(2, 0x61);
+c.send(data);
+let n = c.send(data);
+for i in 0..1 { n = c.send(data); }
+if n > 0 {
+    c.send(data);
+}
+"#;
+
+#[test]
+fn a_blob_sent_in_place_is_recorded_at_its_call() {
+    let dir = temp_dir("transcript-blob-sends");
+    let v = passing_report("suite/blob_sends.rhai", BLOB_SENDS, &dir.join("r.json"));
+    let sends: Vec<(Option<u64>, Option<u64>)> = v["scenarios"][0]["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["kind"] == "send")
+        .map(|e| (e["line"].as_u64(), e["column"].as_u64()))
+        .collect();
+    let at = |line, column| (Some(line), Some(column));
+    assert_eq!(sends, [at(4, 3), at(5, 11), at(6, 23), at(8, 7)]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,7 +30,12 @@ pub fn task() -> Arc<str> {
 /// What `net` is told about the call `ctx` makes: this thread's task, the call's position and
 /// the innermost `within`.
 pub fn call(ctx: &NativeCallContext) -> Call {
-    let pos = ctx.call_position();
+    call_at(ctx.call_position())
+}
+
+/// What `net` is told about a call at `pos` on this thread: its task, the position and the
+/// innermost `within`.
+pub fn call_at(pos: rhai::Position) -> Call {
     let at = pos.line().map(|line| At {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         column: pos

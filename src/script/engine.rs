@@ -80,6 +80,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     register_env(&mut engine, &config.env);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);
+    super::send_ref::register(&mut engine);
     engine
 }
 
@@ -122,6 +123,32 @@ const READS_BETWEEN_LOOKS: u32 = 8;
 /// Values nested at most this deep are looked at every 16 reads at the most often.
 const SHALLOW: usize = 4;
 
+/// Counts one variable read towards the next look; true when this read is due one.
+fn read_is_due() -> bool {
+    READS_BEFORE_MEASURE.with(|left| match left.get() {
+        0 => true,
+        n => {
+            left.set(n - 1);
+            false
+        }
+    })
+}
+
+/// A look fell on a value that is neither a map nor an array: the next one comes after a few
+/// reads.
+fn look_again_soon() {
+    READS_BEFORE_MEASURE.with(|left| left.set(reads_between_looks()));
+}
+
+/// What [`watch_values`]'s hook does for a read of a variable that holds neither a map nor an
+/// array, for a read that rhai's own evaluation would have made and a rewrite skips
+/// (`send_ref.rs`): the looks at the reads that follow fall where they would have.
+pub(super) fn count_flat_read() {
+    if read_is_due() {
+        look_again_soon();
+    }
+}
+
 fn reads_between_looks() -> usize {
     LOOK_JITTER.with(|state| {
         let mut x = state.get();
@@ -147,19 +174,12 @@ fn reads_between_looks() -> usize {
 fn watch_values(engine: &mut Engine, max_data: usize) {
     use super::limits::{measure, MAX_NESTING};
     engine.on_var(move |name, _, ctx| {
-        let due = READS_BEFORE_MEASURE.with(|left| match left.get() {
-            0 => true,
-            n => {
-                left.set(n - 1);
-                false
-            }
-        });
-        if !due {
+        if !read_is_due() {
             return Ok(None);
         }
         let value = ctx.scope().get(name).filter(|v| v.is_map() || v.is_array());
         let Some(value) = value else {
-            READS_BEFORE_MEASURE.with(|left| left.set(reads_between_looks()));
+            look_again_soon();
             return Ok(None);
         };
         let m = measure(value);

@@ -1,6 +1,9 @@
 //! The rhai bindings: an engine per scenario whose functions call into `net`, the task threads
-//! of `spawn`, the assertions, and the modules scripts import (`modules`, `std/*.rhai`). Nothing here knows about the command line or reports: a
-//! scenario goes in as source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
+//! of `spawn`, the assertions, and the modules scripts import (`modules`, `imports`,
+//! `std/*.rhai`). Nothing here knows about the command line or reports: a scenario goes in as
+//! source text and comes out as `Ok(())` or a [`Failure`] with rhai positions.
+//! Between the two, `send_ref.rs` rewrites the compiled script so that `conn.send(blob)` sends a
+//! Blob variable where it lies instead of the copy rhai makes of a method's arguments.
 
 mod assert;
 mod binary;
@@ -11,6 +14,7 @@ mod imports;
 mod limits;
 mod modules;
 mod net;
+mod send_ref;
 mod stream;
 mod task;
 mod value;
@@ -211,7 +215,7 @@ impl Runner {
     pub fn compile(self, source: &str) -> Result<Scenario, Failure> {
         let ast = modules::compile(&self.engine, &var_scope(&self.config), source)
             .map_err(Failure::Compile)?;
-        let ast = Arc::new(ast);
+        let ast = Arc::new(send_ref::rewrite(ast));
         self.ctx.attach(&self.engine, &ast);
         Ok(Scenario {
             engine: self.engine,

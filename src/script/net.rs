@@ -8,7 +8,7 @@ use super::context::call;
 use super::error::{blob, raise, text, ScriptResult};
 use super::task::Task;
 use super::value::duration;
-use crate::net::{Channel, Conn, Listener, NetError, Udp};
+use crate::net::{Call, Channel, Conn, Listener, NetError, Udp};
 
 pub(super) fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
     r.map_err(raise)
@@ -31,6 +31,12 @@ fn tls_map(t: &crate::net::TlsInfo) -> Map {
 
 pub(super) fn count(n: usize) -> INT {
     INT::try_from(n).unwrap_or(INT::MAX)
+}
+
+/// `conn.send(blob)`, for the stream API and for `send_ref.rs`, which sends a Blob variable
+/// without the copy rhai makes of a method's arguments.
+pub(super) fn send_bytes(c: &Conn, call: &Call, data: &[u8]) -> ScriptResult<INT> {
+    ok(c.send(call, "send", data)).map(count)
 }
 
 pub fn register(engine: &mut Engine) {

@@ -87,7 +87,7 @@ pub(super) fn register<S: Stream>(engine: &mut Engine) {
         .register_fn(
             "send",
             |ctx: NativeCallContext, s: S, data: Blob| -> ScriptResult<INT> {
-                ok(s.stream().send(&call(&ctx), "send", &data)).map(count)
+                super::net::send_bytes(s.stream(), &call(&ctx), &data)
             },
         )
         .register_fn(
