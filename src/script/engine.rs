@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT}
 
 use super::error::{raise, script_error, Abort, ScriptResult};
 use super::task::{self, ScriptCtx, Task};
-use super::value::duration;
+use super::value::{deadline, duration};
 use super::{assert, binary, context, net};
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
     register_env(&mut engine, &config.env);
+    super::process::register(&mut engine, &ctx.session, &config.exec, config.run_mode);
+    super::stream::register_interactive::<Conn>(&mut engine, config.run_mode);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);
     engine
@@ -241,7 +243,7 @@ fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientT
     let mut tls = None;
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => timeout = Some(duration(op, value)?),
+            "timeout" => timeout = Some(deadline(op, value)?),
             "tls" => {
                 if let Ok(on) = value.as_bool() {
                     tls = on.then(ClientTls::default);
@@ -285,7 +287,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
     let mut listen = ListenOptions::default();
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => timeout = Some(duration(op, value)?),
+            "timeout" => timeout = Some(deadline(op, value)?),
             "unlink" => listen.unlink = bool_opt(op, "unlink", value)?,
             "tls" => {
                 if value
