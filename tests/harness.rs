@@ -387,6 +387,16 @@ impl Proc {
         self.child.id()
     }
 
+    /// Write `bytes` to the child's stdin (what a user types, under `script`).
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.name));
+    }
+
     /// Close the child's stdin: peers that wait for EOF there move on.
     pub fn close_stdin(&mut self) {
         self.stdin.take();
