@@ -380,3 +380,60 @@ fn interactive_needs_run_mode_and_a_terminal() {
         .code(4)
         .stderr_has("test mode captures the output");
 }
+
+#[test]
+fn a_process_s_pipes_are_in_the_transcript_as_transport_process() {
+    let dir = temp_dir("process-json");
+    let json = dir.join("r.json");
+    let script = "let p = exec([\"sh\", \"-c\", \"read x; echo got $x\"]);\n\
+                  p.send_line(\"a\");\n\
+                  assert_eq(p.recv_line(), \"got a\");\n\
+                  assert_eq(p.wait(), 0);\n";
+    Test::new()
+        .args(&["--allow-exec", "--report-json", &json.display().to_string()])
+        .script(script)
+        .run()
+        .code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).expect("JSON");
+    let events = report["scenarios"][0]["transcript"]
+        .as_array()
+        .expect("events");
+    let seen: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {} {}",
+                e["kind"].as_str().unwrap_or("?"),
+                e["transport"].as_str().unwrap_or("?"),
+                e["local"].as_str().unwrap_or("?"),
+                e["data"].as_str().unwrap_or("?"),
+                e["note"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "connect process pipe:stdio  exec sh -c read x; echo got $x",
+            "connect process pipe:stderr  ",
+            "send process pipe:stdio a\n ",
+            "recv process pipe:stdio got a\n ",
+            "close process pipe:stdio  exit code 0",
+        ]
+    );
+    let peer = events[0]["peer"].as_str().unwrap_or_default();
+    assert!(
+        peer.starts_with("process:sh[") && peer.ends_with(']'),
+        "{peer}"
+    );
+    // Run mode's --trace shows the same events as they happen.
+    Test::new()
+        .args(&["--allow-exec", "--trace"])
+        .script(script)
+        .run()
+        .code(0)
+        .stderr_has("recv     pipe:stdio <- process:sh[")
+        .stderr_has("process#1 (6 bytes)");
+    let _ = std::fs::remove_dir_all(dir);
+}

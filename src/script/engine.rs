@@ -78,8 +78,8 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
     register_env(&mut engine, &config.env);
-    super::process::register(&mut engine, &ctx.session, &config.exec, config.run_mode);
-    super::stream::register_interactive::<Conn>(&mut engine, config.run_mode);
+    super::process::register(&mut engine, &ctx.session, config);
+    super::stream::register_interactive::<Conn>(&mut engine, config.run_mode, &config.redactor);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);
     engine

@@ -22,12 +22,8 @@ impl Stream for Process {
 }
 
 /// Register `exec` and the `Process` type.
-pub(super) fn register(
-    engine: &mut Engine,
-    session: &Arc<Session>,
-    access: &ExecAccess,
-    run_mode: bool,
-) {
+pub(super) fn register(engine: &mut Engine, session: &Arc<Session>, config: &super::Config) {
+    let access = &config.exec;
     engine
         .register_type_with_name::<Process>("Process")
         .register_fn("to_string", |p: &mut Process| p.to_string())
@@ -57,7 +53,7 @@ pub(super) fn register(
             p.kill(&call(&ctx))
         });
     stream::register::<Process>(engine);
-    stream::register_interactive::<Process>(engine, run_mode);
+    stream::register_interactive::<Process>(engine, config.run_mode, &config.redactor);
 
     let (s, allows) = (session.clone(), access.clone());
     engine.register_fn(

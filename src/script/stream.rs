@@ -104,7 +104,15 @@ fn terminal_input() -> &'static Mutex<Option<UnboundedReceiver<Vec<u8>>>> {
 /// conn.send_line("PING");
 /// conn.interactive();   // type commands; Ctrl-D hands back to the script
 /// ```
-pub(super) fn register_interactive<S: Stream>(engine: &mut Engine, run_mode: bool) {
+///
+/// What arrives is shown with its control characters escaped (a peer cannot drive the
+/// terminal) and the secrets masked, chunk by chunk.
+pub(super) fn register_interactive<S: Stream>(
+    engine: &mut Engine,
+    run_mode: bool,
+    redactor: &crate::redact::Redactor,
+) {
+    let redactor = redactor.clone();
     engine.register_fn(
         "interactive",
         move |ctx: NativeCallContext, s: S| -> ScriptResult<bool> {
@@ -131,6 +139,7 @@ pub(super) fn register_interactive<S: Stream>(engine: &mut Engine, run_mode: boo
             };
             let shown = s.stream().interact(&call(&ctx), &mut rx, |bytes| {
                 let text = String::from_utf8_lossy(bytes);
+                let text = redactor.str(&text);
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(crate::escape::terminal(&text).as_bytes());
                 let _ = out.flush();
