@@ -457,6 +457,21 @@ impl Drop for Proc {
     }
 }
 
+/// Press Ctrl-C: send SIGINT to `proc`, which must exit 130 within 1 s; what it said.
+#[track_caller]
+pub fn ctrl_c(mut proc: Proc) -> Output {
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-s", "INT", &proc.id().to_string()])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -s INT failed");
+    let out = proc.wait();
+    let took = sent.elapsed();
+    out.code(130);
+    assert!(took < Duration::from_secs(1), "exit {took:?} after Ctrl-C");
+    out
+}
+
 /// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound. `tests/peers` is
 /// on its `PYTHONPATH`, so the source can `from peer import ...` the common roles (listen on
 /// port 0 and print it, accept one, echo, a TLS server context).

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{normalize, temp_dir, Proc, Test};
+use crate::harness::{ctrl_c, normalize, temp_dir, Proc, Test};
 
 const WALL: Duration = Duration::from_secs(30);
 
@@ -86,18 +86,8 @@ fn the_four_terminals_of_the_socket_lesson() {
     );
 
     // Back to terminal 1: Ctrl-C stops the server at once.
-    let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-s", "INT", &first.id().to_string()])
-        .status();
-    assert!(kill.is_ok_and(|s| s.success()));
-    let out = first.wait();
-    assert!(
-        sent.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        sent.elapsed()
-    );
-    out.code(130).stderr("interrupted\n");
+    let out = ctrl_c(first);
+    out.stderr("interrupted\n");
     assert_eq!(
         ports(&out.stdout, port),
         "Listening on 127.0.0.1:PORT\nGot connection from 127.0.0.1:PORT\n"

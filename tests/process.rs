@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{temp_dir, Proc, Test};
+use crate::harness::{ctrl_c, temp_dir, Proc, Test};
 
 const WALL: Duration = Duration::from_secs(30);
 
@@ -212,18 +212,7 @@ fn ctrl_c_kills_the_process_group_at_once() {
         .spawn();
     let pids = run.line();
     assert_eq!(run.line(), "ready");
-    let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-s", "INT", &run.id().to_string()])
-        .status();
-    assert!(kill.is_ok_and(|s| s.success()));
-    let out = run.wait();
-    assert!(
-        sent.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        sent.elapsed()
-    );
-    out.code(130).stderr("interrupted\n");
+    ctrl_c(run).stderr("interrupted\n");
     assert_gone(&pids);
 }
 
@@ -290,14 +279,7 @@ fn with_no_deadline_a_run_waits_until_ctrl_c() {
     assert_eq!(run.line(), "ready");
     // Well past the default deadlines' first marks, it is still waiting.
     std::thread::sleep(Duration::from_millis(300));
-    let kill = Command::new("kill")
-        .args(["-s", "INT", &run.id().to_string()])
-        .status();
-    assert!(kill.is_ok_and(|s| s.success()));
-    let sent = Instant::now();
-    let out = run.wait();
-    assert!(sent.elapsed() < Duration::from_secs(1));
-    out.code(130).stdout("ready\n").stderr("interrupted\n");
+    ctrl_c(run).stdout("ready\n").stderr("interrupted\n");
 }
 
 /// An echo peer for `interactive()`: greets, then answers each line in capitals; with
