@@ -34,7 +34,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     set_limits(&mut engine, &config.limits);
     watch_values(&mut engine, config.limits.max_data);
     // Scenarios import modules from their own tree only; rhai has no file or process access
-    // to begin with.
+    // to begin with (`exec` starts processes only with `--allow-exec`).
     engine.set_module_resolver(super::imports::Imports::new(config.imports.clone()));
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);

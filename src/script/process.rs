@@ -69,12 +69,31 @@ pub(super) fn register(engine: &mut Engine, session: &Arc<Session>, config: &sup
             start(&s, &allows, &ctx, argv, &opts)
         },
     );
-    engine.register_fn("exec", |line: ImmutableString| -> ScriptResult<Process> {
-        Err(invalid(format!(
-            "exec: give the program and its arguments as an array, e.g. `exec([\"sh\", \
+    let allows = access.clone();
+    engine.register_fn(
+        "exec",
+        move |line: ImmutableString| -> ScriptResult<Process> {
+            if allows == ExecAccess::Denied {
+                return Err(denied(line.split_whitespace().next().unwrap_or_default()));
+            }
+            Err(invalid(format!(
+                "exec: give the program and its arguments as an array, e.g. `exec([\"sh\", \
                  \"-c\", {line:?}])`: no shell splits a string here"
-        )))
-    });
+            )))
+        },
+    );
+}
+
+/// Without `--allow-exec`, every `exec` is this error.
+fn denied(program: &str) -> Box<rhai::EvalAltResult> {
+    script_error(
+        ErrorKind::PermissionDenied,
+        "exec",
+        format!(
+            "exec: starting `{program}` is not allowed: pass `--allow-exec` (any program) or \
+             `--allow-exec={program}`"
+        ),
+    )
 }
 
 fn invalid(message: String) -> Box<rhai::EvalAltResult> {
@@ -156,12 +175,8 @@ fn start(
 /// `python3` and `/usr/bin/python3` when that is the one in PATH, and not a `python3`
 /// elsewhere).
 fn allowed(access: &ExecAccess, program: &str) -> ScriptResult<std::path::PathBuf> {
-    let denied = |message: String| script_error(ErrorKind::PermissionDenied, "exec", message);
     if *access == ExecAccess::Denied {
-        return Err(denied(format!(
-            "exec: starting `{program}` is not allowed: pass `--allow-exec` (any program) or \
-             `--allow-exec={program}`"
-        )));
+        return Err(denied(program));
     }
     let path = resolve(program).map_err(|why| {
         script_error(
@@ -173,11 +188,15 @@ fn allowed(access: &ExecAccess, program: &str) -> ScriptResult<std::path::PathBu
     match access {
         ExecAccess::Programs(list) if !list.contains(&path) => {
             let list: Vec<String> = list.iter().map(|p| p.display().to_string()).collect();
-            Err(denied(format!(
-                "exec: `{program}` ({}) is not one of the programs `--allow-exec` allows ({})",
-                path.display(),
-                list.join(", ")
-            )))
+            Err(script_error(
+                ErrorKind::PermissionDenied,
+                "exec",
+                format!(
+                    "exec: `{program}` ({}) is not one of the programs `--allow-exec` allows ({})",
+                    path.display(),
+                    list.join(", ")
+                ),
+            ))
         }
         _ => Ok(path),
     }
