@@ -423,7 +423,7 @@ impl Drop for Session {
 }
 
 /// No deadline: `"none"` for `--timeout`, `--max-time` or a handle's `timeout`. Waits under it
-/// end a century from now ([`deadline_after`]), or when the scenario is stopped.
+/// end a century from now (`deadline_after`), or when the scenario is stopped.
 pub const NO_DEADLINE: Duration = Duration::MAX;
 
 /// A handle's own deadline for its blocking calls (`conn.timeout = d`); unset means the

@@ -1,6 +1,6 @@
 //! A child process as streams (`exec`): its stdin and stdout are one [`Conn`] (the reader,
 //! decoders, deadlines and transcript every stream has), its stderr a second, read-only one.
-//! The transport is the pipes ([`PipeRead`], [`PipeWrite`]); the transcript says `process`, with
+//! The transport is the pipes (`PipeRead`, `PipeWrite`); the transcript says `process`, with
 //! the child as the peer, `process:NAME[PID]`, and this side as `pipe:stdio` or `pipe:stderr`.
 //!
 //! Nothing outlives the run: the child leads a process group of its own (so its children are
