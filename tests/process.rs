@@ -190,15 +190,36 @@ fn no_process_outlives_its_scenario_however_it_ends() {
         assert_eq!(out.code, code, "{name}:\n{}\n{}", out.stdout, out.stderr);
         assert_gone(&out.stdout);
     }
-    // Test mode too, several at once.
+    // The main thread stuck inside one built-in call when --max-time comes: the run ends
+    // without it (left behind), and the processes go all the same.
+    let stuck =
+        format!("{FAMILY}let b = blob(20_000_000, 0x41);\nloop {{ let h = hexdump(b); }}\n");
+    let out = Test::new()
+        .args(&["--allow-exec", "--max-time", "1s", "--limit", "data=512MiB"])
+        .script(&stuck)
+        .wall(WALL)
+        .run();
+    assert_eq!(out.code, 4, "left behind:\n{}\n{}", out.stdout, out.stderr);
+    assert_gone(&out.stdout);
+    // Test mode too, several at once: their output is captured, so the shells write the pids
+    // to a file.
+    let dir = temp_dir("test-mode-pids");
+    let pidfile = dir.join("pids");
+    let family = "let p = exec([\"sh\", \"-c\", `sleep 300 & echo $$ $! >> ${var(\"pidfile\")}; echo; wait`]);\n\
+                  p.recv_line();\n";
     let out = Test::new()
         .args(&["--allow-exec", "--test", "--max-time", "1s"])
-        .named("a.rhai", FAMILY)
-        .named("b.rhai", &format!("{FAMILY}sleep(60000);\n"))
+        .args(&["--var", &format!("pidfile={}", pidfile.display())])
+        .named("a.rhai", family)
+        .named("b.rhai", &format!("{family}sleep(60000);\n"))
+        .named("c.rhai", &format!("{family}fail(\"no\");\n"))
         .wall(WALL)
         .run();
     out.code(4);
-    assert!(!out.stdout.contains("pids"), "test mode captures output");
+    let pids = std::fs::read_to_string(&pidfile).expect("the shells wrote their pids");
+    assert_eq!(pids.lines().count(), 3, "{pids}");
+    assert_gone(&format!("pids: {}", pids.replace('\n', " ")));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
