@@ -41,13 +41,33 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,
 
-    /// Deadline of a blocking call whose handle sets none (`250ms`, `5s`, `1m`).
+    /// Deadline of a blocking call whose handle sets none (`250ms`, `5s`, `1m`); `none` for
+    /// no deadline.
     #[arg(long, value_name = "D", default_value = "5s")]
     pub timeout: String,
 
-    /// Deadline of a whole scenario.
+    /// Deadline of a whole scenario; `none` runs it until it ends or Ctrl-C (test mode needs
+    /// `--allow-no-deadline` for that).
     #[arg(long, value_name = "D", default_value = "60s")]
     pub max_time: String,
+
+    /// Let test mode run with `--max-time none`: without it a suite refuses to, so a CI run
+    /// cannot hang by accident.
+    #[arg(long)]
+    pub allow_no_deadline: bool,
+
+    /// Let the scripts start processes with `exec(argv)`; `--allow-exec=PROG,...` allows only
+    /// those programs (found in PATH as a shell finds them, or a path; `exec` must name the same
+    /// file). Without it, `exec` is `permission_denied`. Processes are killed, with their
+    /// children, when their scenario ends.
+    #[arg(
+        long,
+        value_name = "PROG,...",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ','
+    )]
+    pub allow_exec: Option<Vec<String>>,
 
     /// A constant the scripts see by NAME: an integer or bool where VALUE parses as one,
     /// else a string. Repeatable.

@@ -30,6 +30,12 @@ pub fn text(s: &str) -> Cow<'_, str> {
     escape_with(s, |c| matches!(c, '\n' | '\t'))
 }
 
+/// What a peer sends, shown live on a terminal (`interactive()`): like [`text`], with carriage
+/// returns kept too (CRLF protocols read as they do in `nc`).
+pub fn terminal(s: &str) -> Cow<'_, str> {
+    escape_with(s, |c| matches!(c, '\n' | '\t' | '\r'))
+}
+
 /// One line (a file name, an address, a task name): newlines and tabs escaped too.
 pub fn line(s: &str) -> Cow<'_, str> {
     escape_with(s, |_| false)

@@ -11,8 +11,10 @@
 //!   protocol modules shipped in the binary (`src/script/std/*.rhai`).
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation. A
 //!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
-//!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). Its
-//!   [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
+//!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). A child
+//!   process's pipes are one more transport ([`net::process`], `exec`), its process group
+//!   killed when the scenario's session is. Its [`net::ErrorKind`] is the one list of error
+//!   kinds, up to the diagnostic.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports, each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.

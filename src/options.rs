@@ -11,7 +11,7 @@ use rhai::Dynamic;
 use crate::cli::{Cli, ColorWhen};
 use crate::redact::Redactor;
 use crate::report::{self, Format};
-use crate::script::{parse_var, EnvAccess};
+use crate::script::{parse_var, EnvAccess, ExecAccess};
 
 /// Environment variables named `SOCKSCRIPT_VAR_<name>` become variables too.
 pub const ENV_VAR_PREFIX: &str = "SOCKSCRIPT_VAR_";
@@ -49,6 +49,8 @@ pub struct Options {
     pub redactor: Redactor,
     /// What the scripts' `env(name)` may read.
     pub env: EnvAccess,
+    /// Which programs the scripts' `exec` may start.
+    pub exec: ExecAccess,
     pub trace: bool,
     pub color: bool,
     pub check: bool,
@@ -65,8 +67,8 @@ pub struct UsageError(pub String);
 
 impl Options {
     pub fn resolve(cli: Cli) -> Result<Options, UsageError> {
-        let timeout = duration("--timeout", &cli.timeout)?;
-        let max_time = duration("--max-time", &cli.max_time)?;
+        let timeout = deadline("--timeout", &cli.timeout)?;
+        let max_time = deadline("--max-time", &cli.max_time)?;
         if timeout.is_zero() || max_time.is_zero() {
             return Err(UsageError(
                 "`--timeout` and `--max-time` must be more than 0".into(),
@@ -100,6 +102,16 @@ impl Options {
         } else {
             Mode::Test(cli.paths)
         };
+        if matches!(mode, Mode::Test(_))
+            && max_time == crate::net::NO_DEADLINE
+            && !cli.allow_no_deadline
+        {
+            return Err(UsageError(
+                "`--max-time none` in test mode could hang a CI run: give a deadline, or add \
+                 `--allow-no-deadline`"
+                    .into(),
+            ));
+        }
         let jobs = match cli.jobs {
             Some(0) => return Err(UsageError("`--jobs` must be at least 1".into())),
             Some(n) => n,
@@ -127,6 +139,7 @@ impl Options {
             vars,
             redactor: Redactor::new(secrets),
             env: env_access(&cli.allow_env)?,
+            exec: exec_access(cli.allow_exec.as_deref())?,
             trace: cli.trace,
             color: color(cli.color),
             check: cli.check,
@@ -222,8 +235,28 @@ fn partition(text: &str) -> Result<Partition, UsageError> {
     Ok(Partition { k, n })
 }
 
-fn duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
-    crate::script::parse_duration(text).map_err(|why| UsageError(format!("{flag}: {why}")))
+fn deadline(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    crate::script::parse_deadline(text)
+        .map_err(|why| UsageError(format!("{flag}: {why} (or `none`)")))
+}
+
+/// `--allow-exec` (every program) or `--allow-exec=PROG,...`: each program resolved now, as
+/// `exec` will resolve its `argv[0]`, so the two compare as paths.
+fn exec_access(flag: Option<&[String]>) -> Result<ExecAccess, UsageError> {
+    let Some(programs) = flag else {
+        return Ok(ExecAccess::Denied);
+    };
+    if programs.is_empty() {
+        return Ok(ExecAccess::All);
+    }
+    programs
+        .iter()
+        .map(|p| {
+            crate::net::process::resolve(p.trim())
+                .map_err(|why| UsageError(format!("--allow-exec: {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(ExecAccess::Programs)
 }
 
 fn color(when: ColorWhen) -> bool {

@@ -480,6 +480,8 @@ pub fn execute(
         limits: options.script_limits.clone(),
         redactor: options.redactor.clone(),
         env: options.env.clone(),
+        exec: options.exec.clone(),
+        run_mode: matches!(options.mode, Mode::Run(_)),
         imports: Some(script::ImportRoot {
             tree: scenario.tree.clone(),
             file: scenario.path.clone(),

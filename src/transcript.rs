@@ -90,6 +90,8 @@ pub enum Transport {
     Tls,
     Unix,
     Udp,
+    /// A child process's pipes (`exec`): its stdin and stdout, or its stderr.
+    Process,
 }
 
 impl Transport {
@@ -99,6 +101,7 @@ impl Transport {
             Transport::Tls => "tls",
             Transport::Unix => "unix",
             Transport::Udp => "udp",
+            Transport::Process => "process",
         }
     }
 }

@@ -387,6 +387,16 @@ impl Proc {
         self.child.id()
     }
 
+    /// Write `bytes` to the child's stdin (what a user types, under `script`).
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.name));
+    }
+
     /// Close the child's stdin: peers that wait for EOF there move on.
     pub fn close_stdin(&mut self) {
         self.stdin.take();
@@ -445,6 +455,21 @@ impl Drop for Proc {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Press Ctrl-C: send SIGINT to `proc`, which must exit 130 within 1 s; what it said.
+#[track_caller]
+pub fn ctrl_c(mut proc: Proc) -> Output {
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-s", "INT", &proc.id().to_string()])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -s INT failed");
+    let out = proc.wait();
+    let took = sent.elapsed();
+    out.code(130);
+    assert!(took < Duration::from_secs(1), "exit {took:?} after Ctrl-C");
+    out
 }
 
 /// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound. `tests/peers` is

@@ -561,10 +561,16 @@ fn scripts_cannot_load_modules_from_outside_touch_files_or_start_processes() {
             4,
             "Function not found: system",
         ),
+        // `exec` exists, behind `--allow-exec`.
         (
             format!(r#"exec("{touch}");"#),
             4,
-            "Function not found: exec",
+            "exec: starting `touch` is not allowed: pass `--allow-exec`",
+        ),
+        (
+            format!(r#"exec(["touch", "{outside}"]);"#),
+            4,
+            "exec: starting `touch` is not allowed: pass `--allow-exec`",
         ),
         (
             format!(r#"Fn("system").call("{touch}");"#),

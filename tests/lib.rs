@@ -19,6 +19,10 @@
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`imports`]: modules imported from the scenario's tree, and nothing from outside it.
+//! - [`lesson`]: the socket lesson of `scenarios/lesson/` in its four terminals, as real
+//!   processes, each terminal's output checked whole; its HTTP page by hand.
+//! - [`process`]: `exec` (a process as streams, `--allow-exec`, nothing outlives a run however
+//!   it ends), `"none"` deadlines, `interactive()` on a pseudo-terminal.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
 //!   sandbox.
 //! - [`sandbox`]: `unlink` removes only stale socket files, listeners only their own; FIFOs,
@@ -46,10 +50,12 @@ mod hang;
 mod hostile;
 mod imports;
 mod interop;
+mod lesson;
 mod limits;
 mod markdown;
 mod pcap;
 mod pipes;
+mod process;
 mod properties;
 mod protocols;
 mod sandbox;

@@ -1,6 +1,6 @@
 //! `--pcap`: real scenarios write captures that the real `tshark` (Debian's package, installed
 //! by `scripts/test`) reads as TCP streams and UDP datagrams. Following each TCP stream gives
-//! exactly the bytes the scenario sent, in order, both ways.
+//! exactly the bytes the scenario sent, in order, both ways. A process's pipes are no packets.
 
 use std::path::Path;
 use std::process::Command;
@@ -370,5 +370,34 @@ fn a_capture_that_cannot_be_written_fails_the_run_once_not_per_scenario() {
         1,
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn a_process_s_pipes_are_left_out_and_the_sockets_beside_them_kept() {
+    let dir = Dir::new("pcap-process");
+    let file = dir.join("run.pcapng");
+    Test::new()
+        .script(
+            r#"
+            let p = exec(["cat"]);
+            p.send_line("piped");
+            assert_eq(p.recv_line(), "piped");
+            let server = listen("127.0.0.1:0");
+            let t = spawn(|| server.accept().send_line("over tcp"));
+            assert_eq(connect(server.addr).recv_line(), "over tcp");
+            t.join();
+            "#,
+        )
+        .args(&["--allow-exec", "--pcap", text(&file)])
+        .run()
+        .code(0);
+    assert_eq!(stream_count(&file), 1);
+    let (_, server) = follow(&file, 0);
+    assert_eq!(server, b"over tcp\n");
+    // Nothing else: no packet for the pipes, of any protocol.
+    assert_eq!(
+        fields(&file, "!tcp", &["frame.number"]),
+        Vec::<String>::new()
     );
 }

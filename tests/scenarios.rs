@@ -4,6 +4,9 @@
 //! A scenario whose header says `// needs: --var host=HOST --var port=PORT (a running
 //! service ...)` checks a service it does not start: the `service.py` next to it is started
 //! first (it prints its port), and the scenario gets `--var host=127.0.0.1 --var port=N`.
+//! `// args: FLAGS` are added to its command line (`--allow-exec=python3`). `// skip: WHY` is
+//! for a scenario that runs until Ctrl-C or needs another terminal's server (the lesson's):
+//! the test WHY names runs it.
 
 use std::path::Path;
 
@@ -31,7 +34,13 @@ fn service_for(path: &Path, source: &str, extra: &[&str]) -> Option<(Proc, Vec<S
 
 #[test]
 fn every_scenario_runs_as_its_header_says() {
-    let files = rhai_files(&root().join("scenarios"));
+    let files: Vec<_> = rhai_files(&root().join("scenarios"))
+        .into_iter()
+        .filter(|path| {
+            let source = std::fs::read_to_string(path).unwrap_or_default();
+            header(&source, "skip").is_none()
+        })
+        .collect();
     assert!(!files.is_empty(), "no scenarios found");
     let failures: Vec<String> = std::thread::scope(|s| {
         let runs: Vec<_> = files
@@ -42,7 +51,9 @@ fn every_scenario_runs_as_its_header_says() {
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     let expected = expected_exit(&source, path);
                     let service = service_for(path, &source, &[]);
-                    let vars = service.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+                    let mut vars = service.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+                    let args = header(&source, "args").unwrap_or_default();
+                    vars.extend(args.split_whitespace().map(str::to_owned));
                     let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
                     let out = Test::new().args(&vars).file(path).run();
                     drop(service);

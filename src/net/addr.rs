@@ -161,6 +161,15 @@ impl Endpoint {
         }
     }
 
+    /// An end with a name and no address: a process (`process:cat[1234]`) or this side of
+    /// its pipes.
+    pub fn named(text: &str) -> Self {
+        Endpoint {
+            addr: None,
+            text: Arc::from(text),
+        }
+    }
+
     /// An unnamed Unix client socket (`unix:` alone) is named for the transcript after the
     /// socket it is connected to and its connection id: `unix:/tmp/app.sock#client-3`,
     /// stable within a scenario and the same from both ends.

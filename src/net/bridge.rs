@@ -63,6 +63,8 @@ pub(crate) enum Opening<'a> {
         unix_path: Option<&'a Path>,
         same_process: bool,
     },
+    /// A child process's pipes (`exec`): an id of its own, and no connection counted.
+    Process,
 }
 
 /// Why a scenario's token was cancelled; the first reason wins.
@@ -115,6 +117,9 @@ pub struct Session {
     other_connections: AtomicUsize,
     /// The Unix socket paths this scenario listens on.
     unix_paths: Mutex<HashSet<PathBuf>>,
+    /// The process groups `exec` started; `None` once the scenario was stopped and they were
+    /// killed (see [`super::process`]).
+    processes: Mutex<Option<Vec<u32>>>,
 }
 
 impl Session {
@@ -139,6 +144,7 @@ impl Session {
             open_handles: Arc::new(AtomicUsize::new(0)),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
+            processes: Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -154,12 +160,42 @@ impl Session {
         self.default_timeout
     }
 
-    /// Stop every blocked call of this scenario; the first reason given is the one kept.
+    /// Stop every blocked call of this scenario and kill the processes it started; the first
+    /// reason given is the one kept. Every ending of a scenario (its main script returning
+    /// too) comes here.
     pub fn cancel(&self, reason: CancelReason) {
         let _ = self.reason.set(reason);
         let _ = self.cancelled_at.set(Instant::now());
         self.cancelled.store(true, Ordering::SeqCst);
         self.cancel.cancel();
+        self.kill_processes();
+    }
+
+    /// Start a process with `spawn` (which gives it and its process group id) and adopt its
+    /// group, unless the scenario has been stopped: then `None`, and nothing is started. One
+    /// lock covers both, so a process cannot slip in after [`Session::kill_processes`].
+    pub(crate) fn adopt_process<T>(
+        &self,
+        spawn: impl FnOnce() -> std::io::Result<(T, u32)>,
+    ) -> Option<std::io::Result<T>> {
+        let mut processes = self.processes.lock().unwrap_or_else(|p| p.into_inner());
+        let adopted = processes.as_mut()?;
+        Some(spawn().map(|(child, pgid)| {
+            adopted.push(pgid);
+            child
+        }))
+    }
+
+    /// Kill every process group the scenario started; none can start after this.
+    fn kill_processes(&self) {
+        let taken = self
+            .processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for pgid in taken.into_iter().flatten() {
+            super::process::kill_group(pgid);
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -206,6 +242,9 @@ impl Session {
             let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
             return *connections.entry(hash).or_insert_with(|| self.new_id());
         }
+        if let Opening::Process = opening {
+            return self.new_id();
+        }
         let mut pending = self.unix_pending.lock().unwrap_or_else(|p| p.into_inner());
         match opening {
             // Counted once, when accepted.
@@ -229,7 +268,7 @@ impl Session {
                     id
                 })
             }
-            Opening::Connect | Opening::Accept { .. } => {
+            Opening::Connect | Opening::Accept { .. } | Opening::Process => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
                 self.new_id()
             }
@@ -377,6 +416,16 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.kill_processes();
+    }
+}
+
+/// No deadline: `"none"` for `--timeout`, `--max-time` or a handle's `timeout`. Waits under it
+/// end a century from now (`deadline_after`), or when the scenario is stopped.
+pub const NO_DEADLINE: Duration = Duration::MAX;
+
 /// A handle's own deadline for its blocking calls (`conn.timeout = d`); unset means the
 /// session's default. Lock-free, since every call reads it.
 pub(crate) struct HandleTimeout(std::sync::atomic::AtomicU64);
@@ -389,15 +438,22 @@ impl HandleTimeout {
     pub fn get(&self) -> Option<Duration> {
         match self.0.load(Ordering::Relaxed) {
             u64::MAX => None,
+            // What `set` keeps of a deadline too long to count in nanoseconds: none.
+            NONE_NANOS => Some(NO_DEADLINE),
             n => Some(Duration::from_nanos(n)),
         }
     }
 
     pub fn set(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
+        let n = u64::try_from(d.as_nanos())
+            .unwrap_or(NONE_NANOS)
+            .min(NONE_NANOS);
         self.0.store(n, Ordering::Relaxed);
     }
 }
+
+/// [`HandleTimeout`]'s value for [`NO_DEADLINE`] (and for anything over 584 years).
+const NONE_NANOS: u64 = u64::MAX - 1;
 
 /// A handle's "closed" flag, which calls blocked on the handle wait on. Smaller than a
 /// cancellation token (no tree of children, no allocation of its own): there is one per

@@ -49,9 +49,10 @@ struct Inner {
     session: Arc<Session>,
     local: Endpoint,
     peer: Endpoint,
-    /// The transcript's connection id for this connection's events (the transport is read
-    /// from `tls` and `local`, so a connection spends 4 bytes on this).
+    /// The transcript's connection id for this connection's events.
     conn: u32,
+    /// What carries it, for the transcript.
+    transport: Transport,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
     tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
@@ -177,12 +178,19 @@ impl Conn {
         let id = session.open_connection(opening, stream::ip_key(&opened.local, &opened.peer));
         opened.local.name_unix_client(&opened.peer, id);
         opened.peer.name_unix_client(&opened.local, id);
+        let transport = match (&opened.tls, &opened.r, opened.local.addr) {
+            (Some(_), _, _) => Transport::Tls,
+            (None, ReadIo::Pipe(_), _) => Transport::Process,
+            (None, _, Some(_)) => Transport::Tcp,
+            (None, _, None) => Transport::Unix,
+        };
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
                 local: opened.local,
                 peer: opened.peer,
                 conn: id,
+                transport,
                 tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
@@ -511,6 +519,58 @@ impl Conn {
         result.map_err(|e| self.failed(call, e.waiting_for(decoder.to_string())))
     }
 
+    /// Hand the stream to a person: each chunk `input` gives is sent, and what arrives (what
+    /// was buffered first) goes to `output`, until the peer closes (`true`) or `input` gives
+    /// an empty chunk or ends (`false`: Ctrl-D). No deadline but the scenario's and a `within`;
+    /// recorded like any send and recv.
+    pub fn interact(
+        &self,
+        call: &Call,
+        input: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+        mut output: impl FnMut(&[u8]),
+    ) -> Result<bool, NetError> {
+        const OP: &str = "interactive";
+        let inner = &self.inner;
+        let addr = self.peer_text();
+        let timeout = Some(super::bridge::NO_DEADLINE);
+        let result = inner.session.block_on(call, OP, Some(addr), timeout, async {
+            let mut guard = inner.reader.lock().await;
+            let r = &mut *guard;
+            loop {
+                if !r.buf.is_empty() {
+                    output(&r.buf);
+                    r.buf.clear();
+                }
+                if r.eof {
+                    return Ok(true);
+                }
+                r.buf.reserve(FIRST_READ);
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
+                tokio::select! {
+                    _ = inner.closed.closed() => return Err(NetError::closed(OP, Some(addr))),
+                    typed = input.recv() => {
+                        let Some(data) = typed.filter(|d| !d.is_empty()) else {
+                            return Ok(false);
+                        };
+                        self.record(call, EventKind::Send, &data, None);
+                        let mut w = inner.writer.lock().await;
+                        let io = w.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
+                        io.write_all(&data).await.map_err(|e| NetError::io(OP, Some(addr), &e))?;
+                    }
+                    n = io.read(&mut r.buf) => {
+                        if n.map_err(|e| NetError::io(OP, Some(addr), &e))? == 0 {
+                            r.eof = true;
+                            self.record(call, EventKind::Eof, b"", None);
+                        } else {
+                            self.record(call, EventKind::Recv, &r.buf, None);
+                        }
+                    }
+                }
+            }
+        });
+        result.map_err(|e| self.failed(call, e))
+    }
+
     /// Attach what had arrived to a failed read, and put the failure in the transcript.
     fn failed(&self, call: &Call, err: NetError) -> NetError {
         if err.kind == ErrorKind::Cancelled {
@@ -532,14 +592,9 @@ impl Conn {
 
     /// The connection and transport its events are recorded under.
     fn on(&self) -> On {
-        let transport = match (&self.inner.tls, self.inner.local.addr) {
-            (Some(_), _) => Transport::Tls,
-            (None, Some(_)) => Transport::Tcp,
-            (None, None) => Transport::Unix,
-        };
         On {
             conn: Some(self.inner.conn),
-            transport: Some(transport),
+            transport: Some(self.inner.transport),
         }
     }
 

@@ -98,7 +98,8 @@ struct Handshaken {
 }
 
 enum Arrival {
-    Ready(Opened),
+    /// Boxed: the other variants are small, and an arrival waits in a queue.
+    Ready(Box<Opened>),
     /// The TCP accept or the handshake failed: `accept` raises it.
     Failed(NetError),
     /// Not a TLS client: it closed without sending a byte (a `wait_for` probe, a port scan),
@@ -318,7 +319,7 @@ impl Listener {
                         next = ready.recv() => next.ok_or_else(closed)?,
                     };
                     match next.arrival {
-                        Arrival::Ready(opened) => return Ok(opened),
+                        Arrival::Ready(opened) => return Ok(*opened),
                         Arrival::Failed(e) => return Err(e),
                         // Recorded here, on the script thread, so the transcript names the task.
                         Arrival::Skipped { peer, kind, why } => inner.session.record(
@@ -515,7 +516,7 @@ async fn handshake(plain: Plain, shared: Handshakes, room: OwnedSemaphorePermit)
         let path = shared.unix_path.as_deref();
         let tls = plain.server_tls("accept", &shared.acceptor, addr, path);
         match tokio::time::timeout_at(deadline, tls).await {
-            Ok(Ok(opened)) => Arrival::Ready(opened),
+            Ok(Ok(opened)) => Arrival::Ready(Box::new(opened)),
             Ok(Err(e)) => Arrival::Failed(e),
             Err(_) => {
                 let why = format!(

@@ -2,7 +2,7 @@
 //! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
 //!
 //! A stream is three parts: a transport carries its bytes (`transport`: TCP, TLS and Unix
-//! sockets today, each as a read half and a write half), [`conn`] reads the transport into a
+//! sockets and a child process's pipes, each as a read half and a write half), [`conn`] reads the transport into a
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
 
@@ -16,19 +16,21 @@ pub mod error;
 pub mod listener;
 mod pem;
 mod plain;
+pub mod process;
 mod socket_file;
 mod stream;
 pub mod tls;
 mod transport;
 pub mod udp;
 
-pub use bridge::{CancelReason, Limits, Session};
+pub use bridge::{CancelReason, Limits, Session, NO_DEADLINE};
 pub use call::{At, Call, Within};
 pub use channel::Channel;
 pub use conn::Conn;
 pub use decode::Match;
 pub use error::{fmt_duration, Deadline, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
+pub use process::Process;
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
 pub use udp::Udp;

@@ -5,9 +5,10 @@
 //!
 //! Plain TCP and Unix sockets ([`PlainSocket`]) are read directly on the script thread, without
 //! waiting when bytes are ready; TLS streams ([`TlsRead`], [`TlsWrite`]) read and write through
-//! the runtime. A child process's pipes or WebSocket messages are one more pair of impls and a
-//! variant in [`ReadIo`] and [`WriteIo`], which dispatch without boxing a future per call (a
-//! read on a ping-pong connection is a hot path).
+//! the runtime, and so do a child process's pipes ([`PipeRead`], [`PipeWrite`], in
+//! [`super::process`]). WebSocket messages would be one more pair of impls and a variant in
+//! [`ReadIo`] and [`WriteIo`], which dispatch without boxing a future per call (a read on a
+//! ping-pong connection is a hot path).
 
 use std::future::Future;
 use std::io;
@@ -17,6 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::plain::PlainSocket;
+use super::process::{PipeRead, PipeWrite};
 
 /// The read half of a transport.
 pub(crate) trait Source {
@@ -80,12 +82,14 @@ impl Sink for TlsWrite {
 pub(crate) enum ReadIo {
     Plain(Arc<PlainSocket>),
     Tls(TlsRead),
+    Pipe(PipeRead),
 }
 
 /// A connection's write half; a plain socket is shared with the read half.
 pub(crate) enum WriteIo {
     Plain(Arc<PlainSocket>),
     Tls(TlsWrite),
+    Pipe(PipeWrite),
 }
 
 impl Source for ReadIo {
@@ -93,6 +97,7 @@ impl Source for ReadIo {
         match self {
             ReadIo::Plain(s) => s.read_ready(buf, spin),
             ReadIo::Tls(s) => s.read_ready(buf, spin),
+            ReadIo::Pipe(s) => s.read_ready(buf, spin),
         }
     }
 
@@ -100,6 +105,7 @@ impl Source for ReadIo {
         match self {
             ReadIo::Plain(s) => s.read(buf).await,
             ReadIo::Tls(s) => s.read(buf).await,
+            ReadIo::Pipe(s) => s.read(buf).await,
         }
     }
 }
@@ -109,6 +115,7 @@ impl Sink for WriteIo {
         match self {
             WriteIo::Plain(s) => s.write_all(data).await,
             WriteIo::Tls(s) => s.write_all(data).await,
+            WriteIo::Pipe(s) => s.write_all(data).await,
         }
     }
 
@@ -116,6 +123,7 @@ impl Sink for WriteIo {
         match self {
             WriteIo::Plain(s) => Sink::shutdown(s).await,
             WriteIo::Tls(s) => s.shutdown().await,
+            WriteIo::Pipe(s) => s.shutdown().await,
         }
     }
 }

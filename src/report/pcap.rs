@@ -4,7 +4,10 @@
 //! acknowledgement numbers, FIN for a shutdown or close (an eof is the peer's FIN) and RST for
 //! a reset, at the transcript's times. TLS is shown as its plaintext (the transcript records
 //! what the script sent and read, not the records); Unix sockets, which have no IP addresses,
-//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment.
+//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment. A process's
+//! pipes (`exec`, transport `process`) are left out: no packet of any network ever carried
+//! them, and a made-up TCP stream would have Wireshark decode a program's output as whatever
+//! protocol its stand-in port suggests; `--trace`, JSON and the sequence diagrams show them.
 //!
 //! Each byte appears once: when the scenario holds both ends of a connection, its sends are
 //! the data (their recvs are the same bytes); toward a peer outside, sends one way and recvs
@@ -124,7 +127,8 @@ impl Capture {
         let mut conns: BTreeMap<u32, Vec<&Event>> = BTreeMap::new();
         for e in events {
             if let (Some(conn), Some(t)) = (e.on.conn, e.on.transport) {
-                if t != Transport::Udp && e.local.is_some() && e.peer.is_some() {
+                let stream = !matches!(t, Transport::Udp | Transport::Process);
+                if stream && e.local.is_some() && e.peer.is_some() {
                     conns.entry(conn).or_default().push(e);
                 }
             }
@@ -455,6 +459,24 @@ mod tests {
             ));
         }
         out
+    }
+
+    #[test]
+    fn a_process_s_pipes_are_no_packets() {
+        let piped = |ms, kind, data| {
+            let mut e = Event::for_test(ms, kind, "pipe:stdio", "process:cat[42]", data);
+            e.on.transport = Some(Transport::Process);
+            e
+        };
+        let o = Outcome {
+            transcript: vec![
+                piped(1, EventKind::Connect, b""),
+                piped(2, EventKind::Send, b"hi\n"),
+                piped(3, EventKind::Recv, b"hi\n"),
+            ],
+            ..Outcome::for_test("s.rhai", Status::Passed, None, Duration::ZERO)
+        };
+        assert!(packets(&render(&o)).is_empty());
     }
 
     #[test]

@@ -903,6 +903,86 @@ mod tests {
     }
 
     #[test]
+    fn a_process_is_a_peer_lane_its_pipes_talk_to() {
+        use EventKind as K;
+        let t = Transport::Process;
+        let (stdio, stderr, child) = ("pipe:stdio", "pipe:stderr", "process:cat[42]");
+        let events = vec![
+            ev(
+                1,
+                "main",
+                K::Connect,
+                Some(1),
+                t,
+                Some(stdio),
+                Some(child),
+                b"",
+            ),
+            ev(
+                2,
+                "main",
+                K::Connect,
+                Some(2),
+                t,
+                Some(stderr),
+                Some(child),
+                b"",
+            ),
+            ev(
+                3,
+                "main",
+                K::Send,
+                Some(1),
+                t,
+                Some(stdio),
+                Some(child),
+                b"hi\n",
+            ),
+            ev(
+                4,
+                "main",
+                K::Recv,
+                Some(1),
+                t,
+                Some(stdio),
+                Some(child),
+                b"hi\n",
+            ),
+            ev(
+                5,
+                "main",
+                K::Recv,
+                Some(2),
+                t,
+                Some(stderr),
+                Some(child),
+                b"oops\n",
+            ),
+        ];
+        let seq = build(&events, None, Duration::ZERO);
+        let titles: Vec<_> = seq.lanes.iter().map(Lane::title).collect();
+        assert_eq!(
+            titles,
+            [
+                "main · pipe:stdio (process#1)",
+                "main · pipe:stderr (process#2)",
+                "peer process:cat[42]",
+            ]
+        );
+        use StepKind::*;
+        assert_eq!(
+            kinds(&seq),
+            [
+                (Connect, 0, Some(2)),
+                (Connect, 1, Some(2)),
+                (Message, 0, Some(2)),
+                (Message, 2, Some(0)),
+                (Message, 2, Some(1)),
+            ]
+        );
+    }
+
+    #[test]
     fn udp_pairs_datagrams_by_address_and_content() {
         use EventKind as K;
         let t = Transport::Udp;

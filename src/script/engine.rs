@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, FnPtr, ImmutableString, Map, NativeCallContext, INT}
 
 use super::error::{raise, script_error, Abort, ScriptResult};
 use super::task::{self, ScriptCtx, Task};
-use super::value::duration;
+use super::value::{deadline, duration};
 use super::{assert, binary, context, net};
 use std::time::Duration;
 
@@ -34,7 +34,8 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     set_limits(&mut engine, &config.limits);
     watch_values(&mut engine, config.limits.max_data);
     // Scenarios import only what `modules` serves: the shipped modules, and files of their own
-    // tree; rhai has no file or process access otherwise.
+    // tree; rhai has no file or process access otherwise (`exec` starts processes only with
+    // `--allow-exec`).
     engine.set_module_resolver(super::modules::Imports::new(config.imports.clone()));
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
@@ -78,6 +79,8 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
     register_env(&mut engine, &config.env);
+    super::process::register(&mut engine, &ctx.session, config);
+    super::stream::register_interactive::<Conn>(&mut engine, config.run_mode, &config.redactor);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);
     super::send_ref::register(&mut engine);
@@ -261,7 +264,7 @@ fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientT
     let mut tls = None;
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => timeout = Some(duration(op, value)?),
+            "timeout" => timeout = Some(deadline(op, value)?),
             "tls" => {
                 if let Ok(on) = value.as_bool() {
                     tls = on.then(ClientTls::default);
@@ -305,7 +308,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
     let mut listen = ListenOptions::default();
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => timeout = Some(duration(op, value)?),
+            "timeout" => timeout = Some(deadline(op, value)?),
             "unlink" => listen.unlink = bool_opt(op, "unlink", value)?,
             "tls" => {
                 if value

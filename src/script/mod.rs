@@ -14,6 +14,7 @@ mod imports;
 mod limits;
 mod modules;
 mod net;
+mod process;
 mod send_ref;
 mod stream;
 mod task;
@@ -34,7 +35,7 @@ pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure}
 pub use imports::ImportRoot;
 pub use limits::size_text;
 pub use modules::{call_site as std_call_site, is_std as is_std_module};
-pub use value::{parse_duration, parse_var};
+pub use value::{parse_deadline, parse_duration, parse_var};
 
 /// What a script may use, so a runaway script cannot take the machine down.
 #[derive(Debug, Clone)]
@@ -77,6 +78,10 @@ pub struct Config {
     pub redactor: Redactor,
     /// What `env(name)` may read.
     pub env: EnvAccess,
+    /// Which programs `exec` may start.
+    pub exec: ExecAccess,
+    /// Run mode: `interactive()` may hand a terminal to a stream (test mode captures output).
+    pub run_mode: bool,
     /// Where `import` finds modules; `None` for a script with no file (nothing to import).
     pub imports: Option<ImportRoot>,
 }
@@ -98,6 +103,18 @@ impl EnvAccess {
             || self.names.iter().any(|n| n == name)
             || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
+}
+
+/// Which programs `exec` may start: by default none (`--allow-exec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ExecAccess {
+    #[default]
+    Denied,
+    /// `--allow-exec`: any program.
+    All,
+    /// `--allow-exec=PROG,...`: these, as [`crate::net::process::resolve`] finds them; `exec`
+    /// resolves its `argv[0]` the same way and must land on one of these paths.
+    Programs(Vec<std::path::PathBuf>),
 }
 
 /// Where `print` goes: stdout as it happens (run mode), or a per-scenario buffer (test mode).
@@ -390,6 +407,8 @@ mod tests {
             limits: super::Limits::default(),
             redactor: crate::redact::Redactor::default(),
             env: super::EnvAccess::default(),
+            exec: super::ExecAccess::Denied,
+            run_mode: false,
             imports: None,
         };
         let ctx = super::task::ScriptCtx::new(session, super::Output::Stdout, 1, None);

@@ -7,7 +7,7 @@ use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
 use super::context::call;
 use super::error::{blob, raise, text, ScriptResult};
 use super::task::Task;
-use super::value::duration;
+use super::value::{deadline, deadline_value, duration};
 use crate::net::{Call, Channel, Conn, Listener, NetError, Udp};
 
 pub(super) fn ok<T>(r: Result<T, NetError>) -> ScriptResult<T> {
@@ -80,14 +80,11 @@ fn register_listener(engine: &mut Engine) {
             opt(l.cert_pem().map(str::to_owned))
         })
         .register_get("closed", |l: &mut Listener| l.is_closed())
-        .register_get("timeout", |l: &mut Listener| {
-            l.timeout()
-                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
-        })
+        .register_get("timeout", |l: &mut Listener| deadline_value(l.timeout()))
         .register_set(
             "timeout",
             |l: &mut Listener, d: Dynamic| -> ScriptResult<()> {
-                l.set_timeout(duration("timeout", &d)?);
+                l.set_timeout(deadline("timeout", &d)?);
                 Ok(())
             },
         )
@@ -132,12 +129,9 @@ fn register_udp(engine: &mut Engine) {
             opt(u.peer().map(|p| p.text.to_string()))
         })
         .register_get("closed", |u: &mut Udp| u.is_closed())
-        .register_get("timeout", |u: &mut Udp| {
-            u.timeout()
-                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
-        })
+        .register_get("timeout", |u: &mut Udp| deadline_value(u.timeout()))
         .register_set("timeout", |u: &mut Udp, d: Dynamic| -> ScriptResult<()> {
-            u.set_timeout(duration("timeout", &d)?);
+            u.set_timeout(deadline("timeout", &d)?);
             Ok(())
         })
         .register_fn(

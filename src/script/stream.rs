@@ -1,17 +1,21 @@
-//! The stream API (`send*`, `recv*`, `expect`, `shutdown`, `close`, `closed`, `timeout`),
-//! registered once for every script type whose reads and writes go to a [`Conn`]: a connection
-//! today; a process's pipes or a WebSocket are one more [`Stream`] impl, not another copy of
-//! these functions.
+//! The stream API (`send*`, `recv*`, `expect`, `shutdown`, `close`, `closed`, `timeout`, and
+//! `interactive`), registered once for every script type whose reads and writes go to a
+//! [`Conn`]: a connection, a process's pipes; a WebSocket would be one more [`Stream`] impl,
+//! not another copy of these functions.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT};
 
 use super::context::call;
 use super::error::{blob, script_error, text, ScriptResult};
 use super::net::{count, ok};
-use super::value::duration;
+use super::value::{deadline, deadline_value};
 use crate::net::{Conn, ErrorKind};
 
 /// A script handle with the stream API.
@@ -64,17 +68,95 @@ fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
     })
 }
 
+/// The terminal's input, read on a thread of its own (a blocking read cannot be stopped) and
+/// kept between `interactive()` calls, so a line typed while none runs is not lost to a reader
+/// left waiting. An empty chunk is Ctrl-D (the terminal says end of input; it may go on after).
+fn terminal_input() -> &'static Mutex<Option<UnboundedReceiver<Vec<u8>>>> {
+    static INPUT: OnceLock<Mutex<Option<UnboundedReceiver<Vec<u8>>>>> = OnceLock::new();
+    INPUT.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let reader = std::thread::Builder::new()
+            .name("sockscript stdin".into())
+            .spawn(move || {
+                use std::io::Read as _;
+                let mut buf = [0u8; 4096];
+                loop {
+                    let chunk = match std::io::stdin().read(&mut buf) {
+                        Ok(n) => buf[..n].to_vec(),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    if tx.send(chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+        Mutex::new(reader.ok().map(|_| rx))
+    })
+}
+
+/// `s.interactive()`: the terminal talks to the stream, as `nc` does, until the peer closes
+/// or the user presses Ctrl-D; only in run mode with a terminal on stdin. Returns `true` when
+/// the peer closed, `false` on Ctrl-D.
+///
+/// ```rhai
+/// let conn = connect("127.0.0.1:6379");
+/// conn.send_line("PING");
+/// conn.interactive();   // type commands; Ctrl-D hands back to the script
+/// ```
+///
+/// What arrives is shown with its control characters escaped (a peer cannot drive the
+/// terminal) and the secrets masked, chunk by chunk.
+pub(super) fn register_interactive<S: Stream>(
+    engine: &mut Engine,
+    run_mode: bool,
+    redactor: &crate::redact::Redactor,
+) {
+    let redactor = redactor.clone();
+    engine.register_fn(
+        "interactive",
+        move |ctx: NativeCallContext, s: S| -> ScriptResult<bool> {
+            let refuse = |why: &str| {
+                Err(script_error(
+                    ErrorKind::InvalidArgument,
+                    "interactive",
+                    format!("interactive: {why}"),
+                ))
+            };
+            if !run_mode {
+                return refuse(
+                    "test mode captures the output, so there is no terminal to hand over: \
+                     run the one file without `--test`",
+                );
+            }
+            if !std::io::stdin().is_terminal() {
+                return refuse("stdin is not a terminal, so nobody can type to the stream");
+            }
+            let input = terminal_input();
+            let taken = input.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(mut rx) = taken else {
+                return refuse("another task has the terminal");
+            };
+            let shown = s.stream().interact(&call(&ctx), &mut rx, |bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                let text = redactor.str(&text);
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(crate::escape::terminal(&text).as_bytes());
+                let _ = out.flush();
+            });
+            *input.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+            ok(shown)
+        },
+    );
+}
+
 /// Register the stream API on `S`.
 pub(super) fn register<S: Stream>(engine: &mut Engine) {
     engine
         .register_get("closed", |s: &mut S| s.stream().is_closed())
-        .register_get("timeout", |s: &mut S| {
-            s.stream()
-                .timeout()
-                .map_or(Dynamic::UNIT, |d| count(d.as_millis() as usize).into())
-        })
+        .register_get("timeout", |s: &mut S| deadline_value(s.stream().timeout()))
         .register_set("timeout", |s: &mut S, d: Dynamic| -> ScriptResult<()> {
-            s.stream().set_timeout(duration("timeout", &d)?);
+            s.stream().set_timeout(deadline("timeout", &d)?);
             Ok(())
         })
         // Sending.

@@ -1,11 +1,15 @@
-//! Script values that need interpreting: durations (`250`, `"250ms"`, `"2s"`) and `--var` values.
+//! Script values that need interpreting: durations (`250`, `"250ms"`, `"2s"`, and `"none"`
+//! where a deadline may be lifted) and `--var` values.
 
 use std::time::Duration;
 
 use rhai::{Dynamic, INT};
 
 use super::error::{script_error, ScriptResult};
-use crate::net::ErrorKind;
+use crate::net::{ErrorKind, NO_DEADLINE};
+
+/// How scripts and the command line spell "no deadline".
+pub const NONE: &str = "none";
 
 /// A duration as scripts write it: integer milliseconds, or a string with a unit.
 pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
@@ -13,6 +17,16 @@ pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
         return duration_ms(op, ms);
     }
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        if text.trim() == NONE {
+            return Err(script_error(
+                ErrorKind::InvalidArgument,
+                op,
+                format!(
+                    "{op}: `\"none\"` (no deadline) is only for `--timeout`, `--max-time` and a \
+                     handle's `timeout`; give {op} a duration"
+                ),
+            ));
+        }
         return parse_duration(&text)
             .map_err(|why| script_error(ErrorKind::InvalidArgument, op, why));
     }
@@ -24,6 +38,32 @@ pub fn duration(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
             value.type_name()
         ),
     ))
+}
+
+/// A handle's deadline: a duration, or `"none"` for no deadline.
+pub fn deadline(op: &str, value: &Dynamic) -> ScriptResult<Duration> {
+    match value.read_lock::<rhai::ImmutableString>() {
+        Some(text) if text.trim() == NONE => Ok(NO_DEADLINE),
+        _ => duration(op, value),
+    }
+}
+
+/// A handle's deadline as its `timeout` property shows it: milliseconds, `"none"`, or `()`
+/// when the handle has none of its own.
+pub fn deadline_value(d: Option<Duration>) -> Dynamic {
+    match d {
+        None => Dynamic::UNIT,
+        Some(NO_DEADLINE) => NONE.into(),
+        Some(d) => INT::try_from(d.as_millis()).unwrap_or(INT::MAX).into(),
+    }
+}
+
+/// `--timeout` and `--max-time`: a duration, or `none`.
+pub fn parse_deadline(text: &str) -> Result<Duration, String> {
+    if text.trim() == NONE {
+        return Ok(NO_DEADLINE);
+    }
+    parse_duration(text)
 }
 
 pub fn duration_ms(op: &str, ms: INT) -> ScriptResult<Duration> {
@@ -73,6 +113,22 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("100"), Ok(Duration::from_millis(100)));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("none").is_err());
+        assert_eq!(parse_deadline("none"), Ok(NO_DEADLINE));
+        assert_eq!(parse_deadline("2s"), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn none_is_a_deadline_and_no_duration() {
+        let none = Dynamic::from("none");
+        assert_eq!(deadline("timeout", &none).ok(), Some(NO_DEADLINE));
+        assert!(duration("within", &none).is_err());
+        assert_eq!(deadline_value(Some(NO_DEADLINE)).to_string(), "none");
+        assert_eq!(
+            deadline_value(Some(Duration::from_millis(250))).as_int(),
+            Ok(250)
+        );
+        assert!(deadline_value(None).is_unit());
     }
 
     #[test]
