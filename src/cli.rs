@@ -100,6 +100,11 @@ pub struct Cli {
     /// Write a JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+
+    /// Write an HTML report to FILE: one self-contained page with each scenario's sequence
+    /// diagram, payloads and script. Keeps run mode: one file still prints as it runs.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

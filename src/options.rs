@@ -74,11 +74,14 @@ impl Options {
             (report::junit::FORMAT, cli.report_junit),
             (report::tap::FORMAT, cli.report_tap),
             (report::json::FORMAT, cli.report_json),
+            (report::html::FORMAT, cli.report_html),
         ]
         .into_iter()
         .filter_map(|(format, path)| Some((format, path?)))
         .collect();
-        let wants_reports = !reports.is_empty();
+        // A suite's reports ask for test mode; the HTML page shows one run's conversation as
+        // well (the contract: `--report-html` in run and test mode), so it keeps run mode.
+        let wants_reports = reports.iter().any(|(format, _)| !format.keeps_run_mode);
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
@@ -354,6 +357,21 @@ mod tests {
             let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
             let asked: Vec<_> = options.reports.iter().map(|(f, p)| (f.name, p)).collect();
             assert_eq!(asked, [(format.name, &PathBuf::from("out"))], "{flag}");
+        }
+    }
+
+    /// Run mode stays run mode with `--report-html` (the page of one run); a suite's formats
+    /// ask for test mode.
+    #[test]
+    fn only_the_html_report_keeps_run_mode() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/greeting.rhai");
+        for format in report::FORMATS {
+            let flag = format!("--report-{}", format.name);
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", &flag, "out", file])
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let run = matches!(options.mode, Mode::Run(_));
+            assert_eq!(run, format.name == "html", "{flag}");
         }
     }
 

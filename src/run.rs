@@ -132,10 +132,12 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     // runtime and the process ends there, with the exit code it would have had.
     let left_behind: LeftBehind = {
         let (color, interrupt) = (options.color, interrupt.clone());
+        let reports = options.reports.clone();
         Arc::new(move |outcome: Outcome| {
             if let Some(diag) = &outcome.diagnostic {
                 console::eprint(&diag.render(color));
             }
+            report::write_all(&reports, std::slice::from_ref(&outcome), outcome.duration);
             let code = if interrupt.is_set() {
                 crate::EXIT_INTERRUPTED
             } else {
@@ -163,6 +165,13 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     }
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
+    }
+    // Only a format that keeps run mode is asked for here (`--report-html`).
+    let duration = outcome.duration;
+    if !report::write_all(&options.reports, std::slice::from_ref(&outcome), duration)
+        && outcome.status == Status::Passed
+    {
+        return crate::EXIT_USAGE;
     }
     outcome.status.exit_code()
 }
@@ -404,6 +413,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
         dropped: Default::default(),
         diagnostic: Some(diagnostic::Diag::plain(code, why.to_string(), name)),
         attempts: 1,
+        source: "".into(),
     }
 }
 
@@ -454,7 +464,7 @@ pub fn execute(
     };
     let ending = Ending {
         name: scenario.name.clone(),
-        source: scenario.source.clone(),
+        source: scenario.source.as_str().into(),
         timeout: options.timeout,
         redactor: options.redactor.clone(),
         transcript,
@@ -527,7 +537,7 @@ async fn watch_scenario(
 #[derive(Clone)]
 struct Ending {
     name: String,
-    source: String,
+    source: Arc<str>,
     timeout: Duration,
     redactor: crate::redact::Redactor,
     transcript: Transcript,
@@ -565,6 +575,7 @@ impl Ending {
             dropped,
             diagnostic,
             attempts: 1,
+            source: self.source.clone(),
         };
         // Once, before any view (terminal, `--trace`, reports) reads it.
         self.redactor.outcome(&mut outcome);

@@ -21,6 +21,7 @@ use crate::transcript::Event;
 /// `--report-json`.
 pub const FORMAT: super::Format = super::Format {
     name: "json",
+    keeps_run_mode: false,
     render,
 };
 

@@ -17,6 +17,7 @@ const NAME: &str = "sockscript";
 /// `--report-junit`.
 pub const FORMAT: super::Format = super::Format {
     name: "junit",
+    keeps_run_mode: false,
     render,
 };
 

@@ -2,12 +2,13 @@
 //! writing a file is the caller's one line.
 //!
 //! The file formats are [`Format`]s: a name and a pure render function, one file each
-//! ([`junit`], [`tap`], [`json`]), listed in [`FORMATS`]. [`write_all`] writes the ones asked
+//! ([`junit`], [`tap`], [`json`], [`html`]), listed in [`FORMATS`]. [`write_all`] writes the ones asked
 //! for, given as plain `(format, path)` pairs: which ones, and where, is `options`' business.
 //! A new format is its file with a `FORMAT`, its line here, and its `--report-NAME` flag
 //! (`cli.rs`, resolved in `options.rs`). [`terminal`] and [`progress`] are the views on stderr.
 
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod progress;
@@ -25,6 +26,9 @@ use crate::outcome::Outcome;
 pub struct Format {
     /// As in its flag, `--report-NAME`.
     pub name: &'static str,
+    /// Asked for with one file, it leaves run mode alone (the page of one run); the others
+    /// are a suite's and ask for test mode.
+    pub keeps_run_mode: bool,
     /// The whole report: the outcomes in the order they ran, and the suite's wall time.
     pub render: fn(&[Outcome], Duration) -> String,
 }
@@ -36,7 +40,7 @@ impl fmt::Debug for Format {
 }
 
 /// Every report file format.
-pub const FORMATS: [Format; 3] = [junit::FORMAT, tap::FORMAT, json::FORMAT];
+pub const FORMATS: [Format; 4] = [junit::FORMAT, tap::FORMAT, json::FORMAT, html::FORMAT];
 
 /// Write every report asked for, in order. A report that cannot be written is said on stderr,
 /// and the result is `false` so the run cannot pass without it.

@@ -19,6 +19,7 @@ use crate::outcome::{Outcome, Status};
 /// `--report-tap`.
 pub const FORMAT: super::Format = super::Format {
     name: "tap",
+    keeps_run_mode: false,
     render,
 };
 

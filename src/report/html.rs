@@ -1,0 +1,429 @@
+//! `--report-html`: one self-contained page (inline CSS and JavaScript, no request of any
+//! kind) that shows each scenario's conversation as a sequence diagram, its payloads as text
+//! and hexdump, its script with the lines that caused events, and its failure where it
+//! happened.
+//!
+//! The Rust side only gathers data: the outcomes, each scenario's [`super::sequence`] model,
+//! payloads as base64, serialized as one JSON document inside `<script type=
+//! "application/json">` with every `<` written `\u003c`, so nothing a peer or a script wrote
+//! can close the element. The page's script (`html/app.js`) draws from it with `textContent`
+//! only, and a Content-Security-Policy forbids any fetch, font, image or frame.
+//!
+//! Payloads are embedded up to [`PAYLOAD_BYTES`] each and [`REPORT_PAYLOAD_BYTES`] a report;
+//! what is cut is counted in the data and said on the page, beside what the transcript itself
+//! did not keep (`--limit capture`). Outputs and scripts are cut the same way.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::outcome::{Outcome, Status};
+use crate::transcript::Event;
+
+/// The page. `--report-html`.
+pub const FORMAT: super::Format = super::Format {
+    name: "html",
+    keeps_run_mode: true,
+    render,
+};
+
+/// The most bytes of one payload the page embeds.
+pub const PAYLOAD_BYTES: usize = 64 * 1024;
+/// The most payload bytes one page embeds, all scenarios together (base64 makes them a third
+/// more): a 500-scenario suite's page stays well under 20 MB.
+pub const REPORT_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
+/// The most bytes of one scenario's output, and of its script, the page embeds.
+pub const TEXT_BYTES: usize = 256 * 1024;
+
+const STYLE: &str = include_str!("html/style.css");
+const SCRIPT: &str = include_str!("html/app.js");
+
+pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
+    let mut budget = Budget {
+        left: REPORT_PAYLOAD_BYTES,
+        ..Budget::default()
+    };
+    let scenarios: Vec<Scenario> = outcomes.iter().map(|o| scenario(o, &mut budget)).collect();
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let page = Page {
+        summary: Summary {
+            total: outcomes.len(),
+            passed: count(Status::Passed),
+            failed: count(Status::Failed),
+            errored: count(Status::Errored),
+            compile_errors: count(Status::CompileError),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+        },
+        limits: Limits {
+            payload_bytes: PAYLOAD_BYTES,
+            report_payload_bytes: REPORT_PAYLOAD_BYTES,
+            text_bytes: TEXT_BYTES,
+            cut_payloads: budget.cut_payloads,
+            cut_bytes: budget.cut_bytes,
+        },
+        scenarios,
+    };
+    // Plain structs of strings and numbers serialize without error.
+    let json = serde_json::to_string(&page).unwrap_or_default();
+    let mut out = String::with_capacity(json.len() + STYLE.len() + SCRIPT.len() + 1024);
+    out.push_str(HEAD);
+    out.push_str(STYLE);
+    out.push_str(BODY);
+    push_json(&mut out, &json);
+    out.push_str(SCRIPT_OPEN);
+    out.push_str(SCRIPT);
+    out.push_str(TAIL);
+    out
+}
+
+/// `json` inside a `<script>` element: JSON has `<` only inside strings, where `\u003c` means
+/// the same, so no `</script>` or `<!--` can appear in the element.
+fn push_json(out: &mut String, json: &str) {
+    let mut rest = json;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        out.push_str("\\u003c");
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+const HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
+form-action 'none'\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<meta name=\"generator\" content=\"sockscript\">\n<title>sockscript report</title>\n<style>\n";
+const BODY: &str = "</style>\n</head>\n<body>\n<noscript>This report draws itself with \
+JavaScript; the same data is in the element <code>#data</code> as JSON.</noscript>\n\
+<script type=\"application/json\" id=\"data\">";
+const SCRIPT_OPEN: &str = "</script>\n<script>\n";
+const TAIL: &str = "</script>\n</body>\n</html>\n";
+
+/// How much payload the page may still embed, and what it cut.
+#[derive(Default)]
+struct Budget {
+    left: usize,
+    cut_payloads: u64,
+    cut_bytes: u64,
+}
+
+impl Budget {
+    /// The part of `data` to embed, as base64; counts what is left out of the event's
+    /// `data` (what the transcript did not keep is counted there, not here).
+    fn take(&mut self, data: &[u8]) -> (usize, String) {
+        let shown = data.len().min(PAYLOAD_BYTES).min(self.left);
+        self.left -= shown;
+        if shown < data.len() {
+            self.cut_payloads += 1;
+            self.cut_bytes += (data.len() - shown) as u64;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&data[..shown]);
+        (shown, encoded)
+    }
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    summary: Summary,
+    limits: Limits,
+    scenarios: Vec<Scenario<'a>>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    total: usize,
+    passed: usize,
+    failed: usize,
+    errored: usize,
+    compile_errors: usize,
+    duration_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Limits {
+    payload_bytes: usize,
+    report_payload_bytes: usize,
+    text_bytes: usize,
+    /// Payloads the page embeds only in part, and the bytes it left out of them.
+    cut_payloads: u64,
+    cut_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Scenario<'a> {
+    name: &'a str,
+    /// As the JSON report spells it: `passed`, `failed`, `errored`, `compile_error`.
+    status: &'static str,
+    duration_ms: f64,
+    connections: usize,
+    attempts: u32,
+    stdout: Text<'a>,
+    source: Text<'a>,
+    diagnostic: Option<Diagnostic<'a>>,
+    /// What the transcript itself did not keep (`--limit capture`, too many events).
+    dropped: Dropped,
+    events: Vec<Record<'a>>,
+}
+
+/// A text, cut to [`TEXT_BYTES`] at a character boundary; `len` is its whole length.
+#[derive(Serialize)]
+struct Text<'a> {
+    text: &'a str,
+    len: usize,
+}
+
+fn text(s: &str) -> Text<'_> {
+    let mut end = s.len().min(TEXT_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Text {
+        text: &s[..end],
+        len: s.len(),
+    }
+}
+
+#[derive(Serialize)]
+struct Diagnostic<'a> {
+    code: &'a str,
+    message: &'a str,
+    line: Option<usize>,
+    /// As the terminal shows it, without colour.
+    rendered: String,
+    /// The connection it happened on, when the error named one.
+    conn: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Dropped {
+    bytes: u64,
+    events: u64,
+}
+
+/// One transcript event, named as in the JSON report.
+#[derive(Serialize)]
+struct Record<'a> {
+    /// Microseconds since the scenario started.
+    at_us: u64,
+    task: &'a str,
+    kind: &'static str,
+    line: Option<u32>,
+    column: Option<u32>,
+    conn: Option<u32>,
+    transport: Option<&'static str>,
+    local: Option<&'a str>,
+    peer: Option<&'a str>,
+    /// The payload's whole length.
+    len: usize,
+    /// Bytes the transcript kept, and of those, the bytes embedded here (base64 in `data`).
+    kept: usize,
+    shown: usize,
+    data: String,
+    note: Option<&'a str>,
+}
+
+fn scenario<'a>(o: &'a Outcome, budget: &mut Budget) -> Scenario<'a> {
+    Scenario {
+        name: &o.name,
+        status: super::json::status_name(o.status),
+        duration_ms: o.duration.as_secs_f64() * 1000.0,
+        connections: o.connections,
+        attempts: o.attempts,
+        stdout: text(&o.stdout),
+        source: text(&o.source),
+        diagnostic: o.diagnostic.as_ref().map(|d| Diagnostic {
+            code: d.code.as_str(),
+            message: &d.message,
+            line: d.line,
+            rendered: d.render(false),
+            conn: d.on.conn,
+        }),
+        dropped: Dropped {
+            bytes: o.dropped.bytes,
+            events: o.dropped.events,
+        },
+        events: o.transcript.iter().map(|e| record(e, budget)).collect(),
+    }
+}
+
+fn record<'a>(e: &'a Event, budget: &mut Budget) -> Record<'a> {
+    let (shown, data) = budget.take(&e.data);
+    Record {
+        at_us: u64::try_from(e.at.as_micros()).unwrap_or(u64::MAX),
+        task: &e.task,
+        kind: e.kind.as_str(),
+        line: e.position.map(|p| p.line),
+        column: e.position.map(|p| p.column),
+        conn: e.on.conn,
+        transport: e.on.transport.map(|t| t.as_str()),
+        local: e.local.as_deref(),
+        peer: e.peer.as_deref(),
+        len: e.len,
+        kept: e.data.len(),
+        shown,
+        data,
+        note: e.note.as_deref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::transcript::{EventKind, On, Transport};
+
+    const HOSTILE: &str = "</script><script>alert(1)</script><!--";
+
+    fn event(kind: EventKind, data: Vec<u8>) -> Event {
+        Event {
+            position: Some(crate::transcript::At { line: 2, column: 5 }),
+            at: Duration::from_micros(1500),
+            task: Arc::from(HOSTILE),
+            kind,
+            on: On {
+                conn: Some(1),
+                transport: Some(Transport::Tcp),
+            },
+            local: Some(Arc::from("127.0.0.1:4000")),
+            peer: Some(Arc::from(HOSTILE)),
+            len: data.len(),
+            data: Bytes::from(data),
+            note: None,
+        }
+    }
+
+    fn outcome(name: &str, events: Vec<Event>) -> Outcome {
+        Outcome {
+            transcript: events,
+            source: format!("let x = `{HOSTILE}`;\nprint(x);\n").into(),
+            stdout: HOSTILE.into(),
+            ..Outcome::for_test(name, Status::Passed, None, Duration::from_millis(3))
+        }
+    }
+
+    /// The page's data element, parsed.
+    fn data(page: &str) -> Value {
+        let open = "<script type=\"application/json\" id=\"data\">";
+        let start = page.find(open).map(|i| i + open.len());
+        let json = start.and_then(|s| Some(&page[s..s + page[s..].find("</script>")?]));
+        let json = json.unwrap_or_else(|| panic!("no data element in\n{page}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"))
+    }
+
+    #[test]
+    fn nothing_a_peer_or_script_wrote_closes_the_data_element() {
+        let page = render(
+            &[outcome(
+                HOSTILE,
+                vec![event(EventKind::Send, HOSTILE.into())],
+            )],
+            Duration::ZERO,
+        );
+        // The data element, the page's script: two `</script>`s, and no comment opened.
+        assert_eq!(page.matches("</script>").count(), 2, "{page}");
+        assert!(!page.contains("<!--"), "{page}");
+        let v = data(&page);
+        let s = &v["scenarios"][0];
+        assert_eq!(s["name"], HOSTILE);
+        assert_eq!(s["stdout"]["text"], HOSTILE);
+        assert_eq!(s["events"][0]["task"], HOSTILE);
+        assert_eq!(s["events"][0]["peer"], HOSTILE);
+        let embedded = s["events"][0]["data"].as_str().unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(embedded);
+        assert_eq!(decoded.ok().as_deref(), Some(HOSTILE.as_bytes()));
+        assert!(s["source"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(HOSTILE)));
+    }
+
+    #[test]
+    fn the_assets_cannot_close_their_own_elements_and_ask_for_nothing() {
+        for asset in [STYLE, SCRIPT] {
+            // The SVG namespace is a name, not an address anything is fetched from; `url(#`
+            // names an element of the page itself (an arrowhead).
+            let asset = asset
+                .to_lowercase()
+                .replace("\"http://www.w3.org/2000/svg\"", "")
+                .replace("url(#", "");
+            for bad in [
+                "</script", "</style", "<!--", "http:", "https:", "url(", "@import",
+            ] {
+                assert!(!asset.contains(bad), "an asset holds `{bad}`");
+            }
+        }
+        for forbidden in [
+            "fetch(",
+            "XMLHttpRequest",
+            "WebSocket",
+            "EventSource",
+            "sendBeacon",
+            "import(",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "Function(",
+        ] {
+            assert!(!SCRIPT.contains(forbidden), "app.js uses `{forbidden}`");
+        }
+    }
+
+    #[test]
+    fn payloads_past_the_budgets_are_cut_and_counted() {
+        let big = vec![b'x'; PAYLOAD_BYTES + 10];
+        let page = render(
+            &[outcome("a", vec![event(EventKind::Send, big)])],
+            Duration::ZERO,
+        );
+        let v = data(&page);
+        let e = &v["scenarios"][0]["events"][0];
+        assert_eq!(e["len"], PAYLOAD_BYTES + 10);
+        assert_eq!(e["kept"], PAYLOAD_BYTES + 10);
+        assert_eq!(e["shown"], PAYLOAD_BYTES);
+        assert_eq!(v["limits"]["cut_payloads"], 1);
+        assert_eq!(v["limits"]["cut_bytes"], 10);
+
+        // Past the report's budget, each payload keeps what is left, then nothing.
+        let many: Vec<Event> = (0..REPORT_PAYLOAD_BYTES / PAYLOAD_BYTES + 2)
+            .map(|_| event(EventKind::Recv, vec![b'y'; PAYLOAD_BYTES]))
+            .collect();
+        let n = many.len();
+        let v = data(&render(&[outcome("b", many)], Duration::ZERO));
+        let shown: usize = (0..n)
+            .filter_map(|i| v["scenarios"][0]["events"][i]["shown"].as_u64())
+            .map(|s| s as usize)
+            .sum();
+        assert_eq!(shown, REPORT_PAYLOAD_BYTES);
+        assert_eq!(v["limits"]["cut_payloads"], 2);
+        assert_eq!(v["limits"]["cut_bytes"], 2 * PAYLOAD_BYTES);
+    }
+
+    #[test]
+    fn a_failure_carries_its_diagnostic_as_the_terminal_renders_it() {
+        let diag = crate::diagnostic::Diag::plain(
+            crate::net::ErrorKind::ConnectionRefused,
+            "connect failed",
+            "refused.rhai",
+        );
+        let rendered = diag.render(false);
+        let o = Outcome::for_test(
+            "refused.rhai",
+            Status::Errored,
+            Some(diag),
+            Duration::from_millis(1),
+        );
+        let v = data(&render(&[o], Duration::ZERO));
+        let d = &v["scenarios"][0]["diagnostic"];
+        assert_eq!(v["scenarios"][0]["status"], "errored");
+        assert_eq!(d["code"], "connection_refused");
+        assert_eq!(d["rendered"].as_str(), Some(rendered.as_str()));
+        assert_eq!(v["summary"]["errored"], 1);
+    }
+}
