@@ -13,7 +13,8 @@
 //!   [`diagnostic`] turns rhai positions into miette reports, each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.
 //! - [`report`] renders outcomes, each [`report::Format`] from plain data; it reads
-//!   [`outcome`] and never [`options`].
+//!   [`outcome`] and never [`options`]. [`report::sequence`] turns one outcome's transcript
+//!   into lanes and steps, the model every sequence diagram (Markdown, HTML) draws.
 //! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
 //!   reports: every view passes such text through it.
 //! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.

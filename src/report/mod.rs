@@ -6,12 +6,16 @@
 //! for, given as plain `(format, path)` pairs: which ones, and where, is `options`' business.
 //! A new format is its file with a `FORMAT`, its line here, and its `--report-NAME` flag
 //! (`cli.rs`, resolved in `options.rs`). [`terminal`] and [`progress`] are the views on stderr.
+//!
+//! [`sequence`] is no format: it turns one outcome's transcript into lanes and steps (a
+//! sequence diagram before anything draws it), which the diagram views read.
 
 pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod sequence;
 pub mod tap;
 pub mod terminal;
 
