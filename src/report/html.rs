@@ -18,6 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Serialize;
 
+use super::sequence::Sequence;
 use crate::outcome::{Outcome, Status};
 use crate::transcript::Event;
 
@@ -165,6 +166,71 @@ struct Scenario<'a> {
     /// What the transcript itself did not keep (`--limit capture`, too many events).
     dropped: Dropped,
     events: Vec<Record<'a>>,
+    sequence: Diagram,
+}
+
+/// [`Sequence`] as the page's script reads it: indexes into `lanes`, `steps` and `events`.
+#[derive(Serialize)]
+struct Diagram {
+    lanes: Vec<DiagramLane>,
+    steps: Vec<DiagramStep>,
+    failure: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct DiagramLane {
+    kind: &'static str,
+    task: Option<String>,
+    addr: Option<String>,
+    conn: Option<u32>,
+    transport: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct DiagramStep {
+    kind: &'static str,
+    lane: usize,
+    to: Option<usize>,
+    at_us: u64,
+    event: Option<usize>,
+    recv: Vec<usize>,
+    received_at_us: Option<u64>,
+    len: usize,
+}
+
+fn diagram(seq: Sequence) -> Diagram {
+    Diagram {
+        lanes: seq
+            .lanes
+            .into_iter()
+            .map(|l| DiagramLane {
+                kind: l.kind.as_str(),
+                task: l.task.as_deref().map(str::to_owned),
+                addr: l.addr.as_deref().map(str::to_owned),
+                conn: l.conn,
+                transport: l.transport.map(|t| t.as_str()),
+            })
+            .collect(),
+        steps: seq
+            .steps
+            .into_iter()
+            .map(|s| DiagramStep {
+                kind: s.kind.as_str(),
+                lane: s.lane,
+                to: s.to,
+                at_us: micros(s.at),
+                event: s.event,
+                recv: s.recv,
+                received_at_us: s.received_at.map(micros),
+                len: s.len,
+            })
+            .collect(),
+        failure: seq.failure,
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A text, cut to [`TEXT_BYTES`] at a character boundary; `len` is its whole length.
@@ -245,13 +311,14 @@ fn scenario<'a>(o: &'a Outcome, budget: &mut Budget) -> Scenario<'a> {
             events: o.dropped.events,
         },
         events: o.transcript.iter().map(|e| record(e, budget)).collect(),
+        sequence: diagram(Sequence::of(o)),
     }
 }
 
 fn record<'a>(e: &'a Event, budget: &mut Budget) -> Record<'a> {
     let (shown, data) = budget.take(&e.data);
     Record {
-        at_us: u64::try_from(e.at.as_micros()).unwrap_or(u64::MAX),
+        at_us: micros(e.at),
         task: &e.task,
         kind: e.kind.as_str(),
         line: e.position.map(|p| p.line),

@@ -8,7 +8,7 @@
   var SVGNS = "http://www.w3.org/2000/svg";
 
   // Layout of the diagram, in pixels.
-  var LANE_W = 190, LANE_X0 = 110, HEAD_H = 54, ROW = 30, TOP = 16;
+  var LANE_W = 132, LANE_X0 = 24, HEAD_H = 54, ROW = 28, TOP = 18;
   // Time flows down in proportion: PX_PER_MS more per millisecond between steps, up to
   // PROPORTIONAL_MAX; a longer quiet time is an idle gap of GAP_H, labelled with its length.
   var PX_PER_MS = 6, PROPORTIONAL_MAX = 60, GAP_H = 34;
@@ -48,11 +48,17 @@
     for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-  // Text as it decodes (invalid bytes as U+FFFD), control characters shown as their symbols.
-  function visibleText(bytes) {
+  // Text as it decodes (invalid bytes as U+FFFD), control characters written as escapes
+  // (\r, \x1b) so that nothing invisible hides in it; newlines kept unless `oneLine`.
+  var ESC = { "\r": "\\r", "\t": "\\t", "\n": "\\n", "\u0000": "\\0" };
+  function visibleText(bytes, oneLine) {
     var s = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
-    return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, function (c) {
-      return c === "\u007f" ? "\u2421" : String.fromCharCode(0x2400 + c.charCodeAt(0));
+    var re = oneLine ? /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+      : /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+    return s.replace(re, function (c) {
+      if (ESC[c]) return ESC[c];
+      var h = c.charCodeAt(0).toString(16);
+      return c.charCodeAt(0) < 0x100 ? "\\x" + (h.length < 2 ? "0" + h : h) : "\\u{" + h + "}";
     });
   }
   function hex2(b) { return (b < 16 ? "0" : "") + b.toString(16); }
@@ -72,24 +78,30 @@
     return lines.join("\n");
   }
   function preview(ev, max) {
-    var b = bytesOf(ev).subarray(0, max);
-    var t = visibleText(b).replace(/\n/g, "\u21b5");
-    return t.length > max ? t.slice(0, max) + "\u2026" : t;
+    return cut(visibleText(bytesOf(ev).subarray(0, max * 4), true), max);
   }
+  function cut(text, n) { return text.length > n ? text.slice(0, n) + "\u2026" : text; }
 
   // ---- the sequence model (src/report/sequence.rs), as the page draws it ----
   // Lanes: {task, addr, role, outside}. Steps: {type: arrow|mark|failure, from, to, lane,
-  // kind, at, events, label}; `at` in microseconds.
+  // kind, at, events}; `at` in microseconds; `events` index the scenario's transcript, the
+  // send (if any) first.
+  var ROLE = { listener: "listener", end: "end", socket: "socket", peer: "peer", task: "task", script: "script" };
   function model(s) {
-    var m = s.sequence || { lanes: [], steps: [] };
+    var m = s.sequence;
     var lanes = m.lanes.map(function (l) {
-      return { task: l.task || "", addr: l.addr || "", role: l.role || "", outside: !!l.outside };
+      var what = l.transport ? l.transport + (l.conn !== null ? "#" + l.conn : "") : "";
+      return { task: l.kind === "peer" ? "outside" : (l.task || (l.kind === "script" ? "script" : "")),
+        addr: l.addr || "", role: [ROLE[l.kind] || l.kind, what].filter(Boolean).join(" \u00b7 "),
+        outside: l.kind === "peer" };
     });
     var steps = m.steps.map(function (st) {
-      return { type: st.type, from: st.from, to: st.to, lane: st.lane, kind: st.kind || "",
-        at: st.at_us || 0, end: st.end_us, events: st.events || [], label: st.label || "" };
+      var events = (st.event !== null ? [st.event] : []).concat(st.recv);
+      var type = st.kind === "message" ? "arrow" : st.kind === "failure" ? "failure" : "mark";
+      return { type: type, from: st.lane, to: st.to, lane: st.lane, kind: st.kind, at: st.at_us,
+        received: st.received_at_us, len: st.len, events: events, label: "" };
     });
-    return { lanes: lanes, steps: steps };
+    return { lanes: lanes, steps: steps, failure: m.failure };
   }
 
   // y of each step: rows in time order, pushed apart in proportion to the time between them;
@@ -245,6 +257,8 @@
     detail.appendChild(cols);
     current.model = m;
     current.scenario = s;
+    // A scenario that did not pass opens on its failure.
+    if (m.failure !== null && m.failure !== undefined) select(m.failure, true);
   }
 
   function source(s, m) {
@@ -275,7 +289,7 @@
   // redrawn as it scrolls, so ten thousand exchanges cost what a screenful does.
   function diagram(s, m) {
     var lay = layout(m.steps);
-    var width = LANE_X0 + m.lanes.length * LANE_W + 40;
+    var width = LANE_X0 + m.lanes.length * LANE_W + 260;
     var wrap = el("div", "diagram");
     wrap.id = "diagram";
     wrap.dataset.lanes = String(m.lanes.length);
@@ -300,7 +314,7 @@
     canvas.style.height = lay.height + "px";
     wrap.appendChild(lanes);
     wrap.appendChild(canvas);
-    var view = { wrap: wrap, canvas: canvas, m: m, lay: lay, width: width, from: -1, to: -1, s: s };
+    var view = { wrap: wrap, canvas: canvas, m: m, lay: lay, width: width, minWidth: width, from: -1, to: -1, s: s };
     current.view = view;
     var pending = false;
     wrap.addEventListener("scroll", function () {
@@ -324,6 +338,8 @@
     var old = view.canvas.querySelector("svg");
     if (old) view.canvas.removeChild(old);
     var y0 = top, h = Math.min(lay.height, bottom) - y0;
+    // Room on the right for the labels of the last lane.
+    view.width = Math.max(view.minWidth, wrap.clientWidth);
     var g = svg("svg", { width: view.width, height: Math.max(h, 1), viewBox: "0 " + y0 + " " + view.width + " " + Math.max(h, 1) });
     g.style.top = y0 + "px";
     var defs = svg("defs", {});
@@ -346,77 +362,85 @@
   }
 
   function arrowHead(id, color) {
-    var mk = svg("marker", { id: id, viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+    var mk = svg("marker", { id: id, viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9,
+      markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
     mk.appendChild(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: color }));
     return mk;
   }
 
-  var MARK_TEXT = { listen: "listen", accept: "accept", connect: "connect", close: "close", shutdown: "shutdown",
-    eof: "eof", error: "error", recv: "recv", send: "send" };
-
   function step(view, i) {
     var st = view.m.steps[i], y = view.lay.ys[i], s = view.s;
     var sel = i === current.selected;
-    var g;
+    var g, x = laneX(st.lane);
     if (st.type === "arrow") {
-      var x1 = laneX(st.from), x2 = laneX(st.to), dir = x2 >= x1 ? 1 : -1;
-      var failed = isFailureStep(view, i);
-      g = svg("g", { "class": "arrow" + (sel ? " selected" : "") + (failed ? " failed" : ""), "data-step": i });
-      g.appendChild(svg("line", { "class": "shaft", x1: x1 + 4 * dir, y1: y, x2: x2 - 4 * dir, y2: y,
-        "marker-end": "url(#" + (sel ? "head-sel" : failed ? "head-fail" : "head") + ")" }));
-      g.appendChild(svg("line", { "class": "hit", x1: x1, y1: y, x2: x2, y2: y }));
+      var x2 = laneX(st.to), dir = x2 >= x ? 1 : -1;
+      g = svg("g", { "class": "arrow" + (sel ? " selected" : ""), "data-step": i, "data-from": st.lane, "data-to": st.to });
+      g.appendChild(svg("line", { "class": "shaft", x1: x + 4 * dir, y1: y, x2: x2 - 4 * dir, y2: y,
+        "marker-end": "url(#" + (sel ? "head-sel" : "head") + ")" }));
+      g.appendChild(svg("line", { "class": "hit", x1: x, y1: y, x2: x2, y2: y }));
       var ev = s.events[st.events[0]];
-      var text = st.label || (ev ? ev.len + " B  " + preview(ev, 28) : "");
-      g.appendChild(svg("text", { x: Math.min(x1, x2) + 10, y: y - 5 }, text));
+      var text = st.len + " B" + (ev && ev.shown ? "  " + preview(ev, 28) : "");
+      g.appendChild(svg("text", { x: Math.min(x, x2) + 10, y: y - 5 }, text));
     } else if (st.type === "failure") {
-      var x = laneX(st.lane);
-      g = svg("g", { "class": "failure", "data-step": i });
-      g.appendChild(svg("circle", { cx: x, cy: y, r: 9 }));
-      g.appendChild(svg("path", { d: "M" + (x - 5) + "," + (y - 5) + " L" + (x + 5) + "," + (y + 5) + " M" + (x + 5) + "," + (y - 5) + " L" + (x - 5) + "," + (y + 5) }));
-      var msg = st.label || (s.diagnostic ? s.diagnostic.message : "failed");
-      g.appendChild(svg("text", { x: x + 14, y: y + 4 }, msg.length > 90 ? msg.slice(0, 90) + "\u2026" : msg));
+      g = svg("g", { "class": "failure" + (sel ? " selected" : ""), "data-step": i, "data-lane": st.lane });
+      var xf = x;
+      if (st.to !== null && st.to !== undefined) {
+        // A failed connect: a red arrow toward the address it could not reach.
+        xf = laneX(st.to);
+        var d = xf >= x ? 1 : -1;
+        g.appendChild(svg("path", { d: "M" + (x + 4 * d) + "," + y + " L" + (xf - 12 * d) + "," + y }));
+      }
+      g.appendChild(svg("circle", { cx: xf, cy: y, r: 9 }));
+      g.appendChild(svg("path", { d: "M" + (xf - 5) + "," + (y - 5) + " L" + (xf + 5) + "," + (y + 5) + " M" + (xf + 5) + "," + (y - 5) + " L" + (xf - 5) + "," + (y + 5) }));
+      var msg = s.diagnostic ? s.diagnostic.message : "failed";
+      g.appendChild(svg("text", { x: Math.max(x, xf) + 14, y: y + 4 }, cut(msg.split("\n")[0], 90)));
     } else {
-      var xm = laneX(st.lane), isErr = st.kind === "error";
-      g = svg("g", { "class": "mark " + st.kind + (sel ? " selected" : "") + (isErr ? " error" : ""), "data-step": i });
+      var isErr = st.kind === "error";
+      g = svg("g", { "class": "mark " + st.kind + (sel ? " selected" : "") + (isErr ? " error" : ""), "data-step": i, "data-lane": st.lane });
+      if (st.kind === "connect" && st.to !== null && st.to !== undefined) {
+        var xl = laneX(st.to);
+        g.appendChild(svg("line", { "class": "link", x1: x, y1: y, x2: xl, y2: y }));
+      }
       if (st.kind === "close" || st.kind === "shutdown" || st.kind === "eof") {
-        g.appendChild(svg("rect", { x: xm - 6, y: y - 6, width: 12, height: 12 }));
+        g.appendChild(svg("rect", { x: x - 6, y: y - 6, width: 12, height: 12 }));
       } else if (isErr) {
-        g.appendChild(svg("path", { d: "M" + xm + "," + (y - 8) + " L" + (xm + 8) + "," + (y + 6) + " L" + (xm - 8) + "," + (y + 6) + " z" }));
+        g.appendChild(svg("path", { d: "M" + x + "," + (y - 8) + " L" + (x + 8) + "," + (y + 6) + " L" + (x - 8) + "," + (y + 6) + " z" }));
       } else {
-        g.appendChild(svg("circle", { cx: xm, cy: y, r: 6 }));
+        g.appendChild(svg("circle", { cx: x, cy: y, r: 6 }));
       }
       var ev2 = s.events[st.events[0]];
-      var label = st.label || MARK_TEXT[st.kind] || st.kind;
+      var label = st.kind;
       if (isErr && ev2 && ev2.note) label = "error: " + ev2.note;
-      g.appendChild(svg("text", { x: xm + 10, y: y + 4 }, label.length > 60 ? label.slice(0, 60) + "\u2026" : label));
+      g.appendChild(svg("text", { x: x + 10, y: y - 6 }, cut(label, 60)));
     }
     g.addEventListener("click", function () { select(i); });
     return g;
   }
 
-  function isFailureStep(view, i) {
-    var f = view.m.failureArrow;
-    return f !== undefined && f === i;
-  }
-
   // ---- the inspector ----
-  function select(i) {
+  function select(i, reveal) {
     var view = current.view, s = current.scenario;
     if (!view) return;
     current.selected = i;
+    if (reveal) view.wrap.scrollTop = Math.max(0, view.lay.ys[i] - view.wrap.clientHeight / 2);
     drawWindow(view, true);
     var st = view.m.steps[i], insp = document.getElementById("inspector");
     clear(insp);
     var evs = st.events.map(function (k) { return s.events[k]; }).filter(Boolean);
     var first = evs[0];
     insp.dataset.step = String(i);
-    var title = st.type === "arrow" ? lane(view, st.from) + " \u2192 " + lane(view, st.to) : (MARK_TEXT[st.kind] || st.kind || st.type) + " on " + lane(view, st.lane);
+    var title = st.type === "arrow" ? lane(view, st.from) + " \u2192 " + lane(view, st.to) : st.kind + " on " + lane(view, st.lane);
     insp.appendChild(el("h3", null, title));
     var dl = el("dl");
     function row(k, v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
     evs.forEach(function (e) {
       row(e.kind, "at " + us(e.at_us) + " by " + e.task + (e.line ? ", line " + e.line + ":" + e.column : ""));
     });
+    if (st.type === "arrow") {
+      row("length", st.len + " bytes");
+      if (st.received !== null && st.received !== undefined) row("received", "all of it by " + us(st.received));
+      else if (st.events.length && s.events[st.events[0]].kind === "send") row("received", "not (all) in this scenario");
+    }
     if (first && first.transport) row("transport", first.transport + (first.conn !== null && first.conn !== undefined ? " (connection " + first.conn + ")" : ""));
     if (first && first.local) row("local", first.local);
     if (first && first.peer) row("peer", first.peer);
@@ -424,9 +448,13 @@
     if (note) row("note", note);
     var payload = evs.filter(function (e) { return e.kind === "send" || e.kind === "recv"; })[0];
     insp.appendChild(dl);
+    if (st.type === "failure" && s.diagnostic) {
+      insp.appendChild(el("h3", null, "Failure"));
+      insp.appendChild(el("p", "failure-message", s.diagnostic.message));
+      insp.appendChild(el("p", "hint", "The whole diagnostic, as the terminal shows it, is above the diagram."));
+    }
     if (payload) {
       var bytes = bytesOf(payload);
-      row("bytes", String(payload.len));
       insp.appendChild(el("h3", null, "Text"));
       var text = el("pre", "payload-text", visibleText(bytes));
       insp.appendChild(text);
