@@ -10,6 +10,8 @@
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
+//! - [`html_report`]: `--report-html` pages opened in headless Chromium (Playwright): lanes,
+//!   arrows, payloads, the failure and its diagnostic, no network; scale and size.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
@@ -34,6 +36,7 @@ mod escaping;
 mod fuzz;
 mod hang;
 mod hostile;
+mod html_report;
 mod interop;
 mod limits;
 mod pipes;

@@ -5,7 +5,7 @@
 // Usage: node observe.mjs PLAN.json
 // PLAN: {"pages": [{"file": "/abs/report.html", "scenario": 0, "click": true,
 //                   "screenshot": "/abs/out.png" | null, "screenshot_after_click": false,
-//                   "scroll": false}]}
+//                   "scroll": false, "filter": "failed" | null}]}
 import { chromium } from "playwright-core";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -107,6 +107,13 @@ async function observe(p) {
   }
   if (p.screenshot && p.screenshot_after_click) {
     await page.screenshot({ path: p.screenshot, fullPage: false });
+  }
+  if (p.filter) {
+    await page.click(`.filters button[data-filter="${p.filter}"]`);
+    seen.filtered_rows = await page.evaluate(() =>
+      Array.from(document.querySelectorAll("table.index tbody tr"))
+        .filter((r) => r.offsetParent !== null)
+        .map((r) => r.querySelector("td.name").textContent));
   }
   if (p.scroll) seen.scroll = await scroll(page);
   seen.requests = requests;
