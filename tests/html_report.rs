@@ -373,3 +373,57 @@ let back = client.recv_exact_bytes(65536);
         );
     }
 }
+
+/// Markup in a payload, the output and a failure message stays text: no element is made from
+/// it, nothing is fetched, nothing runs; a quiet time between sends is a labelled gap.
+#[test]
+fn what_peers_and_scripts_write_stays_text() {
+    let dir = Dir::new("html-hostile");
+    let file = dir.join("hostile.html");
+    Test::new()
+        .file(root().join("tests/html/hostile.rhai"))
+        .args(&["--test", "--report-html", file.to_str().unwrap_or("")])
+        .run()
+        .code(1);
+    let pages = observe(&dir, json!([{ "file": file, "click": true }]));
+    let page = &pages[0];
+    no_requests(page, &file);
+    assert_eq!(page["title"], "sockscript report");
+    // The page's own script is its one loader.
+    assert_eq!(page["loaders"], 0);
+    let payload =
+        r#"</script><img src="http://127.0.0.1:9/payload" onerror="document.title='pwned'">"#;
+    assert_eq!(page["clicked"]["text"], payload);
+    let labels = strings(&page["arrow_labels"]);
+    assert!(
+        labels[0].starts_with("80 B  </script><img src="),
+        "{labels:?}"
+    );
+    // Control and bidi characters are shown as escapes, not obeyed.
+    assert_eq!(
+        strings(&page["arrow_labels"])[1],
+        "18 B  <!-- \\u{202e} \\x1b[31m -->"
+    );
+    let failure = page["failures"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        failure.contains("<script>document.title='pwned'</script>"),
+        "{failure}"
+    );
+    // The sleep between the sends; on a busy machine other steps may be far apart too.
+    let gaps = strings(&page["gaps"]);
+    let long: Vec<f64> = gaps
+        .iter()
+        .map(|g| idle_ms(g))
+        .filter(|&ms| ms >= 250.0)
+        .collect();
+    assert_eq!(long.len(), 1, "{gaps:?}");
+    assert!((300.0..5_000.0).contains(&long[0]), "{gaps:?}");
+}
+
+/// The length of an idle gap's label, `⋮ 301 ms idle` or `⋮ 1.20 s idle`, in milliseconds.
+fn idle_ms(label: &str) -> f64 {
+    let gap = label.trim_start_matches('\u{22ee}').trim();
+    let (number, unit) = gap.split_once(' ').unwrap_or((gap, ""));
+    let scale = if unit.starts_with("ms") { 1.0 } else { 1000.0 };
+    number.parse::<f64>().unwrap_or(0.0) * scale
+}

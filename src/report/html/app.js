@@ -9,9 +9,10 @@
 
   // Layout of the diagram, in pixels.
   var LANE_W = 132, LANE_X0 = 24, HEAD_H = 54, ROW = 28, TOP = 18;
-  // Time flows down in proportion: PX_PER_MS more per millisecond between steps, up to
-  // PROPORTIONAL_MAX; a longer quiet time is an idle gap of GAP_H, labelled with its length.
-  var PX_PER_MS = 6, PROPORTIONAL_MAX = 60, GAP_H = 34;
+  // Time flows down in proportion: PX_PER_MS more per millisecond between steps up to
+  // PROPORTIONAL_MS, then logarithmically up to IDLE_MS; a longer quiet time is an idle gap of
+  // GAP_H, labelled with its length.
+  var PX_PER_MS = 6, PROPORTIONAL_MS = 10, IDLE_MS = 200, GAP_H = 34;
   // Rows drawn above and below the visible part while scrolling.
   var OVERSCAN = 600;
 
@@ -110,12 +111,14 @@
     var ys = new Float64Array(steps.length), gaps = [], y = TOP, last = null;
     for (var i = 0; i < steps.length; i++) {
       if (last !== null) {
-        var dtMs = Math.max(0, steps[i].at - last) / 1000, extra = dtMs * PX_PER_MS;
-        if (extra > PROPORTIONAL_MAX) {
+        var dtMs = Math.max(0, steps[i].at - last) / 1000;
+        if (dtMs > IDLE_MS) {
           gaps.push({ y: y + ROW / 2, ms: dtMs });
           y += ROW + GAP_H;
+        } else if (dtMs > PROPORTIONAL_MS) {
+          y += ROW + PROPORTIONAL_MS * PX_PER_MS * (1 + Math.log10(dtMs / PROPORTIONAL_MS) / 2);
         } else {
-          y += ROW + extra;
+          y += ROW + dtMs * PX_PER_MS;
         }
       }
       ys[i] = y;

@@ -53,6 +53,8 @@ async function observe(p) {
     const d = document.getElementById("diagram");
     return {
       title: document.title,
+      // Elements that would load something or run markup: the page makes none of them.
+      loaders: document.querySelectorAll("img, iframe, object, embed, link, video, audio, source, script:not(#data)").length - 1,
       index_rows: all("table.index tbody tr").length,
       scenario: document.querySelector("#detail h2")?.textContent ?? null,
       lanes: all(".lane-label").map((l) => ({
