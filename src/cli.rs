@@ -101,8 +101,20 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
 
+    /// Write a Markdown summary to FILE: a table of the scenarios, and for each one that did
+    /// not pass a Mermaid sequence diagram of its conversation and its diagnostic (for
+    /// `$GITHUB_STEP_SUMMARY`). Run and test mode.
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+
+    /// Write the conversations as pcapng for Wireshark and tshark (packets synthesized from
+    /// the transcript): to the file PATH in run mode; in test mode PATH is a directory with a
+    /// `<scenario>.pcapng` each.
+    #[arg(long, value_name = "PATH")]
+    pub pcap: Option<PathBuf>,
+
     /// Write an HTML report to FILE: one self-contained page with each scenario's sequence
-    /// diagram, payloads and script. Keeps run mode: one file still prints as it runs.
+    /// diagram, payloads and script. Run and test mode.
     #[arg(long, value_name = "FILE")]
     pub report_html: Option<PathBuf>,
 }

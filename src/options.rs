@@ -74,14 +74,15 @@ impl Options {
             (report::junit::FORMAT, cli.report_junit),
             (report::tap::FORMAT, cli.report_tap),
             (report::json::FORMAT, cli.report_json),
+            (report::markdown::FORMAT, cli.report_markdown),
+            (report::pcap::FORMAT, cli.pcap),
             (report::html::FORMAT, cli.report_html),
         ]
         .into_iter()
         .filter_map(|(format, path)| Some((format, path?)))
         .collect();
-        // A suite's reports ask for test mode; the HTML page shows one run's conversation as
-        // well (the contract: `--report-html` in run and test mode), so it keeps run mode.
-        let wants_reports = reports.iter().any(|(format, _)| !format.keeps_run_mode);
+        // JUnit, TAP and JSON describe a suite: asking for one runs even one file as one.
+        let wants_reports = reports.iter().any(|(format, _)| format.suite);
         let (net_limits, script_limits) = limits(&cli.limits)?;
         let partition = cli.partition.as_deref().map(partition).transpose()?;
         let selects = partition.is_some() || !cli.filter.is_empty() || cli.retry > 0;
@@ -347,12 +348,12 @@ fn split_var(text: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
 
-    /// Each report format has its `--report-NAME` flag, and the flag asks for that format.
+    /// Each report format has its flag, and the flag asks for that format.
     #[test]
     fn every_report_format_is_asked_for_by_its_flag() {
         for format in report::FORMATS {
-            let flag = format!("--report-{}", format.name);
-            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", &flag, "out", "."])
+            let flag = format.flag;
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", flag, "out", "."])
                 .unwrap_or_else(|e| panic!("{flag}: {e}"));
             let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
             let asked: Vec<_> = options.reports.iter().map(|(f, p)| (f.name, p)).collect();
@@ -360,19 +361,22 @@ mod tests {
         }
     }
 
-    /// Run mode stays run mode with `--report-html` (the page of one run); a suite's formats
-    /// ask for test mode.
+    /// JUnit, TAP and JSON describe a suite: one file with one of them runs in test mode; the
+    /// Markdown summary follows the mode.
     #[test]
-    fn only_the_html_report_keeps_run_mode() {
-        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/greeting.rhai");
-        for format in report::FORMATS {
-            let flag = format!("--report-{}", format.name);
-            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", &flag, "out", file])
+    fn only_suite_reports_make_one_file_a_suite() {
+        let mode = |flag: &str| {
+            let cli = <Cli as clap::Parser>::try_parse_from(["sockscript", flag, "out", "x.rhai"])
                 .unwrap_or_else(|e| panic!("{flag}: {e}"));
             let options = Options::resolve(cli).unwrap_or_else(|e| panic!("{flag}: {e}"));
-            let run = matches!(options.mode, Mode::Run(_));
-            assert_eq!(run, format.name == "html", "{flag}");
+            matches!(options.mode, Mode::Run(_))
+        };
+        for format in report::FORMATS {
+            assert_eq!(mode(format.flag), !format.suite, "{}", format.flag);
         }
+        assert!(mode("--report-markdown"));
+        assert!(mode("--report-html"));
+        assert!(!mode("--report-junit"));
     }
 
     #[test]

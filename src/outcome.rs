@@ -2,7 +2,7 @@
 //! printed, what crossed the wire, and the diagnostic of its failure. A failure's [`Status`] is
 //! read from its diagnostic's [`Code`] here, so `diagnostic` needs nothing from this module.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::diagnostic::{Code, Diag};
 use crate::transcript::{Dropped, Event};
@@ -69,6 +69,8 @@ impl Status {
 pub struct Outcome {
     pub name: String,
     pub status: Status,
+    /// When it started, by the wall clock: the transcript's times count from here.
+    pub started: SystemTime,
     pub duration: Duration,
     /// Connections opened or accepted.
     pub connections: usize,
@@ -97,6 +99,7 @@ impl Outcome {
         Outcome {
             name: name.into(),
             status,
+            started: SystemTime::UNIX_EPOCH,
             duration,
             connections: 1,
             stdout: String::new(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -137,11 +137,10 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
             if let Some(diag) = &outcome.diagnostic {
                 console::eprint(&diag.render(color));
             }
-            report::write_all(&reports, std::slice::from_ref(&outcome), outcome.duration);
             let code = if interrupt.is_set() {
                 crate::EXIT_INTERRUPTED
             } else {
-                outcome.status.exit_code()
+                run_reports(&reports, outcome)
             };
             std::process::exit(i32::from(code));
         })
@@ -166,14 +165,20 @@ fn run_one(handle: &Handle, options: &Options, interrupt: &Arc<Interrupt>, path:
     if let Some(diag) = &outcome.diagnostic {
         console::eprint(&diag.render(options.color));
     }
-    // Only a format that keeps run mode is asked for here (`--report-html`).
+    run_reports(&options.reports, outcome)
+}
+
+/// Run mode's report files (the formats that do not ask for a suite: Markdown, pcap), and the
+/// exit code: the outcome's, or a usage error when it passed but a report was not written.
+fn run_reports(reports: &[(report::Format, PathBuf)], mut outcome: Outcome) -> u8 {
+    let code = outcome.status.exit_code();
+    let files = report::Files::new(reports, false);
+    files.scenario(&mut outcome);
     let duration = outcome.duration;
-    if !report::write_all(&options.reports, std::slice::from_ref(&outcome), duration)
-        && outcome.status == Status::Passed
-    {
+    if !files.finish(std::slice::from_ref(&outcome), duration) && code == crate::EXIT_OK {
         return crate::EXIT_USAGE;
     }
-    outcome.status.exit_code()
+    code
 }
 
 /// Test mode: every selected scenario, in parallel, each one's output captured.
@@ -216,6 +221,7 @@ fn run_suite(
         }),
         changed: Condvar::new(),
         files,
+        reports: report::Files::new(&options.reports, true),
     });
     for _ in 0..options.jobs.min(suite.files.len()) {
         suite.start_worker(None);
@@ -226,7 +232,7 @@ fn run_suite(
     let elapsed = started.elapsed();
     // Reports first, so a report that cannot be written is said before the summary, whose
     // last line stays `N passed, N failed`.
-    let written = report::write_all(&options.reports, &outcomes, elapsed);
+    let written = suite.reports.finish(&outcomes, elapsed);
     console::eprint(&report::terminal::summary(
         &outcomes,
         elapsed,
@@ -251,6 +257,8 @@ struct Suite {
     options: Options,
     interrupt: Arc<Interrupt>,
     files: Vec<(PathBuf, String)>,
+    /// The report files: each scenario's as it ends, the suite's at the end.
+    reports: report::Files,
     progress: Progress,
     state: Mutex<SuiteState>,
     /// Signalled when a worker stops.
@@ -382,7 +390,8 @@ impl Suite {
         self.worker_stopped();
     }
 
-    fn record(&self, i: usize, outcome: Outcome) {
+    fn record(&self, i: usize, mut outcome: Outcome) {
+        self.reports.scenario(&mut outcome);
         let mut text = report::terminal::status_line(&outcome);
         if self.options.trace {
             text.push_str(&report::terminal::transcript(&outcome));
@@ -406,6 +415,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
     Outcome {
         name: name.to_owned(),
         status,
+        started: std::time::SystemTime::now(),
         duration: std::time::Duration::ZERO,
         connections: 0,
         stdout: String::new(),
@@ -438,6 +448,7 @@ pub fn execute(
     left_behind: LeftBehind,
 ) -> Option<Outcome> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let transcript = if live_trace {
         let redactor = options.redactor.clone();
         Transcript::with_live(started, options.net_limits.capture, move |event| {
@@ -470,6 +481,7 @@ pub fn execute(
         transcript,
         session: session.clone(),
         started,
+        started_at,
     };
     let runner = script::Runner::new(session.clone(), output, config);
     // Whoever settles the outcome first, this thread or the watch, gives it.
@@ -543,6 +555,8 @@ struct Ending {
     transcript: Transcript,
     session: Arc<Session>,
     started: Instant,
+    /// `started` by the wall clock, for views that give times of day (pcap).
+    started_at: SystemTime,
 }
 
 impl Ending {
@@ -568,6 +582,7 @@ impl Ending {
         let mut outcome = Outcome {
             name: self.name.clone(),
             status,
+            started: self.started_at,
             duration,
             connections: self.session.connections(),
             stdout: String::new(),
@@ -577,12 +592,10 @@ impl Ending {
             attempts: 1,
             source: self.source.clone(),
         };
-        // Once, before any view (terminal, `--trace`, reports) reads it.
+        // Once, before any view (terminal, `--trace`, reports) reads it. Payloads stay whole
+        // (within the capture) for the views that read them: `report::Files::scenario` cuts
+        // them to previews once those are written, before a suite keeps the outcome.
         self.redactor.outcome(&mut outcome);
-        // A suite keeps every outcome until its reports are written: each payload keeps its
-        // preview there, so a suite of bulk transfers holds kilobytes a scenario, not the whole
-        // capture (which served the scenario's own views: its diagnostic's recent traffic).
-        crate::transcript::keep_previews(&mut outcome.transcript);
         outcome
     }
 }

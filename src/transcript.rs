@@ -192,6 +192,35 @@ impl Event {
     }
 }
 
+#[cfg(test)]
+impl Event {
+    /// For the views' tests: `main`'s event on TCP connection 1 at `ms` milliseconds, with no
+    /// script position or note.
+    pub fn for_test(
+        ms: u64,
+        kind: EventKind,
+        local: &str,
+        peer: &str,
+        data: &'static [u8],
+    ) -> Event {
+        Event {
+            at: Duration::from_millis(ms),
+            task: "main".into(),
+            position: None,
+            kind,
+            on: On {
+                conn: Some(1),
+                transport: Some(Transport::Tcp),
+            },
+            local: Some(local.into()),
+            peer: Some(peer.into()),
+            data: Bytes::from_static(data),
+            len: data.len(),
+            note: None,
+        }
+    }
+}
+
 type Sink = Box<dyn Fn(&Event) + Send + Sync>;
 
 /// The shared, append-only record; cheap to clone.

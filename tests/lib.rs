@@ -12,6 +12,10 @@
 //!   every report parses with a strict parser.
 //! - [`html_report`]: `--report-html` pages opened in headless Chromium (Playwright): lanes,
 //!   arrows, payloads, the failure and its diagnostic, no network; scale and size.
+//! - [`markdown`]: `--report-markdown` summaries, their diagrams read by the real Mermaid
+//!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
+//! - [`pcap`]: `--pcap` captures read by the real `tshark`: each TCP stream gives exactly the
+//!   bytes sent, both ways; UDP, Unix sockets, TLS, resets, the capture limit.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`hostile`]: peers that send garbage, reset, half-close, stall or trickle; Ctrl-C; the
@@ -39,6 +43,8 @@ mod hostile;
 mod html_report;
 mod interop;
 mod limits;
+mod markdown;
+mod pcap;
 mod pipes;
 mod properties;
 mod protocols;

@@ -25,8 +25,12 @@ use crate::transcript::Event;
 /// The page. `--report-html`.
 pub const FORMAT: super::Format = super::Format {
     name: "html",
-    keeps_run_mode: true,
-    render,
+    flag: "--report-html",
+    render: super::Render::Run(render),
+    // The page of one run as well as of a suite (`--report-html` in run and test mode).
+    suite: false,
+    // Payloads are shown whole, within the page's budgets below.
+    whole_payloads: true,
 };
 
 /// The most bytes of one payload the page embeds.

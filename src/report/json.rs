@@ -15,14 +15,16 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::outcome::{Outcome, Status};
-use crate::transcript::Event;
+use crate::transcript::{Event, PREVIEW_BYTES};
 
 /// The whole run as one pretty-printed JSON document, ending in a newline.
 /// `--report-json`.
 pub const FORMAT: super::Format = super::Format {
     name: "json",
-    keeps_run_mode: false,
-    render,
+    flag: "--report-json",
+    render: super::Render::Run(render),
+    suite: true,
+    whole_payloads: false,
 };
 
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
@@ -143,6 +145,9 @@ fn scenario(o: &Outcome) -> Scenario<'_> {
 }
 
 fn record(e: &Event) -> Record<'_> {
+    // A suite's outcomes keep previews, but a run that also writes a view of whole payloads
+    // keeps them whole: this report says the same either way.
+    let data = &e.data[..e.data.len().min(PREVIEW_BYTES)];
     Record {
         at_ms: e.at.as_micros() as f64 / 1000.0,
         task: &e.task,
@@ -155,8 +160,8 @@ fn record(e: &Event) -> Record<'_> {
         local: e.local.as_deref(),
         peer: e.peer.as_deref(),
         len: e.len,
-        data: std::str::from_utf8(&e.data).ok(),
-        data_hex: hex(&e.data),
+        data: std::str::from_utf8(data).ok(),
+        data_hex: hex(data),
         note: e.note.as_deref(),
     }
 }

@@ -17,8 +17,10 @@ const NAME: &str = "sockscript";
 /// `--report-junit`.
 pub const FORMAT: super::Format = super::Format {
     name: "junit",
-    keeps_run_mode: false,
-    render,
+    flag: "--report-junit",
+    render: super::Render::Run(render),
+    suite: true,
+    whole_payloads: false,
 };
 
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {

@@ -202,6 +202,7 @@ pub fn build(events: &[Event], failure: Option<Option<&Diag>>, duration: Duratio
         events,
         lanes: Vec::new(),
         index: HashMap::new(),
+        sockets: HashMap::new(),
         steps: Vec::new(),
     };
     b.find_lanes(&order);
@@ -303,6 +304,8 @@ struct Builder<'a> {
     events: &'a [Event],
     lanes: Vec<Lane>,
     index: HashMap<LaneKey, LaneId>,
+    /// The UDP sockets by local address (the first, should two have had one address).
+    sockets: HashMap<Arc<str>, LaneId>,
     steps: Vec<Step>,
 }
 
@@ -355,6 +358,9 @@ impl Builder<'_> {
             },
         };
         let id = self.lanes.len();
+        if let (LaneKind::Socket, LaneKey::End(_, addr)) = (lane.kind, &key) {
+            self.sockets.entry(addr.clone()).or_insert(id);
+        }
         self.lanes.push(lane);
         self.index.insert(key, id);
         id
@@ -388,14 +394,11 @@ impl Builder<'_> {
                 return id;
             }
         }
-        let found = self.lanes.iter().position(|l| {
-            l.addr.as_ref() == Some(addr)
-                && if udp {
-                    l.kind == LaneKind::Socket
-                } else {
-                    l.kind == LaneKind::Listener
-                }
-        });
+        let found = if udp {
+            self.sockets.get(addr).copied()
+        } else {
+            self.listener(addr)
+        };
         match found {
             Some(id) => id,
             None => self.lane(LaneKey::Peer(addr.clone()), None, None),
@@ -1050,6 +1053,46 @@ mod tests {
                 "after the last event"
             );
         }
+    }
+
+    #[test]
+    fn ten_thousand_connections_build_in_linear_time() {
+        use EventKind as K;
+        let t = Transport::Tcp;
+        let mut events = vec![ev(0, "main", K::Listen, None, t, Some(SRV), None, b"")];
+        for c in 0..10_000u32 {
+            let cli = format!("127.0.0.1:{}", 10_000 + c);
+            let ms = u64::from(c);
+            let (s, p) = (Some(SRV), Some(cli.as_str()));
+            events.push(ev(ms, "main", K::Connect, Some(c), t, p, s, b""));
+            events.push(ev(ms, "task 1", K::Accept, Some(c), t, s, p, b""));
+            events.push(ev(ms, "task 1", K::Send, Some(c), t, s, p, b"hi"));
+            events.push(ev(ms, "main", K::Recv, Some(c), t, p, s, b"hi"));
+            // And a peer outside, sent to from each.
+            events.push(ev(
+                ms,
+                "main",
+                K::Send,
+                Some(c),
+                t,
+                p,
+                Some("192.0.2.1:1"),
+                b"x",
+            ));
+        }
+        let started = std::time::Instant::now();
+        let seq = build(&events, None, Duration::ZERO);
+        let took = started.elapsed();
+        assert_eq!(seq.lanes.len(), 1 + 20_000 + 1);
+        assert_eq!(seq.steps.len(), 1 + 4 * 10_000);
+        assert!(seq
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Message)
+            .all(|s| s.to.is_some()));
+        // A quadratic lookup takes minutes here; the linear build well under a second, even
+        // unoptimized.
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 
     #[test]

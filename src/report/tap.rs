@@ -19,8 +19,10 @@ use crate::outcome::{Outcome, Status};
 /// `--report-tap`.
 pub const FORMAT: super::Format = super::Format {
     name: "tap",
-    keeps_run_mode: false,
-    render,
+    flag: "--report-tap",
+    render: super::Render::Run(render),
+    suite: true,
+    whole_payloads: false,
 };
 
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
