@@ -108,7 +108,8 @@ fn the_greeting_is_five_lanes_and_two_arrows_and_an_arrow_shows_its_bytes() {
     let shot = screenshot("greeting.png");
     let pages = observe(
         &dir,
-        json!([{ "file": file, "click": true, "screenshot": shot, "screenshot_after_click": true }]),
+        json!([{ "file": file, "click": true, "screenshot": shot, "screenshot_after_click": true,
+                 "keyboard": true }]),
     );
     let page = &pages[0];
     no_requests(page, &file);
@@ -189,6 +190,11 @@ fn the_greeting_is_five_lanes_and_two_arrows_and_an_arrow_shows_its_bytes() {
         .as_str()
         .is_some_and(|s| s.contains("by main, line 20:")));
     assert_eq!(fields["length"], "24 bytes");
+    // The keyboard reaches the other arrow, and stays on it once it is shown.
+    let keys = &page["keyboard"];
+    assert_eq!(keys["selected"], json!([keys["second"]]), "{keys}");
+    assert_eq!(keys["focused"], keys["second"], "{keys}");
+    assert_eq!(keys["text"], "Thank you for connecting");
 }
 
 /// What the peer of `relay_denied.rhai` does: greet, read the HELO, refuse and hang up.

@@ -9,9 +9,10 @@
 //! can close the element. The page's script (`html/app.js`) draws from it with `textContent`
 //! only, and a Content-Security-Policy forbids any fetch, font, image or frame.
 //!
-//! Payloads are embedded up to [`PAYLOAD_BYTES`] each and [`REPORT_PAYLOAD_BYTES`] a report;
-//! what is cut is counted in the data and said on the page, beside what the transcript itself
-//! did not keep (`--limit capture`). Outputs and scripts are cut the same way.
+//! The format reads payloads whole (as the transcript kept them within `--limit capture`, not
+//! a suite's previews) and embeds them up to [`PAYLOAD_BYTES`] each and
+//! [`REPORT_PAYLOAD_BYTES`] a report; what is cut is counted in the data and said on the page,
+//! beside what the transcript itself did not keep. Outputs and scripts are cut the same way.
 
 use std::time::Duration;
 

@@ -416,7 +416,13 @@
       if (isErr && ev2 && ev2.note) label = "error: " + ev2.note;
       g.appendChild(svg("text", { x: x + 10, y: y - 6 }, cut(label, 60)));
     }
+    // Reachable from the keyboard too: Tab to a step, Enter or Space to inspect it.
+    g.setAttribute("tabindex", "0");
+    g.setAttribute("role", "button");
     g.addEventListener("click", function () { select(i); });
+    g.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(i); }
+    });
     return g;
   }
 
@@ -426,7 +432,11 @@
     if (!view) return;
     current.selected = i;
     if (reveal) view.wrap.scrollTop = Math.max(0, view.lay.ys[i] - view.wrap.clientHeight / 2);
+    var focused = document.activeElement && view.wrap.contains(document.activeElement);
     drawWindow(view, true);
+    // The redraw made new elements: keep the keyboard where it was.
+    var again = view.canvas.querySelector('g[data-step="' + i + '"]');
+    if (focused && again) again.focus({ preventScroll: true });
     var st = view.m.steps[i], insp = document.getElementById("inspector");
     clear(insp);
     var evs = st.events.map(function (k) { return s.events[k]; }).filter(Boolean);

@@ -5,7 +5,7 @@
 // Usage: node observe.mjs PLAN.json
 // PLAN: {"pages": [{"file": "/abs/report.html", "scenario": 0, "click": true,
 //                   "screenshot": "/abs/out.png" | null, "screenshot_after_click": false,
-//                   "scroll": false, "filter": "failed" | null}]}
+//                   "scroll": false, "filter": "failed" | null, "keyboard": false}]}
 import { chromium } from "playwright-core";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -109,6 +109,17 @@ async function observe(p) {
   }
   if (p.screenshot && p.screenshot_after_click) {
     await page.screenshot({ path: p.screenshot, fullPage: false });
+  }
+  if (p.keyboard && seen.arrows > 1) {
+    // The second arrow from the keyboard: focus it, press Enter.
+    await page.evaluate(() => document.querySelectorAll("svg .arrow")[1].focus());
+    await page.keyboard.press("Enter");
+    seen.keyboard = await page.evaluate(() => ({
+      selected: Array.from(document.querySelectorAll("svg .arrow.selected")).map((a) => +a.dataset.step),
+      second: +document.querySelectorAll("svg .arrow")[1].dataset.step,
+      focused: document.activeElement?.dataset?.step !== undefined ? +document.activeElement.dataset.step : null,
+      text: document.querySelector("#inspector .payload-text")?.textContent ?? null,
+    }));
   }
   if (p.filter) {
     await page.click(`.filters button[data-filter="${p.filter}"]`);
