@@ -8,7 +8,10 @@
   var SVGNS = "http://www.w3.org/2000/svg";
 
   // Layout of the diagram, in pixels.
-  var LANE_W = 132, LANE_X0 = 24, HEAD_H = 54, ROW = 28, TOP = 18;
+  var LANE_X0 = 24, HEAD_H = 54, ROW = 28, TOP = 18;
+  // Lanes share the width the diagram has, each between LANE_MIN and LANE_MAX wide (wider
+  // than the page, the diagram scrolls sideways).
+  var LANE_MIN = 112, LANE_MAX = 170, LANE_W = LANE_MAX;
   // Time flows down in proportion: PX_PER_MS more per millisecond between steps up to
   // PROPORTIONAL_MS, then logarithmically up to IDLE_MS; a longer quiet time is an idle gap of
   // GAP_H, labelled with its length.
@@ -292,7 +295,9 @@
   // redrawn as it scrolls, so ten thousand exchanges cost what a screenful does.
   function diagram(s, m) {
     var lay = layout(m.steps);
-    var width = LANE_X0 + m.lanes.length * LANE_W + 260;
+    var room = (document.getElementById("detail").clientWidth || 1200) - 560;
+    LANE_W = Math.max(LANE_MIN, Math.min(LANE_MAX, Math.floor((room - LANE_X0 - 40) / Math.max(1, m.lanes.length))));
+    var width = LANE_X0 + m.lanes.length * LANE_W + 40;
     var wrap = el("div", "diagram");
     wrap.id = "diagram";
     wrap.dataset.lanes = String(m.lanes.length);
