@@ -51,6 +51,16 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
+/// Run a file of the repository with `args` and `--report-html page`.
+fn run_with_page(scenario: &str, page: &Path, args: &[&str]) -> crate::harness::Output {
+    Test::new()
+        .file(root().join(scenario))
+        .args(args)
+        .args(&["--report-html", page.to_str().unwrap_or("")])
+        .wall(Duration::from_secs(60))
+        .run()
+}
+
 /// The page asked for nothing but itself.
 #[track_caller]
 fn no_requests(page: &Value, file: &Path) {
@@ -96,13 +106,7 @@ fn the_greeting_is_five_lanes_and_two_arrows_and_an_arrow_shows_its_bytes() {
     let dir = Dir::new("html-greeting");
     let file = dir.join("greeting.html");
     // Run mode: the report keeps it, so the script still prints as it runs.
-    Test::new()
-        .file(root().join("scenarios/greeting.rhai"))
-        .args(&[
-            "--report-html",
-            dir.join("greeting.html").to_str().unwrap_or(""),
-        ])
-        .run()
+    run_with_page("scenarios/greeting.rhai", &file, &[])
         .code(0)
         .stdout_has("Thank you for connecting\n");
     let shot = screenshot("greeting.png");
@@ -213,11 +217,8 @@ fn a_failure_against_a_real_peer_is_a_red_mark_with_the_terminals_diagnostic() {
     let file = dir.join("failing.html");
     let mut peer = python(RELAY_DENYING_PEER);
     let port = peer.port();
-    let run = Test::new()
-        .file(root().join("tests/html/relay_denied.rhai"))
-        .args(&["--var", &format!("port={port}")])
-        .args(&["--report-html", file.to_str().unwrap_or("")])
-        .run();
+    let var = format!("port={port}");
+    let run = run_with_page("tests/html/relay_denied.rhai", &file, &["--var", &var]);
     run.code(4);
     peer.wait().code(0);
     let shot = screenshot("failing.png");
@@ -268,12 +269,7 @@ fn a_failure_against_a_real_peer_is_a_red_mark_with_the_terminals_diagnostic() {
 fn ten_thousand_exchanges_open_and_scroll_in_bounded_time() {
     let dir = Dir::new("html-exchanges");
     let file = dir.join("exchanges.html");
-    Test::new()
-        .file(root().join("tests/html/exchanges.rhai"))
-        .args(&["--report-html", file.to_str().unwrap_or("")])
-        .wall(Duration::from_secs(60))
-        .run()
-        .code(0);
+    run_with_page("tests/html/exchanges.rhai", &file, &[]).code(0);
     let pages = observe(
         &dir,
         json!([{ "file": file, "click": true, "scroll": true }]),
@@ -387,11 +383,7 @@ let back = client.recv_exact_bytes(65536);
 fn what_peers_and_scripts_write_stays_text() {
     let dir = Dir::new("html-hostile");
     let file = dir.join("hostile.html");
-    Test::new()
-        .file(root().join("tests/html/hostile.rhai"))
-        .args(&["--test", "--report-html", file.to_str().unwrap_or("")])
-        .run()
-        .code(1);
+    run_with_page("tests/html/hostile.rhai", &file, &["--test"]).code(1);
     let pages = observe(&dir, json!([{ "file": file, "click": true }]));
     let page = &pages[0];
     no_requests(page, &file);

@@ -19,8 +19,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Serialize;
 
+use super::json::{Diagnostic, Dropped, Summary};
 use super::sequence::Sequence;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::Outcome;
 use crate::transcript::Event;
 
 /// The page. `--report-html`.
@@ -51,16 +52,8 @@ pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
         ..Budget::default()
     };
     let scenarios: Vec<Scenario> = outcomes.iter().map(|o| scenario(o, &mut budget)).collect();
-    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
     let page = Page {
-        summary: Summary {
-            total: outcomes.len(),
-            passed: count(Status::Passed),
-            failed: count(Status::Failed),
-            errored: count(Status::Errored),
-            compile_errors: count(Status::CompileError),
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
-        },
+        summary: Summary::of(outcomes, elapsed),
         limits: Limits {
             payload_bytes: PAYLOAD_BYTES,
             report_payload_bytes: REPORT_PAYLOAD_BYTES,
@@ -138,16 +131,6 @@ struct Page<'a> {
 }
 
 #[derive(Serialize)]
-struct Summary {
-    total: usize,
-    passed: usize,
-    failed: usize,
-    errored: usize,
-    compile_errors: usize,
-    duration_ms: f64,
-}
-
-#[derive(Serialize)]
 struct Limits {
     payload_bytes: usize,
     report_payload_bytes: usize,
@@ -167,7 +150,7 @@ struct Scenario<'a> {
     attempts: u32,
     stdout: Text<'a>,
     source: Text<'a>,
-    diagnostic: Option<Diagnostic<'a>>,
+    diagnostic: Option<Failure<'a>>,
     /// What the transcript itself did not keep (`--limit capture`, too many events).
     dropped: Dropped,
     events: Vec<Record<'a>>,
@@ -256,21 +239,12 @@ fn text(s: &str) -> Text<'_> {
     }
 }
 
+/// The JSON report's diagnostic, and the connection it happened on when the error named one.
 #[derive(Serialize)]
-struct Diagnostic<'a> {
-    code: &'a str,
-    message: &'a str,
-    line: Option<usize>,
-    /// As the terminal shows it, without colour.
-    rendered: String,
-    /// The connection it happened on, when the error named one.
+struct Failure<'a> {
+    #[serde(flatten)]
+    diagnostic: Diagnostic<'a>,
     conn: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct Dropped {
-    bytes: u64,
-    events: u64,
 }
 
 /// One transcript event, named as in the JSON report.
@@ -304,17 +278,11 @@ fn scenario<'a>(o: &'a Outcome, budget: &mut Budget) -> Scenario<'a> {
         attempts: o.attempts,
         stdout: text(&o.stdout),
         source: text(&o.source),
-        diagnostic: o.diagnostic.as_ref().map(|d| Diagnostic {
-            code: d.code.as_str(),
-            message: &d.message,
-            line: d.line,
-            rendered: d.render(false),
+        diagnostic: o.diagnostic.as_ref().map(|d| Failure {
+            diagnostic: d.into(),
             conn: d.on.conn,
         }),
-        dropped: Dropped {
-            bytes: o.dropped.bytes,
-            events: o.dropped.events,
-        },
+        dropped: o.dropped.into(),
         events: o.transcript.iter().map(|e| record(e, budget)).collect(),
         sequence: diagram(Sequence::of(o)),
     }
@@ -343,6 +311,8 @@ fn record<'a>(e: &'a Event, budget: &mut Budget) -> Record<'a> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use crate::outcome::Status;
 
     use bytes::Bytes;
     use serde_json::Value;
