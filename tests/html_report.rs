@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -49,6 +50,13 @@ fn write(path: &Path, text: &str) {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// These tests run one at a time: a browser and a large run each keep both CPUs of a small
+/// machine busy, and the suite's timing-sensitive tests run beside them.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Run a file of the repository with `args` and `--report-html page`.
@@ -103,6 +111,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn the_greeting_is_five_lanes_and_two_arrows_and_an_arrow_shows_its_bytes() {
+    let _one = one_at_a_time();
     let dir = Dir::new("html-greeting");
     let file = dir.join("greeting.html");
     // Run mode: the report keeps it, so the script still prints as it runs.
@@ -213,6 +222,7 @@ c.close()
 
 #[test]
 fn a_failure_against_a_real_peer_is_a_red_mark_with_the_terminals_diagnostic() {
+    let _one = one_at_a_time();
     let dir = Dir::new("html-failing");
     let file = dir.join("failing.html");
     let mut peer = python(RELAY_DENYING_PEER);
@@ -267,6 +277,7 @@ fn a_failure_against_a_real_peer_is_a_red_mark_with_the_terminals_diagnostic() {
 
 #[test]
 fn ten_thousand_exchanges_open_and_scroll_in_bounded_time() {
+    let _one = one_at_a_time();
     let dir = Dir::new("html-exchanges");
     let file = dir.join("exchanges.html");
     run_with_page("tests/html/exchanges.rhai", &file, &[]).code(0);
@@ -303,6 +314,7 @@ fn ten_thousand_exchanges_open_and_scroll_in_bounded_time() {
 /// 20 MB, says what it summarized, and its index filters by status.
 #[test]
 fn a_500_scenario_suite_makes_a_small_page_that_filters_by_status() {
+    let _one = one_at_a_time();
     let dir = Dir::new("html-suite");
     let suite = dir.join("suite");
     let _ = std::fs::create_dir_all(&suite);
@@ -381,6 +393,7 @@ let back = client.recv_exact_bytes(65536);
 /// it, nothing is fetched, nothing runs; a quiet time between sends is a labelled gap.
 #[test]
 fn what_peers_and_scripts_write_stays_text() {
+    let _one = one_at_a_time();
     let dir = Dir::new("html-hostile");
     let file = dir.join("hostile.html");
     run_with_page("tests/html/hostile.rhai", &file, &["--test"]).code(1);
