@@ -60,6 +60,9 @@ pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
             text_bytes: TEXT_BYTES,
             cut_payloads: budget.cut_payloads,
             cut_bytes: budget.cut_bytes,
+            partial_payloads: budget.partial_payloads,
+            partial_bytes: budget.partial_bytes,
+            run_payload_bytes: super::WHOLE_PAYLOAD_BYTES,
         },
         scenarios,
     };
@@ -100,23 +103,29 @@ JavaScript; the same data is in the element <code>#data</code> as JSON.</noscrip
 const SCRIPT_OPEN: &str = "</script>\n<script>\n";
 const TAIL: &str = "</script>\n</body>\n</html>\n";
 
-/// How much payload the page may still embed, and what it cut.
+/// How much payload the page may still embed, what it cut, and what it shows in part for any
+/// reason (its own budgets, or what the run did not keep).
 #[derive(Default)]
 struct Budget {
     left: usize,
     cut_payloads: u64,
     cut_bytes: u64,
+    partial_payloads: u64,
+    partial_bytes: u64,
 }
 
 impl Budget {
-    /// The part of `data` to embed, as base64; counts what is left out of the event's
-    /// `data` (what the transcript did not keep is counted there, not here).
-    fn take(&mut self, data: &[u8]) -> (usize, String) {
+    /// The part of `data` (the kept part of a `len`-byte payload) to embed, as base64.
+    fn take(&mut self, data: &[u8], len: usize) -> (usize, String) {
         let shown = data.len().min(PAYLOAD_BYTES).min(self.left);
         self.left -= shown;
         if shown < data.len() {
             self.cut_payloads += 1;
             self.cut_bytes += (data.len() - shown) as u64;
+        }
+        if shown < len {
+            self.partial_payloads += 1;
+            self.partial_bytes += (len - shown) as u64;
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(&data[..shown]);
         (shown, encoded)
@@ -135,9 +144,14 @@ struct Limits {
     payload_bytes: usize,
     report_payload_bytes: usize,
     text_bytes: usize,
-    /// Payloads the page embeds only in part, and the bytes it left out of them.
+    /// Payloads the page embeds only in part of what the run kept, and the bytes it left out.
     cut_payloads: u64,
     cut_bytes: u64,
+    /// Payloads the page shows in part, for any reason, and the bytes not shown.
+    partial_payloads: u64,
+    partial_bytes: u64,
+    /// The payload bytes past their previews a run keeps for the page (all scenarios).
+    run_payload_bytes: usize,
 }
 
 #[derive(Serialize)]
@@ -289,7 +303,7 @@ fn scenario<'a>(o: &'a Outcome, budget: &mut Budget) -> Scenario<'a> {
 }
 
 fn record<'a>(e: &'a Event, budget: &mut Budget) -> Record<'a> {
-    let (shown, data) = budget.take(&e.data);
+    let (shown, data) = budget.take(&e.data, e.len);
     Record {
         at_us: micros(e.at),
         task: &e.task,
@@ -431,6 +445,7 @@ mod tests {
         assert_eq!(e["shown"], PAYLOAD_BYTES);
         assert_eq!(v["limits"]["cut_payloads"], 1);
         assert_eq!(v["limits"]["cut_bytes"], 10);
+        assert_eq!(v["limits"]["partial_payloads"], 1);
 
         // Past the report's budget, each payload keeps what is left, then nothing.
         let many: Vec<Event> = (0..REPORT_PAYLOAD_BYTES / PAYLOAD_BYTES + 2)

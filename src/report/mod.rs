@@ -25,7 +25,7 @@ pub mod terminal;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -43,8 +43,9 @@ pub struct Format {
     /// describe a suite); the other formats follow the mode.
     pub suite: bool,
     /// Whether a [`Render::Run`] format reads payloads whole, as the transcript kept them
-    /// within `--limit capture`, rather than the [`crate::transcript::PREVIEW_BYTES`] previews
-    /// a suite keeps. A [`Render::Scenario`] format always sees them whole.
+    /// within `--limit capture` (and the run within [`WHOLE_PAYLOAD_BYTES`]), rather than the
+    /// [`crate::transcript::PREVIEW_BYTES`] previews a suite keeps. A [`Render::Scenario`]
+    /// format always sees them whole.
     pub whole_payloads: bool,
 }
 
@@ -79,6 +80,11 @@ pub const FORMATS: [Format; 6] = [
     html::FORMAT,
 ];
 
+/// The payload bytes past their previews that a run keeps for the formats that read them
+/// whole, all scenarios together: what the HTML page embeds at most, so a suite of bulk
+/// transfers holds megabytes until its reports are written, not a capture per scenario.
+pub const WHOLE_PAYLOAD_BYTES: usize = html::REPORT_PAYLOAD_BYTES;
+
 /// The report files of one run: [`Files::scenario`] as each outcome becomes final,
 /// [`Files::finish`] once all are in.
 pub struct Files {
@@ -87,6 +93,8 @@ pub struct Files {
     suite: bool,
     /// Whether a run format reads whole payloads, so outcomes keep them to the end.
     keep_whole: bool,
+    /// What outcomes may still keep whole, past their previews ([`WHOLE_PAYLOAD_BYTES`]).
+    whole_left: AtomicUsize,
     /// The per-scenario files written so far, so two scenarios never share one.
     used: Mutex<HashSet<PathBuf>>,
     /// The formats a file of which could not be written (each is said once).
@@ -104,6 +112,7 @@ impl Files {
             wanted: wanted.to_vec(),
             suite,
             keep_whole,
+            whole_left: AtomicUsize::new(WHOLE_PAYLOAD_BYTES),
             used: Mutex::new(HashSet::new()),
             failed: Mutex::new(HashSet::new()),
             any_failed: AtomicBool::new(false),
@@ -136,7 +145,9 @@ impl Files {
                 self.cannot_write(format, &path, &e);
             }
         }
-        if !self.keep_whole {
+        if self.keep_whole {
+            crate::transcript::keep_within(&mut outcome.transcript, &self.whole_left);
+        } else {
             crate::transcript::keep_previews(&mut outcome.transcript);
         }
     }

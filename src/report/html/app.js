@@ -152,10 +152,12 @@
     h.appendChild(el("div", "summary", parts.join(" \u00b7 ")));
     var notes = el("div", "notes");
     var lim = DATA.limits;
-    if (lim.cut_payloads) {
-      notes.textContent = "This page embeds at most " + lim.payload_bytes + " bytes of each payload and " +
-        lim.report_payload_bytes + " bytes in all: " + plural(lim.cut_payloads, "payload is", "payloads are") +
-        " shown in part (" + lim.cut_bytes + " bytes left out); each says so where it is shown.";
+    if (lim.partial_payloads) {
+      notes.textContent = plural(lim.partial_payloads, "payload is", "payloads are") + " shown in part (" +
+        lim.partial_bytes + " bytes left out; each says so where it is shown): a transcript keeps whole " +
+        "payloads up to --limit capture, a run keeps " + lim.run_payload_bytes + " bytes of them for this page, " +
+        "and the page embeds at most " + lim.payload_bytes + " bytes of each and " + lim.report_payload_bytes +
+        " in all.";
     }
     h.appendChild(notes);
     var f = el("div", "filters");
@@ -479,7 +481,7 @@
       insp.appendChild(el("h3", null, "Hexdump"));
       insp.appendChild(el("pre", "hexdump", hexdump(bytes)));
       if (payload.shown < payload.len) {
-        var why = payload.kept < payload.len ? " (the transcript kept " + payload.kept + ", past --limit capture)" : "";
+        var why = payload.kept < payload.len ? " (the run kept " + payload.kept + ": past --limit capture, or past what a run keeps for this page)" : "";
         insp.appendChild(el("div", "cut", "Shown: the first " + payload.shown + " of " + payload.len + " bytes" + why + "."));
       }
     }
