@@ -149,6 +149,11 @@ pub struct Cli {
     /// `<scenario>.pcapng` each.
     #[arg(long, value_name = "PATH")]
     pub pcap: Option<PathBuf>,
+
+    /// Write an HTML report to FILE: one self-contained page with each scenario's sequence
+    /// diagram, payloads and script. Run and test mode.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -80,6 +80,7 @@ impl Options {
             (report::json::FORMAT, cli.report_json),
             (report::markdown::FORMAT, cli.report_markdown),
             (report::pcap::FORMAT, cli.pcap),
+            (report::html::FORMAT, cli.report_html),
         ]
         .into_iter()
         .filter_map(|(format, path)| Some((format, path?)))
@@ -486,6 +487,7 @@ mod tests {
             assert_eq!(mode(format.flag), !format.suite, "{}", format.flag);
         }
         assert!(mode("--report-markdown"));
+        assert!(mode("--report-html"));
         assert!(!mode("--report-junit"));
     }
 

@@ -82,6 +82,9 @@ pub struct Outcome {
     pub diagnostic: Option<Diag>,
     /// How many times it ran: more than 1 when `--retry` ran it again.
     pub attempts: u32,
+    /// The scenario's script, for views that show the lines its events came from (empty when
+    /// the file could not be read).
+    pub source: std::sync::Arc<str>,
 }
 
 #[cfg(test)]
@@ -104,6 +107,7 @@ impl Outcome {
             dropped: Dropped::default(),
             diagnostic,
             attempts: 1,
+            source: "".into(),
         }
     }
 }

@@ -177,6 +177,9 @@ impl Redactor {
         if let Some(diag) = &mut outcome.diagnostic {
             self.diag(diag);
         }
+        if let Cow::Owned(source) = self.str(&outcome.source) {
+            outcome.source = source.into();
+        }
         for event in &mut outcome.transcript {
             self.event_in_place(event);
         }

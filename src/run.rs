@@ -432,6 +432,7 @@ fn unreadable(name: &str, why: LoadError) -> Outcome {
         dropped: Default::default(),
         diagnostic: Some(diagnostic::Diag::plain(code, why.to_string(), name)),
         attempts: 1,
+        source: "".into(),
     }
 }
 
@@ -490,7 +491,7 @@ pub fn execute(
     };
     let ending = Ending {
         name: scenario.name.clone(),
-        source: scenario.source.clone(),
+        source: scenario.source.as_str().into(),
         timeout: options.timeout,
         redactor: options.redactor.clone(),
         transcript,
@@ -564,7 +565,7 @@ async fn watch_scenario(
 #[derive(Clone)]
 struct Ending {
     name: String,
-    source: String,
+    source: Arc<str>,
     timeout: Duration,
     redactor: crate::redact::Redactor,
     transcript: Transcript,
@@ -605,6 +606,7 @@ impl Ending {
             dropped,
             diagnostic,
             attempts: 1,
+            source: self.source.clone(),
         };
         // Once, before any view (terminal, `--trace`, reports) reads it. Payloads stay whole
         // (within the capture) for the views that read them: `report::Files::scenario` cuts

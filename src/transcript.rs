@@ -8,6 +8,7 @@
 //! what is missing.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -433,6 +434,26 @@ pub fn keep_previews(events: &mut [Event]) {
     }
 }
 
+/// Keep each payload whole while `budget` (bytes past the previews, shared by every caller)
+/// lasts, then its [`PREVIEW_BYTES`] preview: a run that keeps whole payloads for a report
+/// holds at most `budget` more than one that keeps previews, however many scenarios it has.
+pub fn keep_within(events: &mut [Event], budget: &AtomicUsize) {
+    for event in events {
+        let past = event.data.len().saturating_sub(PREVIEW_BYTES);
+        if past == 0 {
+            continue;
+        }
+        let left = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            Some(left - left.min(past))
+        });
+        let granted = left.unwrap_or(0).min(past);
+        if granted < past {
+            let keep = PREVIEW_BYTES + granted;
+            event.data = Bytes::copy_from_slice(&event.data[..keep]);
+        }
+    }
+}
+
 /// The longest note an event keeps (error messages are far shorter).
 const MAX_NOTE: usize = 64 * 1024;
 const _: () = assert!(PREVIEW_BYTES <= u32::MAX as usize && MAX_NOTE < NO_NOTE as usize);
@@ -562,6 +583,28 @@ pub fn hexdump(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_are_kept_whole_while_the_budget_lasts_then_previews() {
+        let event = |n: usize| Event {
+            data: Bytes::from(vec![b'x'; n]),
+            len: n,
+            ..Event::for_test(1, EventKind::Send, "a", "b", b"")
+        };
+        let budget = AtomicUsize::new(3000);
+        let mut events = vec![
+            event(10),
+            event(PREVIEW_BYTES + 2000),
+            event(PREVIEW_BYTES + 2000),
+        ];
+        keep_within(&mut events, &budget);
+        let kept: Vec<usize> = events.iter().map(|e| e.data.len()).collect();
+        assert_eq!(kept, [10, PREVIEW_BYTES + 2000, PREVIEW_BYTES + 1000]);
+        assert_eq!(events[2].len, PREVIEW_BYTES + 2000);
+        let mut more = vec![event(PREVIEW_BYTES + 5)];
+        keep_within(&mut more, &budget);
+        assert_eq!(more[0].data.len(), PREVIEW_BYTES);
+    }
 
     #[test]
     fn hexdump_has_offsets_hex_and_ascii() {

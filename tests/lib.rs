@@ -12,6 +12,8 @@
 //! - [`cli`]: exit codes, `--var`, `--check`, test mode.
 //! - [`escaping`]: control characters from peers, scripts and file names reach stderr escaped;
 //!   every report parses with a strict parser.
+//! - [`html_report`]: `--report-html` pages opened in headless Chromium (Playwright): lanes,
+//!   arrows, payloads, the failure and its diagnostic, no network; scale and size.
 //! - [`markdown`]: `--report-markdown` summaries, their diagrams read by the real Mermaid
 //!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
 //! - [`pcap`]: `--pcap` captures read by the real `tshark`: each TCP stream gives exactly the
@@ -48,6 +50,7 @@ mod escaping;
 mod fuzz;
 mod hang;
 mod hostile;
+mod html_report;
 mod imports;
 mod interop;
 mod lesson;

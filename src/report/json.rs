@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::diagnostic::Diag;
 use crate::outcome::{Outcome, Status};
 use crate::transcript::{Event, PREVIEW_BYTES};
 
@@ -28,16 +29,8 @@ pub const FORMAT: super::Format = super::Format {
 };
 
 pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
-    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
     let report = Report {
-        summary: Summary {
-            total: outcomes.len(),
-            passed: count(Status::Passed),
-            failed: count(Status::Failed),
-            errored: count(Status::Errored),
-            compile_errors: count(Status::CompileError),
-            duration_ms: millis(elapsed),
-        },
+        summary: Summary::of(outcomes, elapsed),
         scenarios: outcomes.iter().map(scenario).collect(),
     };
     // Serializing plain structs of strings and numbers into a String cannot fail.
@@ -52,14 +45,29 @@ struct Report<'a> {
     scenarios: Vec<Scenario<'a>>,
 }
 
+/// The counts of a run, as the JSON report and the HTML page's data give them.
 #[derive(Serialize)]
-struct Summary {
+pub(super) struct Summary {
     total: usize,
     passed: usize,
     failed: usize,
     errored: usize,
     compile_errors: usize,
     duration_ms: u64,
+}
+
+impl Summary {
+    pub(super) fn of(outcomes: &[Outcome], elapsed: Duration) -> Summary {
+        let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+        Summary {
+            total: outcomes.len(),
+            passed: count(Status::Passed),
+            failed: count(Status::Failed),
+            errored: count(Status::Errored),
+            compile_errors: count(Status::CompileError),
+            duration_ms: millis(elapsed),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -78,7 +86,7 @@ struct Scenario<'a> {
 
 /// What the transcript did not keep.
 #[derive(Serialize)]
-struct Dropped {
+pub(super) struct Dropped {
     /// Payload bytes past `--limit capture` (their events keep a preview) and the payloads of
     /// events not kept.
     bytes: u64,
@@ -86,12 +94,34 @@ struct Dropped {
     events: u64,
 }
 
+impl From<crate::transcript::Dropped> for Dropped {
+    fn from(d: crate::transcript::Dropped) -> Dropped {
+        Dropped {
+            bytes: d.bytes,
+            events: d.events,
+        }
+    }
+}
+
+/// A failure's diagnostic: its code, message and line, and `rendered` as the terminal shows
+/// it, without colour (the HTML page's data gives the same).
 #[derive(Serialize)]
-struct Diagnostic<'a> {
+pub(super) struct Diagnostic<'a> {
     code: &'a str,
     message: &'a str,
     line: Option<usize>,
     rendered: String,
+}
+
+impl<'a> From<&'a Diag> for Diagnostic<'a> {
+    fn from(d: &'a Diag) -> Diagnostic<'a> {
+        Diagnostic {
+            code: d.code.as_str(),
+            message: &d.message,
+            line: d.line,
+            rendered: d.render(false),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -130,17 +160,9 @@ fn scenario(o: &Outcome) -> Scenario<'_> {
         connections: o.connections,
         attempts: o.attempts,
         stdout: &o.stdout,
-        diagnostic: o.diagnostic.as_ref().map(|d| Diagnostic {
-            code: d.code.as_str(),
-            message: &d.message,
-            line: d.line,
-            rendered: d.render(false),
-        }),
+        diagnostic: o.diagnostic.as_ref().map(Diagnostic::from),
         transcript: o.transcript.iter().map(record).collect(),
-        dropped: Dropped {
-            bytes: o.dropped.bytes,
-            events: o.dropped.events,
-        },
+        dropped: o.dropped.into(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! writing a file is the caller's one line.
 //!
 //! The file formats are [`Format`]s: a name, a flag and a pure render function, one file each
-//! ([`junit`], [`tap`], [`json`], [`markdown`], [`pcap`]), listed in [`FORMATS`]. A format renders the
+//! ([`junit`], [`tap`], [`json`], [`markdown`], [`pcap`], [`html`]), listed in [`FORMATS`]. A format renders the
 //! whole run to one file, or each scenario to a file of its own ([`Render`]). [`Files`] writes
 //! the ones asked for, given as plain `(format, path)` pairs: which ones, and where, is
 //! `options`' business. A new format is its file with a `FORMAT`, its line here, and its flag
@@ -12,6 +12,7 @@
 //! sequence diagram before anything draws it), which the diagram views read.
 
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -24,7 +25,7 @@ pub mod terminal;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,8 +43,9 @@ pub struct Format {
     /// describe a suite); the other formats follow the mode.
     pub suite: bool,
     /// Whether a [`Render::Run`] format reads payloads whole, as the transcript kept them
-    /// within `--limit capture`, rather than the [`crate::transcript::PREVIEW_BYTES`] previews
-    /// a suite keeps. A [`Render::Scenario`] format always sees them whole.
+    /// within `--limit capture` (and the run within [`WHOLE_PAYLOAD_BYTES`]), rather than the
+    /// [`crate::transcript::PREVIEW_BYTES`] previews a suite keeps. A [`Render::Scenario`]
+    /// format always sees them whole.
     pub whole_payloads: bool,
 }
 
@@ -69,13 +71,19 @@ impl fmt::Debug for Format {
 }
 
 /// Every report file format.
-pub const FORMATS: [Format; 5] = [
+pub const FORMATS: [Format; 6] = [
     junit::FORMAT,
     tap::FORMAT,
     json::FORMAT,
     markdown::FORMAT,
     pcap::FORMAT,
+    html::FORMAT,
 ];
+
+/// The payload bytes past their previews that a run keeps for the formats that read them
+/// whole, all scenarios together: what the HTML page embeds at most, so a suite of bulk
+/// transfers holds megabytes until its reports are written, not a capture per scenario.
+pub const WHOLE_PAYLOAD_BYTES: usize = html::REPORT_PAYLOAD_BYTES;
 
 /// The report files of one run: [`Files::scenario`] as each outcome becomes final,
 /// [`Files::finish`] once all are in.
@@ -85,6 +93,8 @@ pub struct Files {
     suite: bool,
     /// Whether a run format reads whole payloads, so outcomes keep them to the end.
     keep_whole: bool,
+    /// What outcomes may still keep whole, past their previews ([`WHOLE_PAYLOAD_BYTES`]).
+    whole_left: AtomicUsize,
     /// The per-scenario files written so far, so two scenarios never share one.
     used: Mutex<HashSet<PathBuf>>,
     /// The formats a file of which could not be written (each is said once).
@@ -102,6 +112,7 @@ impl Files {
             wanted: wanted.to_vec(),
             suite,
             keep_whole,
+            whole_left: AtomicUsize::new(WHOLE_PAYLOAD_BYTES),
             used: Mutex::new(HashSet::new()),
             failed: Mutex::new(HashSet::new()),
             any_failed: AtomicBool::new(false),
@@ -134,7 +145,9 @@ impl Files {
                 self.cannot_write(format, &path, &e);
             }
         }
-        if !self.keep_whole {
+        if self.keep_whole {
+            crate::transcript::keep_within(&mut outcome.transcript, &self.whole_left);
+        } else {
             crate::transcript::keep_previews(&mut outcome.transcript);
         }
     }
