@@ -432,7 +432,9 @@ fn what_peers_and_scripts_write_stays_text() {
         .filter(|&ms| ms >= 250.0)
         .collect();
     assert_eq!(long.len(), 1, "{gaps:?}");
-    assert!((300.0..5_000.0).contains(&long[0]), "{gaps:?}");
+    // The gap runs between two events' timestamps, which the sleep's ends need not match to
+    // the millisecond.
+    assert!((250.0..5_000.0).contains(&long[0]), "{gaps:?}");
 }
 
 /// The length of an idle gap's label, `⋮ 301 ms idle` or `⋮ 1.20 s idle`, in milliseconds.
