@@ -8,7 +8,8 @@
 //!   exit code.
 //! - [`script`] is the rhai side: the engine, the API functions (the stream API registered
 //!   once for every stream type), `spawn`, assertions, and what `import` resolves: the
-//!   protocol modules shipped in the binary (`src/script/std/*.rhai`).
+//!   protocol modules shipped in the binary (`src/script/std/*.rhai`) and `.rhai` files of the
+//!   tree given on the command line.
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation. A
 //!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
 //!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). A child
