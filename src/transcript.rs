@@ -90,15 +90,24 @@ pub enum Transport {
     Tls,
     Unix,
     Udp,
+    /// WebSocket messages (over TCP or TLS): each event is one whole message.
+    Ws,
 }
 
 impl Transport {
+    /// Whether each event is one whole message (a datagram, a WebSocket message) rather than
+    /// a piece of a byte stream.
+    pub fn keeps_boundaries(self) -> bool {
+        matches!(self, Transport::Udp | Transport::Ws)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::Unix => "unix",
             Transport::Udp => "udp",
+            Transport::Ws => "ws",
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Closed,
     TooLong,
     Tls,
+    /// A WebSocket handshake was refused (the HTTP status and the start of the body say
+    /// why), or the peer broke the WebSocket protocol.
+    Websocket,
     /// A limit of the scenario was reached (open sockets, tasks, data sizes).
     Limit,
     Io,
@@ -58,6 +61,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::TooLong => "too_long",
             ErrorKind::Tls => "tls",
+            ErrorKind::Websocket => "websocket",
             ErrorKind::Limit => "limit",
             ErrorKind::Io => "io",
             ErrorKind::InvalidArgument => "invalid_argument",
@@ -67,7 +71,7 @@ impl ErrorKind {
     }
 
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::AddrInUse,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectionRefused,
@@ -80,6 +84,7 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::TooLong,
         ErrorKind::Tls,
+        ErrorKind::Websocket,
         ErrorKind::Limit,
         ErrorKind::Io,
         ErrorKind::InvalidArgument,
@@ -356,6 +361,7 @@ mod tests {
                 "closed",
                 "too_long",
                 "tls",
+                "websocket",
                 "limit",
                 "io",
                 "invalid_argument",

@@ -2,7 +2,7 @@
 //! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
 //!
 //! A stream is three parts: a transport carries its bytes (`transport`: TCP, TLS and Unix
-//! sockets today, each as a read half and a write half), [`conn`] reads the transport into a
+//! sockets today, each as a read half and a write half; [`ws`] is a message stream of its own), [`conn`] reads the transport into a
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
 
@@ -21,6 +21,7 @@ mod stream;
 pub mod tls;
 mod transport;
 pub mod udp;
+pub mod ws;
 
 pub use bridge::{CancelReason, Limits, Session};
 pub use call::{At, Call, Within};
@@ -32,3 +33,4 @@ pub use listener::{ListenOptions, Listener};
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
 pub use udp::Udp;
+pub use ws::{WebSocket, WsListener};

@@ -6,6 +6,11 @@
 //! what the script sent and read, not the records); Unix sockets, which have no IP addresses,
 //! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment.
 //!
+//! WebSocket conversations (transport `ws`) are left out, and the file's comment says how many:
+//! the transcript holds their messages, not the frames on the wire (headers, masks, the HTTP
+//! upgrade), and writing the payloads as TCP data would show Wireshark a stream its WebSocket
+//! dissector cannot read. `--trace` and the JSON report show every message.
+//!
 //! Each byte appears once: when the scenario holds both ends of a connection, its sends are
 //! the data (their recvs are the same bytes); toward a peer outside, sends one way and recvs
 //! the other. A payload the transcript did not keep whole (past `--limit capture`) is written
@@ -122,7 +127,12 @@ impl Capture {
     /// Every connection (TCP, TLS, Unix): a handshake, then its bytes and closes in time order.
     fn streams(&mut self, events: &[&Event]) {
         let mut conns: BTreeMap<u32, Vec<&Event>> = BTreeMap::new();
+        let mut websockets = std::collections::BTreeSet::new();
         for e in events {
+            if let (Some(conn), Some(Transport::Ws)) = (e.on.conn, e.on.transport) {
+                websockets.insert(conn);
+                continue;
+            }
             if let (Some(conn), Some(t)) = (e.on.conn, e.on.transport) {
                 if t != Transport::Udp && e.local.is_some() && e.peer.is_some() {
                     conns.entry(conn).or_default().push(e);
@@ -131,6 +141,13 @@ impl Capture {
         }
         for (conn, list) in conns {
             self.stream(conn, &list);
+        }
+        if !websockets.is_empty() {
+            self.notes.push(format!(
+                "{} WebSocket connection(s) are not in this capture: the transcript records \
+                 their messages, not their frames (see --trace or --report-json).",
+                websockets.len()
+            ));
         }
     }
 

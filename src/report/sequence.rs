@@ -501,7 +501,8 @@ impl Builder<'_> {
         let mut sent: HashMap<Direction, Vec<(u64, usize)>> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.kind != EventKind::Send || e.on.transport == Some(Transport::Udp) {
+            if e.kind != EventKind::Send || e.on.transport.is_some_and(Transport::keeps_boundaries)
+            {
                 continue;
             }
             let (Some(conn), Some(local)) = (e.on.conn, &e.local) else {
@@ -518,7 +519,8 @@ impl Builder<'_> {
         let mut read: HashMap<Direction, (u64, usize)> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.kind != EventKind::Recv || e.on.transport == Some(Transport::Udp) {
+            if e.kind != EventKind::Recv || e.on.transport.is_some_and(Transport::keeps_boundaries)
+            {
                 continue;
             }
             let key = match (e.on.conn, &e.peer) {
@@ -558,15 +560,17 @@ impl Builder<'_> {
         }
     }
 
-    /// UDP: a recv is the datagram sent to its socket's address from its peer's address, the
-    /// first such send not yet received with the same length.
+    /// UDP and WebSocket messages: a recv is the datagram (message) sent to its socket's
+    /// address from its peer's address, the first such send not yet received with the same
+    /// length and bytes. (A WebSocket's automatic pong and close reply are no one's send: they
+    /// stay unpaired.)
     fn pair_datagrams(&mut self, order: &[usize]) {
         let events = self.events;
         let sends = self.sends();
         let mut waiting: HashMap<(Arc<str>, Arc<str>), VecDeque<usize>> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.on.transport != Some(Transport::Udp) {
+            if !e.on.transport.is_some_and(Transport::keeps_boundaries) {
                 continue;
             }
             let (Some(local), Some(peer)) = (&e.local, &e.peer) else {

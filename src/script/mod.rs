@@ -13,6 +13,7 @@ mod net;
 mod stream;
 mod task;
 mod value;
+mod ws;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
