@@ -990,7 +990,7 @@ impl WsListener {
     }
 
     /// The next client that asks for a WebSocket, upgraded. A client that sends a plain HTTP
-    /// request is answered 400, recorded, and passed over.
+    /// request is answered 400, recorded, and passed over; so is one whose TLS handshake fails.
     pub fn accept(&self, call: &Call) -> Result<WebSocket, NetError> {
         let op = "accept";
         let inner = &self.inner;
@@ -1016,13 +1016,24 @@ impl WsListener {
                     let local = Endpoint::new(tcp.local_addr().map_err(io_err)?);
                     let peer = Endpoint::new(tcp.peer_addr().map_err(io_err)?);
                     let io = match &inner.acceptor {
-                        Some(a) => {
-                            let s = a
-                                .accept(tcp)
-                                .await
-                                .map_err(|e| tls::handshake_error(op, addr, &e))?;
-                            Io::Tls(Box::new(s.into()))
-                        }
+                        Some(a) => match a.accept(tcp).await {
+                            Ok(s) => Io::Tls(Box::new(s.into())),
+                            // One client that does not trust the certificate (or speaks no
+                            // TLS) must not stop the server: recorded, passed over.
+                            Err(e) => {
+                                let e = tls::handshake_error(op, addr, &e);
+                                inner.session.record(
+                                    call,
+                                    EventKind::Error,
+                                    LISTENER,
+                                    Some(local.text.clone()),
+                                    Some(peer.text.clone()),
+                                    b"",
+                                    Some(e.message.clone()),
+                                );
+                                continue;
+                            }
+                        },
                         None => Io::Tcp(tcp),
                     };
                     match upgrade(io, &inner.protocols, config)

@@ -111,7 +111,7 @@ struct Record<'a> {
     /// `out` (connect, send, shutdown) or `in` (accept, recv, eof), seen from `local`; `null`
     /// for the rest.
     dir: Option<&'static str>,
-    /// `tcp`, `tls`, `unix` or `udp`.
+    /// `tcp`, `tls`, `unix`, `udp` or `ws` (a WebSocket message; its type in `note`).
     transport: Option<&'static str>,
     local: Option<&'a str>,
     peer: Option<&'a str>,
