@@ -229,9 +229,14 @@ fn bool_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<bool> {
 }
 
 fn alpn_opt(op: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
+    list_opt(op, "alpn", value)
+}
+
+/// An option that is a string or an array of strings (`alpn`, `protocols`).
+pub(super) fn list_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
     match value.read_lock::<rhai::Array>() {
-        Some(list) => list.iter().map(|p| string_opt(op, "alpn", p)).collect(),
-        None => Ok(vec![string_opt(op, "alpn", value)?]),
+        Some(list) => list.iter().map(|p| string_opt(op, key, p)).collect(),
+        None => Ok(vec![string_opt(op, key, value)?]),
     }
 }
 

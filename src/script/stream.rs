@@ -110,6 +110,19 @@ pub(super) fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes
     })
 }
 
+/// What `expect` returns: `#{text, groups}`, the first group at index 0 (`()` where a group
+/// took no part in the match).
+pub(super) fn match_map<B: Into<Vec<u8>>>(matched: B, groups: Vec<Option<B>>) -> Map {
+    let mut map = Map::new();
+    map.insert("text".into(), text(matched).into());
+    let groups: rhai::Array = groups
+        .into_iter()
+        .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
+        .collect();
+    map.insert("groups".into(), groups.into());
+    map
+}
+
 /// Register the stream API on `S`.
 pub(super) fn register<S: Stream>(engine: &mut Engine) {
     register_handle::<S>(engine);
@@ -176,15 +189,8 @@ pub(super) fn register<S: Stream>(engine: &mut Engine) {
             |ctx: NativeCallContext, s: S, pattern: ImmutableString| -> ScriptResult<Map> {
                 let re = cached_regex("expect", &pattern)?;
                 let m = ok(s.stream().expect(&call(&ctx), "expect", &re))?;
-                let mut map = Map::new();
-                map.insert("text".into(), text(m.text).into());
+                let mut map = match_map(m.text, m.groups);
                 map.insert("before".into(), text(m.before).into());
-                let groups: rhai::Array = m
-                    .groups
-                    .into_iter()
-                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
-                    .collect();
-                map.insert("groups".into(), groups.into());
                 Ok(map)
             },
         )

@@ -9,10 +9,10 @@ use std::time::Duration;
 use rhai::{Blob, Dynamic, Engine, ImmutableString, Map, NativeCallContext, FLOAT, INT};
 
 use super::context::call;
-use super::engine::{client_tls, server_tls, string_opt, unknown_option};
+use super::engine::{client_tls, list_opt, server_tls, unknown_option};
 use super::error::{blob, script_error, text, ScriptResult};
 use super::net::{count, ok};
-use super::stream::{cached_regex, register_handle, Handle};
+use super::stream::{cached_regex, match_map, register_handle, Handle};
 use super::task::ScriptCtx;
 use super::value::duration;
 use crate::net::ws::{self, Handshake, Kind, Received};
@@ -124,13 +124,6 @@ fn close_args(code: INT, reason: &str) -> ScriptResult<u16> {
         )));
     }
     Ok(code)
-}
-
-fn list_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
-    match value.read_lock::<rhai::Array>() {
-        Some(list) => list.iter().map(|p| string_opt(op, key, p)).collect(),
-        None => Ok(vec![string_opt(op, key, value)?]),
-    }
 }
 
 /// `ws_connect(url, #{headers, protocols, tls, timeout})`.
@@ -340,14 +333,7 @@ pub(super) fn register(engine: &mut Engine) {
             |ctx: NativeCallContext, w: WebSocket, pattern: ImmutableString| -> ScriptResult<Map> {
                 let re = cached_regex("expect", &pattern)?;
                 let (matched, groups) = ok(w.expect(&call(&ctx), "expect", &re))?;
-                let mut map = Map::new();
-                map.insert("text".into(), text(matched).into());
-                let groups: rhai::Array = groups
-                    .into_iter()
-                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
-                    .collect();
-                map.insert("groups".into(), groups.into());
-                Ok(map)
+                Ok(match_map(matched, groups))
             },
         )
         .register_fn(
