@@ -25,7 +25,7 @@ def handler(ws):
 with serve(handler, "127.0.0.1", 0, subprotocols=["chat"]) as server:
     print(server.socket.getsockname()[1], flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    done.wait(10)
+    done.wait(15)
     server.shutdown()
 "#;
 
@@ -70,7 +70,9 @@ fn a_sockscript_client_talks_to_a_python_server() {
 
 #[test]
 fn a_python_client_talks_to_a_sockscript_server() {
+    // Generous deadlines: Python's start and `import websockets` are slow on a busy machine.
     let mut server = Test::new()
+        .args(&["--timeout", "15s"])
         .script(
             r#"
             let server = ws_listen("127.0.0.1:0", #{protocols: ["v2", "chat"]});
@@ -94,13 +96,13 @@ from websockets.exceptions import ConnectionClosed
 with connect("ws://127.0.0.1:{port}/room?id=7", subprotocols=["chat"], additional_headers={{"X-Who": "py"}}) as ws:
     print("protocol", ws.subprotocol)
     # The server is reading: it answers the ping by itself.
-    assert ws.ping(b"abc").wait(5), "no pong"
+    assert ws.ping(b"abc").wait(15), "no pong"
     ws.send("hi")
-    print(ws.recv(timeout=5))
+    print(ws.recv(timeout=15))
     ws.send(b"\x00\x01")
-    print(ws.recv(timeout=5))
+    print(ws.recv(timeout=15))
     try:
-        ws.recv(timeout=5)
+        ws.recv(timeout=15)
     except ConnectionClosed as e:
         print("close", e.rcvd.code, e.rcvd.reason)
 "#
@@ -145,7 +147,7 @@ c.close()
 #[test]
 fn a_plain_http_request_gets_400_and_is_recorded() {
     let mut server = Test::new()
-        .args(&["--trace"])
+        .args(&["--trace", "--timeout", "15s"])
         .script(
             r#"
             let server = ws_listen("127.0.0.1:0");
@@ -183,7 +185,9 @@ with connect("ws://127.0.0.1:{port}/") as ws:
 
 #[test]
 fn wss_with_a_self_signed_certificate_for_python_and_sockscript_clients() {
+    // Generous deadlines: Python's start and `import websockets` are slow on a busy machine.
     let mut server = Test::new()
+        .args(&["--timeout", "15s"])
         .script(
             r#"
             let server = ws_listen("127.0.0.1:0", #{tls: "self-signed"});
@@ -214,7 +218,7 @@ from websockets.sync.client import connect
 ctx = ssl.create_default_context(cadata="""{pem}""")
 with connect("wss://127.0.0.1:{port}/", ssl=ctx) as ws:
     ws.send("python")
-    print(ws.recv(timeout=5))
+    print(ws.recv(timeout=15))
 "#
     ));
     client.wait().code(0).stdout("secure python\n");
