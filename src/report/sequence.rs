@@ -959,6 +959,34 @@ mod tests {
         assert_eq!(seq.steps[5].event, None);
     }
 
+    /// WebSocket messages pair one send with one recv, by content, even where a byte stream
+    /// would have run them together; a ping's automatic pong is no one's send.
+    #[test]
+    fn websocket_messages_pair_one_to_one() {
+        use EventKind as K;
+        let t = Transport::Ws;
+        let (srv, cli) = (Some(SRV), Some(CLI));
+        let events = vec![
+            ev(1, "main", K::Listen, None, t, srv, None, b""),
+            ev(2, "task 1", K::Accept, Some(1), t, srv, cli, b""),
+            ev(3, "main", K::Connect, Some(1), t, cli, srv, b""),
+            ev(4, "main", K::Send, Some(1), t, cli, srv, b"ab"),
+            ev(5, "main", K::Send, Some(1), t, cli, srv, b"c"),
+            ev(6, "task 1", K::Recv, Some(1), t, srv, cli, b"ab"),
+            ev(7, "task 1", K::Recv, Some(1), t, srv, cli, b"c"),
+            ev(8, "main", K::Recv, Some(1), t, cli, srv, b"pong"),
+        ];
+        let seq = build(&events, None, Duration::ZERO);
+        let (ab, c) = (&seq.steps[3], &seq.steps[4]);
+        assert_eq!((ab.event, &ab.recv[..]), (Some(3), &[5][..]));
+        assert_eq!((c.event, &c.recv[..]), (Some(4), &[6][..]));
+        assert_eq!(
+            seq.steps.last().map(|s| s.event),
+            Some(None),
+            "the pong is unpaired"
+        );
+    }
+
     fn diag(code: Code, conn: Option<u32>, addr: Option<&str>, line: Option<usize>) -> Diag {
         let mut d = Diag::plain(code, "it broke", "s.rhai");
         d.on.conn = conn;
