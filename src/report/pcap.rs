@@ -508,4 +508,30 @@ mod tests {
             .collect();
         assert_eq!(seen, expected);
     }
+
+    /// WebSocket messages are not made into TCP data: no packets, and the file says so.
+    #[test]
+    fn websocket_conversations_are_left_out_and_said_so() {
+        let (me, them) = ("127.0.0.1:5000", "127.0.0.1:8080");
+        let ws = |ms, kind, data| {
+            let mut e = Event::for_test(ms, kind, me, them, data);
+            e.on.transport = Some(Transport::Ws);
+            e
+        };
+        let o = Outcome {
+            transcript: vec![
+                ws(1, EventKind::Connect, b""),
+                ws(2, EventKind::Send, b"hello"),
+                ws(3, EventKind::Recv, b"hello"),
+            ],
+            ..Outcome::for_test("s.rhai", Status::Passed, None, Duration::ZERO)
+        };
+        let file = render(&o);
+        assert_eq!(packets(&file), []);
+        let text = String::from_utf8_lossy(&file);
+        assert!(
+            text.contains("1 WebSocket connection(s) are not in this capture"),
+            "{text}"
+        );
+    }
 }
