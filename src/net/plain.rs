@@ -118,6 +118,75 @@ impl PlainSocket {
         })
     }
 
+    /// The socket's registration, made now if there is none. One that no [`Waiting`] made is
+    /// kept while the socket lives: for callers that poll rather than await (a WebSocket's
+    /// stream), which have no wait to end.
+    fn registered(&self) -> io::Result<Registered> {
+        let waiting = self.waiting()?;
+        let registered = waiting.registered.clone();
+        // Kept in `poller` past the guard: two references while the guard drops.
+        drop(waiting);
+        registered.ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
+    /// Read into `buf` now, else have `cx` woken when the socket is readable: reads straight
+    /// from the socket, as [`Source::read_ready`] does, for a caller that polls.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            let spare = buf.initialize_unfilled();
+            match io::Read::read(&mut &*self.sock, spare) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let registered = self.registered()?;
+                    match registered.poll_read_ready(cx) {
+                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Write what the socket takes now, else have `cx` woken when it is writable.
+    pub(crate) fn poll_write(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            match self.write_now(data) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let registered = self.registered()?;
+                    match registered.poll_write_ready(cx) {
+                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Half-close, for a caller that polls.
+    pub(crate) fn shutdown_now(&self) -> io::Result<()> {
+        self.shutdown_write()
+    }
+
     /// Wait until the socket may have something to read. The caller reads again after; a
     /// readiness that turns out stale costs one more wait. A socket added to the poller is
     /// reported at once when data is already there, so nothing that arrived before the wait
@@ -243,5 +312,53 @@ impl SpinSlot {
 impl Drop for SpinSlot {
     fn drop(&mut self) {
         SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A future polled again and again for up to [`SPIN`] while it is pending (when a [`SpinSlot`]
+/// is free), before its thread parks: what [`Source::read_ready`] does for a read that polls a
+/// plain socket through another layer (a WebSocket's stream, [`PlainSocket::poll_read`]). An
+/// answer picked up while spinning skips two thread wake-ups. Spins once, on its first pending
+/// poll; after a real wake-up the data is there.
+pub(crate) struct Spinning<F> {
+    inner: F,
+    spun: bool,
+}
+
+impl<F> Spinning<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Spinning { inner, spun: false }
+    }
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
+            return Poll::Ready(v);
+        }
+        if this.spun {
+            return Poll::Pending;
+        }
+        this.spun = true;
+        let Some(_slot) = SpinSlot::take() else {
+            return Poll::Pending;
+        };
+        let started = Instant::now();
+        while started.elapsed() < SPIN {
+            for _ in 0..SPIN_PAUSE {
+                std::hint::spin_loop();
+            }
+            if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
+                return Poll::Ready(v);
+            }
+        }
+        Poll::Pending
     }
 }

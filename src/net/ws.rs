@@ -41,6 +41,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::error::{describe, ErrorKind, NetError};
+use super::plain::{PlainSocket, Spinning};
 use super::tls::{self, ClientTls, ServerTls};
 use crate::transcript::{EventKind, On, Transport};
 
@@ -51,10 +52,19 @@ const BODY_PREVIEW: usize = 200;
 /// How long `close` waits for the peer's close frame past its own deadline's start, at most.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// The bytes under a WebSocket: TCP, or TLS over TCP.
+/// The bytes under a WebSocket: a plain TCP socket read and written directly on the script
+/// thread (as a `Conn`'s is), or TLS over TCP through the runtime.
 pub(crate) enum Io {
-    Tcp(TcpStream),
+    Tcp(Arc<PlainSocket>),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    /// A plain socket, taken out of the runtime's poller (it registers itself while it waits).
+    fn plain(tcp: TcpStream) -> std::io::Result<Io> {
+        let sock: socket2::Socket = tcp.into_std()?.into();
+        Ok(Io::Tcp(PlainSocket::new(sock)))
+    }
 }
 
 impl AsyncRead for Io {
@@ -64,7 +74,7 @@ impl AsyncRead for Io {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tcp(s) => s.poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -77,21 +87,21 @@ impl AsyncWrite for Io {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tcp(s) => s.poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tcp(_) => Poll::Ready(Ok(())),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tcp(s) => Poll::Ready(s.shutdown_now()),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
@@ -396,7 +406,7 @@ impl WebSocket {
                     .map_err(|e| tls::handshake_error(op, &addr, &e))?;
                 Io::Tls(Box::new(stream.into()))
             } else {
-                Io::Tcp(tcp)
+                Io::plain(tcp).map_err(io_err)?
             };
             let (ws, response) =
                 tokio_tungstenite::client_async_with_config(request, io, Some(config))
@@ -688,7 +698,7 @@ impl WebSocket {
         let next = if watch_close {
             tokio::select! {
                 _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                next = io.next() => next,
+                next = Spinning::new(io.next()) => next,
             }
         } else {
             io.next().await
@@ -1034,7 +1044,7 @@ impl WsListener {
                                 continue;
                             }
                         },
-                        None => Io::Tcp(tcp),
+                        None => Io::plain(tcp).map_err(io_err)?,
                     };
                     match upgrade(io, &inner.protocols, config)
                         .await
