@@ -330,3 +330,39 @@ fn every_message_is_one_event_in_the_json_report() {
         "{events:#?}"
     );
 }
+
+/// A read cut off by its deadline loses nothing; messages a `ping` reads past are kept for the
+/// next `recv`; bad URLs and close codes are refused before anything is sent.
+#[test]
+fn reads_are_cancel_safe_and_a_ping_keeps_what_it_reads_past() {
+    let out = Test::new()
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let start = channel();
+            let t = spawn(|| {
+                let ws = server.accept();
+                start.recv();
+                ws.send("late");
+                ws.send("queued");
+                // Reading: the client's ping is answered meanwhile.
+                assert_eq(ws.recv(), "done");
+            });
+            let ws = ws_connect(`ws://${server.addr}/`);
+            ws.timeout = 200;
+            print(assert_err(|| ws.recv(), "timeout").kind);
+            start.send(true);
+            ws.timeout = "5s";
+            print(ws.recv());
+            ws.ping("p");
+            print(ws.recv());
+            ws.send("done");
+            t.join();
+            assert_err(|| ws_connect("http://127.0.0.1:1/"), "invalid_address");
+            assert_err(|| ws.close(1005, "reserved"), "invalid_argument");
+            assert_err(|| ws_connect(`ws://${server.addr}/`, #{tls: true}), "invalid_argument");
+            "#,
+        )
+        .run();
+    out.code(0).stdout("timeout\nlate\nqueued\n");
+}
