@@ -8,7 +8,8 @@
 //!   exit code.
 //! - [`script`] is the rhai side: the engine, the API functions (the stream API registered
 //!   once for every stream type), `spawn`, assertions.
-//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation. A
+//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation,
+//!   and WebSockets ([`net::ws`], a message stream of its own; bound in `script::ws`). A
 //!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
 //!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). Its
 //!   [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
