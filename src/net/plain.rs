@@ -39,13 +39,7 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let mut poller = self.socket.poller();
-        // Both references go under the lock, so the socket is out of the poller before another
-        // call can register it again.
-        self.registered = None;
-        if poller.as_ref().is_some_and(|r| Arc::strong_count(r) == 1) {
-            *poller = None;
-        }
+        self.socket.unregister(&mut self.registered);
     }
 }
 
@@ -96,8 +90,17 @@ impl PlainSocket {
     }
 
     fn waiting(&self) -> io::Result<Waiting<'_>> {
+        Ok(Waiting {
+            socket: self,
+            registered: Some(self.register()?),
+        })
+    }
+
+    /// A reference to the socket's registration, made now if there is none. Whoever holds it
+    /// gives it back through [`PlainSocket::unregister`] (as [`Waiting`] does on drop).
+    fn register(&self) -> io::Result<Registered> {
         let mut poller = self.poller();
-        let registered = match &*poller {
+        Ok(match &*poller {
             Some(registered) => registered.clone(),
             None => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -111,80 +114,19 @@ impl PlainSocket {
                 *poller = Some(registered.clone());
                 registered
             }
-        };
-        Ok(Waiting {
-            socket: self,
-            registered: Some(registered),
         })
     }
 
-    /// The socket's registration, made now if there is none. One that no [`Waiting`] made is
-    /// kept while the socket lives: for callers that poll rather than await (a WebSocket's
-    /// stream), which have no wait to end.
-    fn registered(&self) -> io::Result<Registered> {
-        let waiting = self.waiting()?;
-        let registered = waiting.registered.clone();
-        // Kept in `poller` past the guard: two references while the guard drops.
-        drop(waiting);
-        registered.ok_or_else(|| io::ErrorKind::NotConnected.into())
-    }
-
-    /// Read into `buf` now, else have `cx` woken when the socket is readable: reads straight
-    /// from the socket, as [`Source::read_ready`] does, for a caller that polls.
-    pub(crate) fn poll_read(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        use std::task::Poll;
-        loop {
-            let spare = buf.initialize_unfilled();
-            match io::Read::read(&mut &*self.sock, spare) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let registered = self.registered()?;
-                    match registered.poll_read_ready(cx) {
-                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+    /// Give back a reference from [`PlainSocket::register`]; the last one takes the socket out
+    /// of the poller.
+    fn unregister(&self, held: &mut Option<Registered>) {
+        let mut poller = self.poller();
+        // Both references go under the lock, so the socket is out of the poller before another
+        // call can register it again.
+        *held = None;
+        if poller.as_ref().is_some_and(|r| Arc::strong_count(r) == 1) {
+            *poller = None;
         }
-    }
-
-    /// Write what the socket takes now, else have `cx` woken when it is writable.
-    pub(crate) fn poll_write(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        use std::task::Poll;
-        loop {
-            match self.write_now(data) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let registered = self.registered()?;
-                    match registered.poll_write_ready(cx) {
-                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-
-    /// Half-close, for a caller that polls.
-    pub(crate) fn shutdown_now(&self) -> io::Result<()> {
-        self.shutdown_write()
     }
 
     /// Wait until the socket may have something to read. The caller reads again after; a
@@ -315,11 +257,127 @@ impl Drop for SpinSlot {
     }
 }
 
+/// A plain socket for a caller that polls it through another layer rather than awaiting it (a
+/// WebSocket's stream): reads and writes go straight to the socket, and it is in the runtime's
+/// poller only while a read or a write is pending, as with [`Waiting`].
+pub(crate) struct Polled {
+    sock: Arc<PlainSocket>,
+    reading: Option<Registered>,
+    writing: Option<Registered>,
+}
+
+impl Polled {
+    pub(crate) fn new(sock: Arc<PlainSocket>) -> Self {
+        Polled {
+            sock,
+            reading: None,
+            writing: None,
+        }
+    }
+
+    /// `io`'s result, or (on `WouldBlock`) wait for the readiness it needs: registered while
+    /// pending, given back once it succeeds. While a [`Spinning`] future spins nothing is
+    /// registered: it asks the socket again itself.
+    fn poll_io<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        read: bool,
+        mut io: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::task::Poll;
+        loop {
+            match io(&self.sock.sock) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if SPINNING_NOW.get() {
+                        return Poll::Pending;
+                    }
+                    let held = if read {
+                        &mut self.reading
+                    } else {
+                        &mut self.writing
+                    };
+                    let registered = match held {
+                        Some(r) => r.clone(),
+                        None => held.insert(self.sock.register()?).clone(),
+                    };
+                    let ready = if read {
+                        registered.poll_read_ready(cx)
+                    } else {
+                        registered.poll_write_ready(cx)
+                    };
+                    match ready {
+                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                done => {
+                    let held = if read {
+                        &mut self.reading
+                    } else {
+                        &mut self.writing
+                    };
+                    if held.is_some() {
+                        self.sock.unregister(held);
+                    }
+                    return Poll::Ready(done);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let spare = buf.initialize_unfilled();
+        match self.poll_io(cx, true, |s| io::Read::read(&mut &*s, spare)) {
+            std::task::Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.poll_io(cx, false, |s| s.send_with_flags(data, SEND_FLAGS))
+    }
+
+    /// Half-close: no more sending.
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        self.sock.shutdown_write()
+    }
+}
+
+impl Drop for Polled {
+    fn drop(&mut self) {
+        for held in [&mut self.reading, &mut self.writing] {
+            if held.is_some() {
+                self.sock.unregister(held);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a [`Spinning`] future spins on this thread: a [`Polled`] socket that has
+    /// nothing says so without registering with the poller.
+    static SPINNING_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A future polled again and again for up to [`SPIN`] while it is pending (when a [`SpinSlot`]
-/// is free), before its thread parks: what [`Source::read_ready`] does for a read that polls a
-/// plain socket through another layer (a WebSocket's stream, [`PlainSocket::poll_read`]). An
-/// answer picked up while spinning skips two thread wake-ups. Spins once, on its first pending
-/// poll; after a real wake-up the data is there.
+/// is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls a
+/// [`Polled`] socket through another layer (a WebSocket's stream). An answer picked up while
+/// spinning costs no registration and skips two thread wake-ups. It spins on its first poll
+/// only; after a real wake-up the data is there.
 pub(crate) struct Spinning<F> {
     inner: F,
     spun: bool,
@@ -328,6 +386,22 @@ pub(crate) struct Spinning<F> {
 impl<F> Spinning<F> {
     pub(crate) fn new(inner: F) -> Self {
         Spinning { inner, spun: false }
+    }
+}
+
+/// Clears [`SPINNING_NOW`] however the spin ends.
+struct SpinFlag;
+
+impl SpinFlag {
+    fn set() -> SpinFlag {
+        SPINNING_NOW.set(true);
+        SpinFlag
+    }
+}
+
+impl Drop for SpinFlag {
+    fn drop(&mut self) {
+        SPINNING_NOW.set(false);
     }
 }
 
@@ -340,25 +414,25 @@ impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
     ) -> std::task::Poll<F::Output> {
         use std::task::Poll;
         let this = self.get_mut();
-        if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
-            return Poll::Ready(v);
-        }
-        if this.spun {
-            return Poll::Pending;
-        }
-        this.spun = true;
-        let Some(_slot) = SpinSlot::take() else {
-            return Poll::Pending;
-        };
-        let started = Instant::now();
-        while started.elapsed() < SPIN {
-            for _ in 0..SPIN_PAUSE {
-                std::hint::spin_loop();
+        if !this.spun {
+            this.spun = true;
+            if let Some(_slot) = SpinSlot::take() {
+                let _flag = SpinFlag::set();
+                let started = Instant::now();
+                loop {
+                    if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
+                        return Poll::Ready(v);
+                    }
+                    if started.elapsed() >= SPIN {
+                        break;
+                    }
+                    for _ in 0..SPIN_PAUSE {
+                        std::hint::spin_loop();
+                    }
+                }
             }
-            if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
-                return Poll::Ready(v);
-            }
         }
-        Poll::Pending
+        // Not spinning (any more): this poll registers for the wake-up.
+        std::pin::Pin::new(&mut this.inner).poll(cx)
     }
 }

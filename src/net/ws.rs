@@ -41,7 +41,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::error::{describe, ErrorKind, NetError};
-use super::plain::{PlainSocket, Spinning};
+use super::plain::{PlainSocket, Polled, Spinning};
 use super::tls::{self, ClientTls, ServerTls};
 use crate::transcript::{EventKind, On, Transport};
 
@@ -55,7 +55,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// The bytes under a WebSocket: a plain TCP socket read and written directly on the script
 /// thread (as a `Conn`'s is), or TLS over TCP through the runtime.
 pub(crate) enum Io {
-    Tcp(Arc<PlainSocket>),
+    Tcp(Polled),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
@@ -63,7 +63,7 @@ impl Io {
     /// A plain socket, taken out of the runtime's poller (it registers itself while it waits).
     fn plain(tcp: TcpStream) -> std::io::Result<Io> {
         let sock: socket2::Socket = tcp.into_std()?.into();
-        Ok(Io::Tcp(PlainSocket::new(sock)))
+        Ok(Io::Tcp(Polled::new(PlainSocket::new(sock))))
     }
 }
 
@@ -101,7 +101,7 @@ impl AsyncWrite for Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(s) => Poll::Ready(s.shutdown_now()),
+            Io::Tcp(s) => Poll::Ready(s.shutdown()),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
