@@ -93,9 +93,17 @@ pub enum Transport {
     Udp,
     /// A child process's pipes (`exec`): its stdin and stdout, or its stderr.
     Process,
+    /// WebSocket messages (over TCP or TLS): each event is one whole message.
+    Ws,
 }
 
 impl Transport {
+    /// Whether each event is one whole message (a datagram, a WebSocket message) rather than
+    /// a piece of a byte stream.
+    pub fn keeps_boundaries(self) -> bool {
+        matches!(self, Transport::Udp | Transport::Ws)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
@@ -103,6 +111,7 @@ impl Transport {
             Transport::Unix => "unix",
             Transport::Udp => "udp",
             Transport::Process => "process",
+            Transport::Ws => "ws",
         }
     }
 }

@@ -38,6 +38,8 @@
 //! - [`soak`]: a thousand runs in one process leak no descriptors or threads.
 //! - [`trust_tls`]: a TLS listener serves good clients whatever the others do; a task cannot
 //!   wait for itself.
+//! - [`websocket`]: WebSockets against Python's `websockets` package, both ways; the 400 for
+//!   a plain HTTP request, `wss://`, limits, one transcript event per message.
 
 mod harness;
 
@@ -69,3 +71,4 @@ mod std_modules;
 mod test_mode;
 mod transcript;
 mod trust_tls;
+mod websocket;

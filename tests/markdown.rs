@@ -277,3 +277,57 @@ fn a_summary_that_cannot_be_written_fails_a_run_that_passed() {
         .code(2)
         .stderr_has("error: cannot write the report `no/such/dir/summary.md`");
 }
+
+/// A WebSocket conversation's diagram draws one arrow per message, from the end that sent it
+/// to the end that received it, and the real Mermaid parser reads it.
+#[test]
+fn a_websocket_conversation_draws_one_arrow_per_message() {
+    let dir = Dir::new("markdown-ws");
+    let md = dir.join("summary.md");
+    let run = Test::new()
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let t = spawn(|| {
+                let ws = server.accept();
+                let x = ws.recv();
+                let y = ws.recv();
+                ws.send(`echo ${x}`);
+                ws.send(`echo ${y}`);
+            });
+            let ws = ws_connect(`ws://${server.addr}/`);
+            ws.send("one");
+            ws.send("two");
+            let a = ws.recv();
+            let b = ws.recv();
+            t.join();
+            assert_eq(b, "three");
+            "#,
+        )
+        .args(&["--report-markdown", text(&md)])
+        .run();
+    run.code(1);
+    let blocks = mermaid_blocks(&md);
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0]["ok"], true, "{}", blocks[0]);
+    let solid: Vec<String> = blocks[0]["messages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|m| m["kind"] == "SOLID")
+                .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        solid,
+        [
+            "\"one\" (3 bytes)",
+            "\"two\" (3 bytes)",
+            "\"echo one\" (8 bytes)",
+            "\"echo two\" (8 bytes)"
+        ],
+        "{}",
+        read(&md)
+    );
+}

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Closed,
     TooLong,
     Tls,
+    /// A WebSocket handshake was refused (the HTTP status and the start of the body say
+    /// why), or the peer broke the WebSocket protocol.
+    Websocket,
     /// A limit of the scenario was reached (open sockets, tasks, data sizes).
     Limit,
     Io,
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::TooLong => "too_long",
             ErrorKind::Tls => "tls",
+            ErrorKind::Websocket => "websocket",
             ErrorKind::Limit => "limit",
             ErrorKind::Io => "io",
             ErrorKind::InvalidArgument => "invalid_argument",
@@ -72,7 +76,7 @@ impl ErrorKind {
     }
 
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::AddrInUse,
         ErrorKind::AddrNotAvailable,
         ErrorKind::ConnectionRefused,
@@ -85,6 +89,7 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::TooLong,
         ErrorKind::Tls,
+        ErrorKind::Websocket,
         ErrorKind::Limit,
         ErrorKind::Io,
         ErrorKind::InvalidArgument,
@@ -362,6 +367,7 @@ mod tests {
                 "closed",
                 "too_long",
                 "tls",
+                "websocket",
                 "limit",
                 "io",
                 "invalid_argument",

@@ -555,7 +555,7 @@ impl std::fmt::Display for Listener {
 }
 
 /// The names a self-signed certificate is made for: `localhost` and the bound IP.
-fn certificate_names(local: &Endpoint) -> Vec<String> {
+pub(crate) fn certificate_names(local: &Endpoint) -> Vec<String> {
     let mut names = vec!["localhost".to_owned()];
     if let Some(ip) = local.ip() {
         if ip != "0.0.0.0" && ip != "::" {

@@ -2,7 +2,8 @@
 //! of rhai; the script layer wraps these handles and turns [`NetError`] into script errors.
 //!
 //! A stream is three parts: a transport carries its bytes (`transport`: TCP, TLS and Unix
-//! sockets and a child process's pipes, each as a read half and a write half), [`conn`] reads the transport into a
+//! sockets and a child process's pipes, each as a read half and a write half; [`ws`] is a
+//! message stream of its own), [`conn`] reads the transport into a
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
 
@@ -22,6 +23,7 @@ mod stream;
 pub mod tls;
 mod transport;
 pub mod udp;
+pub mod ws;
 
 pub use bridge::{CancelReason, Limits, Session, NO_DEADLINE};
 pub use call::{At, Call, Within};
@@ -34,3 +36,4 @@ pub use process::Process;
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
 pub use udp::Udp;
+pub use ws::{WebSocket, WsListener};

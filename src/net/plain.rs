@@ -39,13 +39,7 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let mut poller = self.socket.poller();
-        // Both references go under the lock, so the socket is out of the poller before another
-        // call can register it again.
-        self.registered = None;
-        if poller.as_ref().is_some_and(|r| Arc::strong_count(r) == 1) {
-            *poller = None;
-        }
+        self.socket.unregister(&mut self.registered);
     }
 }
 
@@ -96,8 +90,17 @@ impl PlainSocket {
     }
 
     fn waiting(&self) -> io::Result<Waiting<'_>> {
+        Ok(Waiting {
+            socket: self,
+            registered: Some(self.register()?),
+        })
+    }
+
+    /// A reference to the socket's registration, made now if there is none. Whoever holds it
+    /// gives it back through [`PlainSocket::unregister`] (as [`Waiting`] does on drop).
+    fn register(&self) -> io::Result<Registered> {
         let mut poller = self.poller();
-        let registered = match &*poller {
+        Ok(match &*poller {
             Some(registered) => registered.clone(),
             None => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -111,11 +114,19 @@ impl PlainSocket {
                 *poller = Some(registered.clone());
                 registered
             }
-        };
-        Ok(Waiting {
-            socket: self,
-            registered: Some(registered),
         })
+    }
+
+    /// Give back a reference from [`PlainSocket::register`]; the last one takes the socket out
+    /// of the poller.
+    fn unregister(&self, held: &mut Option<Registered>) {
+        let mut poller = self.poller();
+        // Both references go under the lock, so the socket is out of the poller before another
+        // call can register it again.
+        *held = None;
+        if poller.as_ref().is_some_and(|r| Arc::strong_count(r) == 1) {
+            *poller = None;
+        }
     }
 
     /// Wait until the socket may have something to read. The caller reads again after; a
@@ -243,5 +254,185 @@ impl SpinSlot {
 impl Drop for SpinSlot {
     fn drop(&mut self) {
         SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A plain socket for a caller that polls it through another layer rather than awaiting it (a
+/// WebSocket's stream): reads and writes go straight to the socket, and it is in the runtime's
+/// poller only while a read or a write is pending, as with [`Waiting`].
+pub(crate) struct Polled {
+    sock: Arc<PlainSocket>,
+    reading: Option<Registered>,
+    writing: Option<Registered>,
+}
+
+impl Polled {
+    pub(crate) fn new(sock: Arc<PlainSocket>) -> Self {
+        Polled {
+            sock,
+            reading: None,
+            writing: None,
+        }
+    }
+
+    /// `io`'s result, or (on `WouldBlock`) wait for the readiness it needs: registered while
+    /// pending, given back once it succeeds. While a [`Spinning`] future spins nothing is
+    /// registered: it asks the socket again itself.
+    fn poll_io<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        read: bool,
+        mut io: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::task::Poll;
+        loop {
+            match io(&self.sock.sock) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if SPINNING_NOW.get() {
+                        return Poll::Pending;
+                    }
+                    let held = if read {
+                        &mut self.reading
+                    } else {
+                        &mut self.writing
+                    };
+                    let registered = match held {
+                        Some(r) => r.clone(),
+                        None => held.insert(self.sock.register()?).clone(),
+                    };
+                    let ready = if read {
+                        registered.poll_read_ready(cx)
+                    } else {
+                        registered.poll_write_ready(cx)
+                    };
+                    match ready {
+                        Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                done => {
+                    let held = if read {
+                        &mut self.reading
+                    } else {
+                        &mut self.writing
+                    };
+                    if held.is_some() {
+                        self.sock.unregister(held);
+                    }
+                    return Poll::Ready(done);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let spare = buf.initialize_unfilled();
+        match self.poll_io(cx, true, |s| io::Read::read(&mut &*s, spare)) {
+            std::task::Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.poll_io(cx, false, |s| s.send_with_flags(data, SEND_FLAGS))
+    }
+
+    /// Half-close: no more sending.
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        self.sock.shutdown_write()
+    }
+}
+
+impl Drop for Polled {
+    fn drop(&mut self) {
+        for held in [&mut self.reading, &mut self.writing] {
+            if held.is_some() {
+                self.sock.unregister(held);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a [`Spinning`] future spins on this thread: a [`Polled`] socket that has
+    /// nothing says so without registering with the poller.
+    static SPINNING_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A future polled again and again for up to [`SPIN`] while it is pending (when a [`SpinSlot`]
+/// is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls a
+/// [`Polled`] socket through another layer (a WebSocket's stream). An answer picked up while
+/// spinning costs no registration and skips two thread wake-ups. It spins on its first poll
+/// only; after a real wake-up the data is there.
+pub(crate) struct Spinning<F> {
+    inner: F,
+    spun: bool,
+}
+
+impl<F> Spinning<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Spinning { inner, spun: false }
+    }
+}
+
+/// Clears [`SPINNING_NOW`] however the spin ends.
+struct SpinFlag;
+
+impl SpinFlag {
+    fn set() -> SpinFlag {
+        SPINNING_NOW.set(true);
+        SpinFlag
+    }
+}
+
+impl Drop for SpinFlag {
+    fn drop(&mut self) {
+        SPINNING_NOW.set(false);
+    }
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if !this.spun {
+            this.spun = true;
+            if let Some(_slot) = SpinSlot::take() {
+                let _flag = SpinFlag::set();
+                let started = Instant::now();
+                loop {
+                    if let Poll::Ready(v) = std::pin::Pin::new(&mut this.inner).poll(cx) {
+                        return Poll::Ready(v);
+                    }
+                    if started.elapsed() >= SPIN {
+                        break;
+                    }
+                    for _ in 0..SPIN_PAUSE {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        // Not spinning (any more): this poll registers for the wake-up.
+        std::pin::Pin::new(&mut this.inner).poll(cx)
     }
 }

@@ -141,7 +141,8 @@ struct Record<'a> {
     /// `out` (connect, send, shutdown) or `in` (accept, recv, eof), seen from `local`; `null`
     /// for the rest.
     dir: Option<&'static str>,
-    /// `tcp`, `tls`, `unix`, `udp` or `process`.
+    /// `tcp`, `tls`, `unix`, `udp`, `process` or `ws` (a WebSocket message; its type in
+    /// `note`).
     transport: Option<&'static str>,
     local: Option<&'a str>,
     peer: Option<&'a str>,

@@ -9,6 +9,11 @@
 //! them, and a made-up TCP stream would have Wireshark decode a program's output as whatever
 //! protocol its stand-in port suggests; `--trace`, JSON and the sequence diagrams show them.
 //!
+//! WebSocket conversations (transport `ws`) are left out, and the file's comment says how many:
+//! the transcript holds their messages, not the frames on the wire (headers, masks, the HTTP
+//! upgrade), and writing the payloads as TCP data would show Wireshark a stream its WebSocket
+//! dissector cannot read. `--trace` and the JSON report show every message.
+//!
 //! Each byte appears once: when the scenario holds both ends of a connection, its sends are
 //! the data (their recvs are the same bytes); toward a peer outside, sends one way and recvs
 //! the other. A payload the transcript did not keep whole (past `--limit capture`) is written
@@ -125,7 +130,12 @@ impl Capture {
     /// Every connection (TCP, TLS, Unix): a handshake, then its bytes and closes in time order.
     fn streams(&mut self, events: &[&Event]) {
         let mut conns: BTreeMap<u32, Vec<&Event>> = BTreeMap::new();
+        let mut websockets = std::collections::BTreeSet::new();
         for e in events {
+            if let (Some(conn), Some(Transport::Ws)) = (e.on.conn, e.on.transport) {
+                websockets.insert(conn);
+                continue;
+            }
             if let (Some(conn), Some(t)) = (e.on.conn, e.on.transport) {
                 let stream = !matches!(t, Transport::Udp | Transport::Process);
                 if stream && e.local.is_some() && e.peer.is_some() {
@@ -135,6 +145,13 @@ impl Capture {
         }
         for (conn, list) in conns {
             self.stream(conn, &list);
+        }
+        if !websockets.is_empty() {
+            self.notes.push(format!(
+                "{} WebSocket connection(s) are not in this capture: the transcript records \
+                 their messages, not their frames (see --trace or --report-json).",
+                websockets.len()
+            ));
         }
     }
 
@@ -512,5 +529,31 @@ mod tests {
             })
             .collect();
         assert_eq!(seen, expected);
+    }
+
+    /// WebSocket messages are not made into TCP data: no packets, and the file says so.
+    #[test]
+    fn websocket_conversations_are_left_out_and_said_so() {
+        let (me, them) = ("127.0.0.1:5000", "127.0.0.1:8080");
+        let ws = |ms, kind, data| {
+            let mut e = Event::for_test(ms, kind, me, them, data);
+            e.on.transport = Some(Transport::Ws);
+            e
+        };
+        let o = Outcome {
+            transcript: vec![
+                ws(1, EventKind::Connect, b""),
+                ws(2, EventKind::Send, b"hello"),
+                ws(3, EventKind::Recv, b"hello"),
+            ],
+            ..Outcome::for_test("s.rhai", Status::Passed, None, Duration::ZERO)
+        };
+        let file = render(&o);
+        assert_eq!(packets(&file), []);
+        let text = String::from_utf8_lossy(&file);
+        assert!(
+            text.contains("1 WebSocket connection(s) are not in this capture"),
+            "{text}"
+        );
     }
 }

@@ -501,7 +501,8 @@ impl Builder<'_> {
         let mut sent: HashMap<Direction, Vec<(u64, usize)>> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.kind != EventKind::Send || e.on.transport == Some(Transport::Udp) {
+            if e.kind != EventKind::Send || e.on.transport.is_some_and(Transport::keeps_boundaries)
+            {
                 continue;
             }
             let (Some(conn), Some(local)) = (e.on.conn, &e.local) else {
@@ -518,7 +519,8 @@ impl Builder<'_> {
         let mut read: HashMap<Direction, (u64, usize)> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.kind != EventKind::Recv || e.on.transport == Some(Transport::Udp) {
+            if e.kind != EventKind::Recv || e.on.transport.is_some_and(Transport::keeps_boundaries)
+            {
                 continue;
             }
             let key = match (e.on.conn, &e.peer) {
@@ -558,15 +560,17 @@ impl Builder<'_> {
         }
     }
 
-    /// UDP: a recv is the datagram sent to its socket's address from its peer's address, the
-    /// first such send not yet received with the same length.
+    /// UDP and WebSocket messages: a recv is the datagram (message) sent to its socket's
+    /// address from its peer's address, the first such send not yet received with the same
+    /// length and bytes. (A WebSocket's automatic pong and close reply are no one's send: they
+    /// stay unpaired.)
     fn pair_datagrams(&mut self, order: &[usize]) {
         let events = self.events;
         let sends = self.sends();
         let mut waiting: HashMap<(Arc<str>, Arc<str>), VecDeque<usize>> = HashMap::new();
         for &i in order {
             let e = &events[i];
-            if e.on.transport != Some(Transport::Udp) {
+            if !e.on.transport.is_some_and(Transport::keeps_boundaries) {
                 continue;
             }
             let (Some(local), Some(peer)) = (&e.local, &e.peer) else {
@@ -1033,6 +1037,34 @@ mod tests {
         assert_eq!(seq.steps[3].recv, [4]);
         assert_eq!(seq.steps[5].recv, [6]);
         assert_eq!(seq.steps[5].event, None);
+    }
+
+    /// WebSocket messages pair one send with one recv, by content, even where a byte stream
+    /// would have run them together; a ping's automatic pong is no one's send.
+    #[test]
+    fn websocket_messages_pair_one_to_one() {
+        use EventKind as K;
+        let t = Transport::Ws;
+        let (srv, cli) = (Some(SRV), Some(CLI));
+        let events = vec![
+            ev(1, "main", K::Listen, None, t, srv, None, b""),
+            ev(2, "task 1", K::Accept, Some(1), t, srv, cli, b""),
+            ev(3, "main", K::Connect, Some(1), t, cli, srv, b""),
+            ev(4, "main", K::Send, Some(1), t, cli, srv, b"ab"),
+            ev(5, "main", K::Send, Some(1), t, cli, srv, b"c"),
+            ev(6, "task 1", K::Recv, Some(1), t, srv, cli, b"ab"),
+            ev(7, "task 1", K::Recv, Some(1), t, srv, cli, b"c"),
+            ev(8, "main", K::Recv, Some(1), t, cli, srv, b"pong"),
+        ];
+        let seq = build(&events, None, Duration::ZERO);
+        let (ab, c) = (&seq.steps[3], &seq.steps[4]);
+        assert_eq!((ab.event, &ab.recv[..]), (Some(3), &[5][..]));
+        assert_eq!((c.event, &c.recv[..]), (Some(4), &[6][..]));
+        assert_eq!(
+            seq.steps.last().map(|s| s.event),
+            Some(None),
+            "the pong is unpaired"
+        );
     }
 
     fn diag(code: Code, conn: Option<u32>, addr: Option<&str>, line: Option<usize>) -> Diag {

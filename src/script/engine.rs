@@ -78,6 +78,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     assert::register(&mut engine);
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
+    super::ws::register_openers(&mut engine, ctx);
     register_env(&mut engine, &config.env);
     super::process::register(&mut engine, &ctx.session, config);
     super::stream::register_interactive::<Conn>(&mut engine, config.run_mode, &config.redactor);
@@ -222,7 +223,7 @@ fn watch_values(engine: &mut Engine, max_data: usize) {
     });
 }
 
-fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
+pub(super) fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> {
     script_error(
         ErrorKind::InvalidArgument,
         op,
@@ -230,7 +231,7 @@ fn unknown_option(op: &str, key: &str, known: &str) -> Box<rhai::EvalAltResult> 
     )
 }
 
-fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
+pub(super) fn string_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<String> {
     value.clone().into_string().map_err(|t| {
         script_error(
             ErrorKind::InvalidArgument,
@@ -251,10 +252,46 @@ fn bool_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<bool> {
 }
 
 fn alpn_opt(op: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
+    list_opt(op, "alpn", value)
+}
+
+/// An option that is a string or an array of strings (`alpn`, `protocols`).
+pub(super) fn list_opt(op: &str, key: &str, value: &Dynamic) -> ScriptResult<Vec<String>> {
     match value.read_lock::<rhai::Array>() {
-        Some(list) => list.iter().map(|p| string_opt(op, "alpn", p)).collect(),
-        None => Ok(vec![string_opt(op, "alpn", value)?]),
+        Some(list) => list.iter().map(|p| string_opt(op, key, p)).collect(),
+        None => Ok(vec![string_opt(op, key, value)?]),
     }
+}
+
+/// A `tls` option as `connect` takes it: `true`, `false` or `#{ca, sni, alpn, insecure}`.
+pub(super) fn client_tls(op: &'static str, value: &Dynamic) -> ScriptResult<Option<ClientTls>> {
+    if let Ok(on) = value.as_bool() {
+        return Ok(on.then(ClientTls::default));
+    }
+    let Some(map) = value.read_lock::<Map>() else {
+        return Err(script_error(
+            ErrorKind::InvalidArgument,
+            op,
+            format!("{op}: `tls` is `true` or a map like `#{{ca: pem, sni: \"name\"}}`"),
+        ));
+    };
+    let mut t = ClientTls::default();
+    for (k, v) in map.iter() {
+        match k.as_str() {
+            "ca" => t.ca = Some(string_opt(op, "ca", v)?),
+            "sni" => t.sni = Some(string_opt(op, "sni", v)?),
+            "alpn" => t.alpn = alpn_opt(op, v)?,
+            "insecure" => t.insecure = bool_opt(op, "insecure", v)?,
+            other => {
+                return Err(unknown_option(
+                    op,
+                    &format!("tls.{other}"),
+                    "`ca`, `sni`, `alpn`, `insecure`",
+                ))
+            }
+        }
+    }
+    Ok(Some(t))
 }
 
 /// `connect(addr, #{timeout, tls})`: `tls` is `true` or `#{ca, sni, alpn, insecure}`.
@@ -265,40 +302,61 @@ fn connect_options(opts: &Map) -> ScriptResult<(Option<Duration>, Option<ClientT
     for (key, value) in opts {
         match key.as_str() {
             "timeout" => timeout = Some(deadline(op, value)?),
-            "tls" => {
-                if let Ok(on) = value.as_bool() {
-                    tls = on.then(ClientTls::default);
-                    continue;
-                }
-                let Some(map) = value.read_lock::<Map>() else {
-                    return Err(script_error(
-                        ErrorKind::InvalidArgument,
-                        op,
-                        "connect: `tls` is `true` or a map like `#{ca: pem, sni: \"name\"}`",
-                    ));
-                };
-                let mut t = ClientTls::default();
-                for (k, v) in map.iter() {
-                    match k.as_str() {
-                        "ca" => t.ca = Some(string_opt(op, "ca", v)?),
-                        "sni" => t.sni = Some(string_opt(op, "sni", v)?),
-                        "alpn" => t.alpn = alpn_opt(op, v)?,
-                        "insecure" => t.insecure = bool_opt(op, "insecure", v)?,
-                        other => {
-                            return Err(unknown_option(
-                                op,
-                                &format!("tls.{other}"),
-                                "`ca`, `sni`, `alpn`, `insecure`",
-                            ))
-                        }
-                    }
-                }
-                tls = Some(t);
-            }
+            "tls" => tls = client_tls(op, value)?,
             other => return Err(unknown_option(op, other, "`timeout`, `tls`")),
         }
     }
     Ok((timeout, tls))
+}
+
+/// A `tls` option as `listen` takes it: `"self-signed"` or `#{cert, key, alpn, self_signed}`.
+pub(super) fn server_tls(op: &'static str, value: &Dynamic) -> ScriptResult<ServerTls> {
+    if value
+        .read_lock::<ImmutableString>()
+        .is_some_and(|s| s.as_str() == "self-signed")
+    {
+        return Ok(ServerTls {
+            cert: ServerCert::SelfSigned,
+            alpn: Vec::new(),
+        });
+    }
+    let Some(map) = value.read_lock::<Map>() else {
+        return Err(script_error(
+            ErrorKind::InvalidArgument,
+            op,
+            format!("{op}: `tls` is `\"self-signed\"` or a map like `#{{cert: pem, key: pem}}`"),
+        ));
+    };
+    let (mut cert, mut key, mut alpn, mut self_signed) = (None, None, Vec::new(), false);
+    for (k, v) in map.iter() {
+        match k.as_str() {
+            "cert" => cert = Some(string_opt(op, "cert", v)?),
+            "key" => key = Some(string_opt(op, "key", v)?),
+            "alpn" => alpn = alpn_opt(op, v)?,
+            "self_signed" => self_signed = bool_opt(op, "self_signed", v)?,
+            other => {
+                return Err(unknown_option(
+                    op,
+                    &format!("tls.{other}"),
+                    "`cert`, `key`, `alpn`, `self_signed`",
+                ))
+            }
+        }
+    }
+    let cert = match (cert, key, self_signed) {
+        (Some(cert), Some(key), _) => ServerCert::Pem { cert, key },
+        (None, None, true) => ServerCert::SelfSigned,
+        _ => {
+            return Err(script_error(
+                ErrorKind::InvalidArgument,
+                op,
+                format!(
+                    "{op}: `tls` needs both `cert` and `key` (PEM text), or `self_signed: true`"
+                ),
+            ))
+        }
+    };
+    Ok(ServerTls { cert, alpn })
 }
 
 /// `listen(addr, #{timeout, unlink, tls})`: `tls` is `"self-signed"` or `#{cert, key, alpn}`.
@@ -310,54 +368,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ListenOptions)>
         match key.as_str() {
             "timeout" => timeout = Some(deadline(op, value)?),
             "unlink" => listen.unlink = bool_opt(op, "unlink", value)?,
-            "tls" => {
-                if value
-                    .read_lock::<ImmutableString>()
-                    .is_some_and(|s| s.as_str() == "self-signed")
-                {
-                    listen.tls = Some(ServerTls {
-                        cert: ServerCert::SelfSigned,
-                        alpn: Vec::new(),
-                    });
-                    continue;
-                }
-                let Some(map) = value.read_lock::<Map>() else {
-                    return Err(script_error(
-                        ErrorKind::InvalidArgument,
-                        op,
-                        "listen: `tls` is `\"self-signed\"` or a map like `#{cert: pem, key: pem}`",
-                    ));
-                };
-                let (mut cert, mut key, mut alpn, mut self_signed) =
-                    (None, None, Vec::new(), false);
-                for (k, v) in map.iter() {
-                    match k.as_str() {
-                        "cert" => cert = Some(string_opt(op, "cert", v)?),
-                        "key" => key = Some(string_opt(op, "key", v)?),
-                        "alpn" => alpn = alpn_opt(op, v)?,
-                        "self_signed" => self_signed = bool_opt(op, "self_signed", v)?,
-                        other => {
-                            return Err(unknown_option(
-                                op,
-                                &format!("tls.{other}"),
-                                "`cert`, `key`, `alpn`, `self_signed`",
-                            ))
-                        }
-                    }
-                }
-                let cert = match (cert, key, self_signed) {
-                    (Some(cert), Some(key), _) => ServerCert::Pem { cert, key },
-                    (None, None, true) => ServerCert::SelfSigned,
-                    _ => {
-                        return Err(script_error(
-                            ErrorKind::InvalidArgument,
-                            op,
-                            "listen: `tls` needs both `cert` and `key` (PEM text), or `self_signed: true`",
-                        ))
-                    }
-                };
-                listen.tls = Some(ServerTls { cert, alpn });
-            }
+            "tls" => listen.tls = Some(server_tls(op, value)?),
             other => return Err(unknown_option(op, other, "`timeout`, `unlink`, `tls`")),
         }
     }

@@ -19,6 +19,7 @@ mod send_ref;
 mod stream;
 mod task;
 mod value;
+mod ws;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};

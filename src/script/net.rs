@@ -45,6 +45,7 @@ pub fn register(engine: &mut Engine) {
     register_udp(engine);
     register_channel(engine);
     register_task(engine);
+    super::ws::register(engine);
 }
 
 fn register_conn(engine: &mut Engine) {

@@ -9,11 +9,30 @@ use rhai::{Array, Dynamic, Engine, ImmutableString, Map, NativeCallContext, INT}
 
 use super::context::call;
 use super::error::{raise, script_error, ScriptResult};
-use super::stream::{self, Stream};
+use super::stream::{self, Handle, Stream};
 use super::value::deadline;
 use super::ExecAccess;
 use crate::net::process::{resolve, Command};
 use crate::net::{Conn, ErrorKind, Process, Session};
+
+impl Handle for Process {
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.stdio().timeout()
+    }
+
+    fn set_timeout(&self, d: std::time::Duration) {
+        self.stdio().set_timeout(d)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.stdio().is_closed()
+    }
+
+    /// Closes its stdin and stdout; the process itself runs on until it ends or is killed.
+    fn close(&self, call: &crate::net::Call) {
+        self.stdio().close(call)
+    }
+}
 
 impl Stream for Process {
     fn stream(&self) -> &Conn {

@@ -1,12 +1,14 @@
 //! The stream API (`send*`, `recv*`, `expect`, `shutdown`, `close`, `closed`, `timeout`, and
 //! `interactive`), registered once for every script type whose reads and writes go to a
-//! [`Conn`]: a connection, a process's pipes; a WebSocket would be one more [`Stream`] impl,
-//! not another copy of these functions.
+//! [`Conn`]: a connection, a process's pipes. A WebSocket reads whole messages, not bytes, so
+//! it has its own reads (`script::ws`) and shares only what every [`Handle`] has: `timeout`,
+//! `closed`, `close()`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -16,18 +18,59 @@ use super::context::call;
 use super::error::{blob, script_error, text, ScriptResult};
 use super::net::{count, ok};
 use super::value::{deadline, deadline_value};
-use crate::net::{Conn, ErrorKind};
+use crate::net::{Call, Conn, ErrorKind};
+
+/// What every conversation handle has, whatever its reads return: a deadline of its own,
+/// whether it is closed, and closing it. A byte stream ([`Stream`]) and a WebSocket share
+/// these, registered once by [`register_handle`].
+pub(super) trait Handle: Clone + Send + Sync + 'static {
+    fn timeout(&self) -> Option<Duration>;
+    fn set_timeout(&self, d: Duration);
+    fn is_closed(&self) -> bool;
+    /// Close now, the handle's own way (a WebSocket does its closing handshake).
+    fn close(&self, call: &Call);
+}
 
 /// A script handle with the stream API.
-pub(super) trait Stream: Clone + Send + Sync + 'static {
+pub(super) trait Stream: Handle {
     /// The stream its calls read and write.
     fn stream(&self) -> &Conn;
+}
+
+impl Handle for Conn {
+    fn timeout(&self) -> Option<Duration> {
+        Conn::timeout(self)
+    }
+
+    fn set_timeout(&self, d: Duration) {
+        Conn::set_timeout(self, d)
+    }
+
+    fn is_closed(&self) -> bool {
+        Conn::is_closed(self)
+    }
+
+    fn close(&self, call: &Call) {
+        Conn::close(self, call)
+    }
 }
 
 impl Stream for Conn {
     fn stream(&self) -> &Conn {
         self
     }
+}
+
+/// Register `closed`, `timeout` and `close()` on `H`.
+pub(super) fn register_handle<H: Handle>(engine: &mut Engine) {
+    engine
+        .register_get("closed", |h: &mut H| h.is_closed())
+        .register_get("timeout", |h: &mut H| deadline_value(h.timeout()))
+        .register_set("timeout", |h: &mut H, d: Dynamic| -> ScriptResult<()> {
+            h.set_timeout(deadline("timeout", &d)?);
+            Ok(())
+        })
+        .register_fn("close", |ctx: NativeCallContext, h: H| h.close(&call(&ctx)));
 }
 
 fn byte_count(op: &str, n: INT) -> ScriptResult<usize> {
@@ -47,7 +90,7 @@ thread_local! {
     static REGEXES: RefCell<HashMap<String, regex::bytes::Regex>> = RefCell::new(HashMap::new());
 }
 
-fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
+pub(super) fn cached_regex(op: &str, pattern: &str) -> ScriptResult<regex::bytes::Regex> {
     REGEXES.with(|cache| {
         if let Some(re) = cache.borrow().get(pattern) {
             return Ok(re.clone());
@@ -150,15 +193,23 @@ pub(super) fn register_interactive<S: Stream>(
     );
 }
 
+/// What `expect` returns: `#{text, groups}`, the first group at index 0 (`()` where a group
+/// took no part in the match).
+pub(super) fn match_map<B: Into<Vec<u8>>>(matched: B, groups: Vec<Option<B>>) -> Map {
+    let mut map = Map::new();
+    map.insert("text".into(), text(matched).into());
+    let groups: rhai::Array = groups
+        .into_iter()
+        .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
+        .collect();
+    map.insert("groups".into(), groups.into());
+    map
+}
+
 /// Register the stream API on `S`.
 pub(super) fn register<S: Stream>(engine: &mut Engine) {
+    register_handle::<S>(engine);
     engine
-        .register_get("closed", |s: &mut S| s.stream().is_closed())
-        .register_get("timeout", |s: &mut S| deadline_value(s.stream().timeout()))
-        .register_set("timeout", |s: &mut S, d: Dynamic| -> ScriptResult<()> {
-            s.stream().set_timeout(deadline("timeout", &d)?);
-            Ok(())
-        })
         // Sending.
         .register_fn(
             "send",
@@ -221,15 +272,8 @@ pub(super) fn register<S: Stream>(engine: &mut Engine) {
             |ctx: NativeCallContext, s: S, pattern: ImmutableString| -> ScriptResult<Map> {
                 let re = cached_regex("expect", &pattern)?;
                 let m = ok(s.stream().expect(&call(&ctx), "expect", &re))?;
-                let mut map = Map::new();
-                map.insert("text".into(), text(m.text).into());
+                let mut map = match_map(m.text, m.groups);
                 map.insert("before".into(), text(m.before).into());
-                let groups: rhai::Array = m
-                    .groups
-                    .into_iter()
-                    .map(|g| g.map_or(Dynamic::UNIT, |g| text(g).into()))
-                    .collect();
-                map.insert("groups".into(), groups.into());
                 Ok(map)
             },
         )
@@ -279,8 +323,5 @@ pub(super) fn register<S: Stream>(engine: &mut Engine) {
             |ctx: NativeCallContext, s: S| -> ScriptResult<()> {
                 ok(s.stream().shutdown(&call(&ctx)))
             },
-        )
-        .register_fn("close", |ctx: NativeCallContext, s: S| {
-            s.stream().close(&call(&ctx))
-        });
+        );
 }

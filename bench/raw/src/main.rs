@@ -22,6 +22,8 @@
 //! | `connrate --port P --n N` | N sequential connect + greeting + close |
 //! | `fanout --port P --n N` | N spawned tasks, each connect + greeting + close |
 //! | `hold --port P --n N` | N connections, each greeted, all held open at once |
+//! | `ws-echo-server` | a WebSocket server (tokio-tungstenite) echoing every text and binary message |
+//! | `ws-pingpong --port P --n N --size S` | N round trips of an S-byte text message against a WebSocket echo server |
 //! | `trivial` | start the runtime and exit (the start-up floor) |
 
 use std::collections::HashMap;
@@ -126,6 +128,8 @@ async fn run(role: &str, args: &Args) -> Result {
         "connrate" => connrate(args.port()?, args.get("n")?).await,
         "fanout" => fanout(args.port()?, args.get("n")?).await,
         "hold" => hold(args.port()?, args.usize("n")?).await,
+        "ws-echo-server" => serve(Server::WsEcho).await,
+        "ws-pingpong" => ws_pingpong(args.port()?, args.get("n")?, args.usize("size")?).await,
         "trivial" => Ok(()),
         other => Err(format!("unknown role `{other}`")),
     }
@@ -158,6 +162,7 @@ enum Server {
     Sink,
     Source { bytes: u64, chunk: usize },
     Greeting,
+    WsEcho,
 }
 
 /// Accept forever; print the port first. Exits when stdin closes, so a server never outlives
@@ -221,6 +226,19 @@ async fn handle(kind: Server, mut stream: TcpStream) -> std::io::Result<()> {
                 left -= n as u64;
             }
             stream.shutdown().await
+        }
+        Server::WsEcho => {
+            use futures_util::{SinkExt, StreamExt};
+            let mut ws = tokio_tungstenite::accept_async(stream)
+                .await
+                .map_err(std::io::Error::other)?;
+            while let Some(msg) = ws.next().await {
+                let msg = msg.map_err(std::io::Error::other)?;
+                if msg.is_text() || msg.is_binary() {
+                    ws.send(msg).await.map_err(std::io::Error::other)?;
+                }
+            }
+            Ok(())
         }
         Server::Greeting => {
             stream.write_all(GREETING).await?;
@@ -351,4 +369,30 @@ async fn hold(port: u16, n: usize) -> Result {
         return Err("lost a connection".into());
     }
     Ok(())
+}
+
+/// `n` round trips of a `size`-byte text message over a WebSocket, as a tokio-tungstenite
+/// client does it: send, then wait for the echo.
+async fn ws_pingpong(port: u16, n: u64, size: usize) -> Result {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let stream = connect(port).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/"), stream)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let msg = "p".repeat(size);
+    let mut back = String::new();
+    for _ in 0..n {
+        ws.send(Message::text(msg.as_str()))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => back = t.as_str().to_owned(),
+            other => return Err(format!("expected the echo, got {other:?}")),
+        }
+    }
+    if n > 0 && back != msg {
+        return Err("the echo differs from the message".into());
+    }
+    ws.close(None).await.map_err(|e| format!("close: {e}"))
 }

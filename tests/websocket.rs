@@ -1,0 +1,368 @@
+//! WebSockets against Python's `websockets` package (installed by `scripts/test`), an
+//! independent implementation, both ways: text and binary messages, pings, close codes,
+//! subprotocols, a refused handshake, a plain HTTP request to a WebSocket server, `wss://` with
+//! a self-signed certificate; and the limits and the transcript. Loopback, port 0; each peer
+//! prints its port first, the readiness signal.
+
+use crate::harness::{python, python_listener, Test};
+
+/// A `websockets` echo server on a free port, offering subprotocol `chat`: it echoes every
+/// message, answers `bye` by closing with 4001, and exits after one client.
+const PY_ECHO_SERVER: &str = r#"
+import threading
+from websockets.sync.server import serve
+done = threading.Event()
+def handler(ws):
+    print("path", ws.request.path, "protocol", ws.subprotocol, "x-test", ws.request.headers.get("x-test"), flush=True)
+    try:
+        for msg in ws:
+            if msg == "bye":
+                ws.close(4001, "see you")
+                break
+            ws.send(msg)
+    finally:
+        done.set()
+with serve(handler, "127.0.0.1", 0, subprotocols=["chat"]) as server:
+    print(server.socket.getsockname()[1], flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    done.wait(15)
+    server.shutdown()
+"#;
+
+#[test]
+fn a_sockscript_client_talks_to_a_python_server() {
+    let mut peer = python(PY_ECHO_SERVER);
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let ws = ws_connect(`ws://127.0.0.1:${port}/echo?room=1`,
+                #{protocols: ["chat"], headers: #{"x-test": "yes"}});
+            print(`status ${ws.response.status} protocol ${ws.response.protocol}`);
+            ws.send("hello");
+            print(ws.recv());
+            ws.send(blob(3, 0xff));
+            let b = ws.recv();
+            print(`${type_of(b)} ${b.len()} ${b[0]}`);
+            let rtt = ws.ping();
+            assert(rtt >= 0.0 && rtt < 5000.0);
+            ws.send("line 42 done");
+            let m = ws.expect("line (\\d+)");
+            print(`${m.text} ${m.groups[0]}`);
+            ws.send("bye");
+            let close = ws.recv_message();
+            print(`${close.type} ${close.code} ${close.data}`);
+            assert_eq(ws.recv(), ());
+            print(`${ws.close_code} ${ws.close_reason} ${ws.closed}`);
+            "#,
+        )
+        .run();
+    out.code(0).stdout(
+        "status 101 protocol chat\nhello\nblob 3 255\nline 42 42\nclose 4001 see you\n\
+         4001 see you true\n",
+    );
+    let served = peer.wait();
+    served
+        .code(0)
+        .stdout_has("path /echo?room=1 protocol chat x-test yes");
+}
+
+#[test]
+fn a_python_client_talks_to_a_sockscript_server() {
+    // Generous deadlines: Python's start and `import websockets` are slow on a busy machine.
+    let mut server = Test::new()
+        .args(&["--timeout", "15s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0", #{protocols: ["v2", "chat"]});
+            print(server.port);
+            let ws = server.accept();
+            print(`request ${ws.request.path} ${ws.request.query} ${ws.request.headers["x-who"]} ${ws.request.protocol}`);
+            let text = ws.recv();
+            ws.send(`got ${text}`);
+            let data = ws.recv();
+            ws.send(data + blob(1, 1));
+            ws.close(4002, "done");
+            print("closed");
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+with connect("ws://127.0.0.1:{port}/room?id=7", subprotocols=["chat"], additional_headers={{"X-Who": "py"}}) as ws:
+    print("protocol", ws.subprotocol)
+    # The server is reading: it answers the ping by itself.
+    assert ws.ping(b"abc").wait(15), "no pong"
+    ws.send("hi")
+    print(ws.recv(timeout=15))
+    ws.send(b"\x00\x01")
+    print(ws.recv(timeout=15))
+    try:
+        ws.recv(timeout=15)
+    except ConnectionClosed as e:
+        print("close", e.rcvd.code, e.rcvd.reason)
+"#
+    ));
+    client
+        .wait()
+        .code(0)
+        .stdout("protocol chat\ngot hi\nb'\\x00\\x01\\x01'\nclose 4002 done\n");
+    server
+        .wait()
+        .code(0)
+        .stdout(&format!("{port}\nrequest /room id=7 py chat\nclosed\n"));
+}
+
+#[test]
+fn a_refused_handshake_is_kind_websocket_with_status_and_body() {
+    let mut peer = python_listener(
+        r#"
+c, _ = s.accept()
+c.recv(4096)
+body = b"no websockets for you"
+c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+c.close()
+"#,
+    );
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            let e = assert_err(|| ws_connect(`ws://127.0.0.1:${port}/`), "websocket");
+            print(e.message);
+            "#,
+        )
+        .run();
+    out.code(0)
+        .stdout_has("HTTP 403 Forbidden")
+        .stdout_has("no websockets for you");
+    peer.wait().code(0);
+}
+
+#[test]
+fn a_plain_http_request_gets_400_and_is_recorded() {
+    let mut server = Test::new()
+        .args(&["--trace", "--timeout", "15s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            print(server.port);
+            let ws = server.accept();
+            print(ws.recv());
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket
+from websockets.sync.client import connect
+c = socket.create_connection(("127.0.0.1", {port}))
+c.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+reply = b""
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.split(b"\r\n")[0].decode())
+with connect("ws://127.0.0.1:{port}/") as ws:
+    ws.send("after the refusal")
+"#
+    ));
+    client.wait().code(0).stdout_has("HTTP/1.1 400 Bad Request");
+    let out = server.wait();
+    out.code(0)
+        .stdout(&format!("{port}\nafter the refusal\n"))
+        .stderr_has("is not a websocket upgrade")
+        .stderr_has("answered 400 Bad Request");
+}
+
+#[test]
+fn wss_with_a_self_signed_certificate_for_python_and_sockscript_clients() {
+    // Generous deadlines: Python's start and `import websockets` are slow on a busy machine.
+    let mut server = Test::new()
+        .args(&["--timeout", "15s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0", #{tls: "self-signed"});
+            print(server.port);
+            print(server.cert_pem);
+            for n in 0..2 {
+                let ws = server.accept();
+                ws.send(`secure ${ws.recv()}`);
+                ws.close();
+            }
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut pem = String::new();
+    loop {
+        let line = server.line();
+        pem.push_str(&line);
+        pem.push('\n');
+        if line.starts_with("-----END CERTIFICATE-----") {
+            break;
+        }
+    }
+    let mut client = python(&format!(
+        r#"
+import ssl
+from websockets.sync.client import connect
+ctx = ssl.create_default_context(cadata="""{pem}""")
+with connect("wss://127.0.0.1:{port}/", ssl=ctx) as ws:
+    ws.send("python")
+    print(ws.recv(timeout=15))
+"#
+    ));
+    client.wait().code(0).stdout("secure python\n");
+    let path = crate::harness::temp_dir("wss-ca").join("ca.pem");
+    std::fs::write(&path, &pem).expect("write the certificate");
+    let out = Test::new()
+        .args(&["--var", &format!("port={port}")])
+        .script(
+            r#"
+            // Without the certificate: not trusted.
+            let e = assert_err(|| ws_connect(`wss://localhost:${port}/`), "tls");
+            print(e.kind);
+            "#,
+        )
+        .run();
+    out.code(0).stdout("tls\n");
+    let out = Test::new()
+        .args(&[
+            "--var",
+            &format!("port={port}"),
+            "--var-file",
+            &format!("ca={}", path.display()),
+        ])
+        .script(
+            r#"
+            let ws = ws_connect(`wss://localhost:${port}/`, #{tls: #{ca: ca}});
+            ws.send("sockscript");
+            print(ws.recv());
+            "#,
+        )
+        .run();
+    out.code(0).stdout("secure sockscript\n");
+    server.wait().code(0);
+}
+
+#[test]
+fn a_message_over_the_buffer_limit_is_too_long() {
+    let out = Test::new()
+        .args(&["--limit", "buffer=1024"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let t = spawn(|| {
+                let ws = server.accept();
+                let big = "x";
+                big.pad(2000, 'x');
+                ws.send(big);
+            });
+            let ws = ws_connect(`ws://${server.addr}/`);
+            let e = assert_err(|| ws.recv(), "too_long");
+            print(e.kind);
+            t.join();
+            "#,
+        )
+        .run();
+    out.code(0).stdout("too_long\n");
+}
+
+#[test]
+fn every_message_is_one_event_in_the_json_report() {
+    let dir = crate::harness::Dir::new("ws-json");
+    let report = dir.join("report.json");
+    let out = Test::new()
+        .args(&["--report-json", &report.display().to_string()])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let t = spawn(|| {
+                let ws = server.accept();
+                ws.send(ws.recv());
+                ws.recv();
+            });
+            let ws = ws_connect(`ws://${server.addr}/`);
+            ws.send("one message");
+            ws.recv();
+            ws.close();
+            t.join();
+            "#,
+        )
+        .run();
+    out.code(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report")).expect("JSON");
+    let events = json["scenarios"][0]["transcript"]
+        .as_array()
+        .expect("a transcript");
+    let messages: Vec<(&str, &str, u64)> = events
+        .iter()
+        .filter(|e| e["transport"] == "ws" && (e["kind"] == "send" || e["kind"] == "recv"))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or(""),
+                e["note"].as_str().unwrap_or(""),
+                e["len"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("send", "text", 11),
+            ("recv", "text", 11),
+            ("send", "text", 11),
+            ("recv", "text", 11),
+            ("send", "close 1000", 0),
+            ("recv", "close 1000", 0),
+            ("recv", "close 1000", 0),
+        ],
+        "{events:#?}"
+    );
+}
+
+/// A read cut off by its deadline loses nothing; messages a `ping` reads past are kept for the
+/// next `recv`; bad URLs and close codes are refused before anything is sent.
+#[test]
+fn reads_are_cancel_safe_and_a_ping_keeps_what_it_reads_past() {
+    let out = Test::new()
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let start = channel();
+            let t = spawn(|| {
+                let ws = server.accept();
+                start.recv();
+                ws.send("late");
+                ws.send("queued");
+                // Reading: the client's ping is answered meanwhile.
+                assert_eq(ws.recv(), "done");
+            });
+            let ws = ws_connect(`ws://${server.addr}/`);
+            ws.timeout = 200;
+            print(assert_err(|| ws.recv(), "timeout").kind);
+            start.send(true);
+            ws.timeout = "5s";
+            print(ws.recv());
+            ws.ping("p");
+            print(ws.recv());
+            ws.send("done");
+            t.join();
+            assert_err(|| ws_connect("http://127.0.0.1:1/"), "invalid_address");
+            assert_err(|| ws.close(1005, "reserved"), "invalid_argument");
+            assert_err(|| ws_connect(`ws://${server.addr}/`, #{tls: true}), "invalid_argument");
+            "#,
+        )
+        .run();
+    out.code(0).stdout("timeout\nlate\nqueued\n");
+}
