@@ -94,6 +94,12 @@ pub struct Cli {
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     pub limits: Vec<String>,
 
+    /// The seed of every random draw a scenario makes (a proxy fault's `toxicity`, jitter,
+    /// slice sizes), so a run can be repeated. Without it a seed is chosen at random and a
+    /// failure that drew from it names it.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
     /// Show every socket event (listen, connect, send, recv, close) on stderr, with payloads.
     #[arg(long)]
     pub trace: bool,

@@ -11,7 +11,8 @@
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation. A
 //!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
 //!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). Its
-//!   [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic.
+//!   [`net::ErrorKind`] is the one list of error kinds, up to the diagnostic. [`net::proxy`]
+//!   relays connections on the runtime, with Toxiproxy's faults.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports, each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.

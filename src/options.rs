@@ -56,6 +56,8 @@ pub struct Options {
     pub reports: Vec<(Format, PathBuf)>,
     pub net_limits: crate::net::Limits,
     pub script_limits: crate::script::Limits,
+    /// `--seed N`, else one chosen at random for this run.
+    pub seed: u64,
 }
 
 /// A mistake in how sockscript was called.
@@ -133,8 +135,22 @@ impl Options {
             reports,
             net_limits,
             script_limits,
+            seed: cli.seed.unwrap_or_else(random_seed),
         })
     }
+}
+
+/// A seed for a run given none: std's hasher keys are random per process, and the clock makes
+/// two runs in one process differ.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// `--limit NAME=VALUE`s over the defaults.

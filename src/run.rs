@@ -473,6 +473,7 @@ pub fn execute(
         options.net_limits.clone(),
         transcript.clone(),
     );
+    session.set_seed(options.seed);
     interrupt.register(&session);
     let config = script::Config {
         max_time: options.max_time,
@@ -591,6 +592,12 @@ impl Ending {
         let (events, dropped) = self.transcript.snapshot();
         if let Some(diag) = &mut diagnostic {
             diag.recent_traffic(&events, &self.redactor);
+            if self.session.seed_was_drawn() {
+                let seed = self.session.seed();
+                diag.add_help(&format!(
+                    "the draws of `toxicity` came from seed {seed}: repeat them with `--seed {seed}`"
+                ));
+            }
         }
         let mut outcome = Outcome {
             name: self.name.clone(),

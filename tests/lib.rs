@@ -14,6 +14,7 @@
 //!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
 //! - [`pcap`]: `--pcap` captures read by the real `tshark`: each TCP stream gives exactly the
 //!   bytes sent, both ways; UDP, Unix sockets, TLS, resets, the capture limit.
+//! - [`proxy`]: `proxy(…)` and each fault measured on a Python client; its transcript.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`imports`]: modules imported from the scenario's tree, and nothing from outside it.
@@ -47,6 +48,7 @@ mod pcap;
 mod pipes;
 mod properties;
 mod protocols;
+mod proxy;
 mod sandbox;
 mod scenarios;
 mod secrets;

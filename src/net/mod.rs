@@ -5,6 +5,9 @@
 //! sockets today, each as a read half and a write half), [`conn`] reads the transport into a
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
+//!
+//! [`proxy`] is no stream of the script's: it relays connections in the background, on the
+//! runtime, and records them in the transcript.
 
 pub mod addr;
 pub mod bridge;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod listener;
 mod pem;
 mod plain;
+pub mod proxy;
 mod socket_file;
 mod stream;
 pub mod tls;
@@ -29,6 +33,7 @@ pub use conn::Conn;
 pub use decode::Match;
 pub use error::{fmt_duration, Deadline, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
+pub use proxy::{Fault, Proxy, ProxyOptions};
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
 pub use udp::Udp;

@@ -77,6 +77,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     assert::register(&mut engine);
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
+    super::proxy::register(&mut engine, &ctx.session);
     register_env(&mut engine, &config.env);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);

@@ -10,6 +10,7 @@ mod error;
 mod imports;
 mod limits;
 mod net;
+mod proxy;
 mod stream;
 mod task;
 mod value;
