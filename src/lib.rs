@@ -21,6 +21,8 @@
 //!   into lanes and steps, the model every sequence diagram (Markdown, HTML) draws.
 //! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
 //!   reports: every view passes such text through it.
+//! - [`record`] turns what a proxy relayed into a scenario (`sockscript record`, run by
+//!   [`run::record`](mod@run)).
 //! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.
 
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod escape;
 pub mod net;
 pub mod options;
 pub mod outcome;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod run;
@@ -56,10 +59,15 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Run sockscript with these arguments (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     let args: Vec<OsString> = args.into_iter().collect();
+    // `record` as the first argument is the subcommand; a scenario file of that name runs as
+    // `./record`. (A clap subcommand would make every scenario path a possible subcommand.)
+    if args.get(1).is_some_and(|a| a == "record") {
+        return record(&args[1..]);
+    }
     let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            print_clap_error(&e, &args);
+            print_clap_error::<cli::Cli>(&e, &args);
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
@@ -72,10 +80,28 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     }
 }
 
+/// `sockscript record …`; `args` starts at `record`.
+fn record(args: &[OsString]) -> u8 {
+    let cli = match cli::Record::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            print_clap_error::<cli::Record>(&e, args);
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match options::Recording::resolve(cli) {
+        Ok(options) => run::record(options),
+        Err(e) => {
+            report::console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
+            EXIT_USAGE
+        }
+    }
+}
+
 /// clap quotes what the user typed and, on a terminal, prints it as it is. When an argument
 /// holds control characters, the same error is made again from the arguments escaped, so it
 /// quotes them visibly; failing that, it is printed escaped and without colour.
-fn print_clap_error(e: &clap::Error, args: &[OsString]) {
+fn print_clap_error<P: clap::Parser>(e: &clap::Error, args: &[OsString]) {
     let hostile = |a: &OsString| a.to_string_lossy().chars().any(escape::is_unsafe);
     if !args.iter().any(hostile) {
         let _ = e.print();
@@ -84,7 +110,7 @@ fn print_clap_error(e: &clap::Error, args: &[OsString]) {
     let escaped = args
         .iter()
         .map(|a| OsString::from(escape::line(&a.to_string_lossy()).into_owned()));
-    match cli::Cli::try_parse_from(escaped) {
+    match P::try_parse_from(escaped) {
         Err(again) if again.kind() == e.kind() => {
             let _ = again.print();
         }

@@ -140,6 +140,38 @@ impl Options {
     }
 }
 
+/// `sockscript record`, resolved.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub listen: String,
+    pub upstream: String,
+    pub out: Option<PathBuf>,
+    pub side: crate::record::Side,
+    /// Stop once this many connections have closed; `None`: at Ctrl-C.
+    pub connections: Option<usize>,
+    pub timeout: Duration,
+}
+
+impl Recording {
+    pub fn resolve(cli: crate::cli::Record) -> Result<Recording, UsageError> {
+        let timeout = duration("--timeout", &cli.timeout)?;
+        if cli.connections == Some(0) {
+            return Err(UsageError("`--connections` must be at least 1".into()));
+        }
+        Ok(Recording {
+            listen: cli.listen,
+            upstream: cli.upstream,
+            out: cli.out,
+            side: match cli.side {
+                crate::cli::Side::Client => crate::record::Side::Client,
+                crate::cli::Side::Server => crate::record::Side::Server,
+            },
+            connections: cli.connections,
+            timeout,
+        })
+    }
+}
+
 /// A seed for a run given none: std's hasher keys are random per process, and the clock makes
 /// two runs in one process differ.
 pub fn random_seed() -> u64 {
