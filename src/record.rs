@@ -4,10 +4,11 @@
 //! `eof` the client's half-close, a `shutdown` the server's); [`scenario`] writes it as rhai
 //! text for one side. Both are pure; running the proxy is `run::record`'s.
 //!
-//! Where two or more connections have the same shape (the same steps in the same order),
-//! the bytes of a checked step that differ between them (ids, timestamps, counters) become a
-//! wildcard: what they share at the start and the end is checked, the middle is not, and the
-//! file says so at that line.
+//! Where two or more connections have the same shape (the same requests and answers in the
+//! same order), the bytes of a checked step that differ between them (ids, timestamps,
+//! counters) become a wildcard: what they share at the start and the end is checked, the
+//! middle is not, and the file says so at that line. A text wildcard with a shared end is an
+//! `expect`, so a counter that grows a digit still matches.
 
 use std::fmt::Write as _;
 
@@ -36,14 +37,27 @@ pub enum Step {
 }
 
 impl Step {
-    fn shape(&self) -> u8 {
+    /// The bytes of a request or an answer.
+    fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Step::Request(_) => 0,
-            Step::Answer(_) => 1,
-            Step::ClientShutdown => 2,
-            Step::ServerShutdown => 3,
+            Step::Request(b) | Step::Answer(b) => Some(b),
+            Step::ClientShutdown | Step::ServerShutdown => None,
         }
     }
+}
+
+/// A conversation's shape: its requests and answers in order (half-closes left out: when a
+/// client's FIN crosses an answer is timing, not the protocol).
+fn shape(c: &Conversation) -> impl Iterator<Item = bool> + '_ {
+    c.steps
+        .iter()
+        .filter(|s| s.bytes().is_some())
+        .map(|s| matches!(s, Step::Request(_)))
+}
+
+/// The `n`th request or answer of `c`.
+fn nth_data(c: &Conversation, n: usize) -> Option<&[u8]> {
+    c.steps.iter().filter_map(Step::bytes).nth(n)
 }
 
 /// One relayed connection: where its client came from, and its steps.
@@ -127,15 +141,10 @@ enum Check<'a> {
     },
 }
 
-/// The check for `bytes`, the step at `index` of a conversation whose shape-mates are `peers`.
+/// The check for `bytes`, the `index`th request or answer of a conversation whose shape-mates
+/// are `peers`.
 fn check<'a>(bytes: &'a [u8], index: usize, peers: &[&'a Conversation]) -> Check<'a> {
-    let variants: Vec<&[u8]> = peers
-        .iter()
-        .filter_map(|c| match c.steps.get(index) {
-            Some(Step::Request(b) | Step::Answer(b)) => Some(b.as_slice()),
-            _ => None,
-        })
-        .collect();
+    let variants: Vec<&[u8]> = peers.iter().filter_map(|c| nth_data(c, index)).collect();
     if variants.iter().all(|v| *v == bytes) {
         return Check::Exact(bytes);
     }
@@ -239,6 +248,10 @@ fn receive(out: &mut String, check: Check<'_>) {
                 )
             };
             match (len, text) {
+                (_, true) if !suffix.is_empty() => {
+                    let re = pattern(prefix, suffix).replace("[\\s\\S]*", "[\\s\\S]*?");
+                    let _ = writeln!(out, "    conn.expect({});", quote(&re));
+                }
                 (Some(n), true) => {
                     let re = format!("{}$", pattern(prefix, suffix));
                     let _ = writeln!(
@@ -246,10 +259,6 @@ fn receive(out: &mut String, check: Check<'_>) {
                         "    assert_match(conn.recv_exact({n}), {});",
                         quote(&re)
                     );
-                }
-                (None, true) if !suffix.is_empty() => {
-                    let re = pattern(prefix, suffix).replace("[\\s\\S]*", "[\\s\\S]*?");
-                    let _ = writeln!(out, "    conn.expect({});", quote(&re));
                 }
                 (Some(n), false) => {
                     let _ = writeln!(out, "    let got = conn.recv_exact_bytes({n});");
@@ -289,7 +298,7 @@ pub fn scenario(conversations: &[Conversation], side: Side, meta: &Meta) -> Stri
     let total = conversations.len();
     let _ = writeln!(
         out,
-        "// Recorded by `sockscript record` on {}: {total} connection{} between clients and {}.",
+        "// Recorded by `sockscript record` on {}:\n// {total} connection{} between clients and {}.",
         meta.when,
         if total == 1 { "" } else { "s" },
         meta.upstream
@@ -336,10 +345,9 @@ pub fn scenario(conversations: &[Conversation], side: Side, meta: &Meta) -> Stri
         }
     }
     for (i, c) in conversations.iter().enumerate() {
-        let shape: Vec<u8> = c.steps.iter().map(Step::shape).collect();
         let peers: Vec<&Conversation> = conversations
             .iter()
-            .filter(|o| o.steps.iter().map(Step::shape).eq(shape.iter().copied()))
+            .filter(|o| shape(o).eq(shape(c)))
             .collect();
         let _ = writeln!(
             out,
@@ -352,7 +360,10 @@ pub fn scenario(conversations: &[Conversation], side: Side, meta: &Meta) -> Stri
             Side::Client => out.push_str("    let conn = connect(`${host}:${port}`);\n"),
             Side::Server => out.push_str("    let conn = server.accept();\n"),
         }
-        for (k, step) in c.steps.iter().enumerate() {
+        let mut data = 0;
+        for step in &c.steps {
+            let k = data;
+            data += usize::from(step.bytes().is_some());
             match (side, step) {
                 (Side::Client, Step::Request(b)) => {
                     let _ = writeln!(out, "    conn.send({});", literal(b));
@@ -415,7 +426,8 @@ mod tests {
         let text = scenario(&[c], Side::Client, &meta());
         assert_eq!(
             text,
-            r#"// Recorded by `sockscript record` on 2026-12-01 14:40 UTC: 1 connection between clients and 127.0.0.1:6379.
+            r#"// Recorded by `sockscript record` on 2026-12-01 14:40 UTC:
+// 1 connection between clients and 127.0.0.1:6379.
 // It plays the recorded clients against the service, one connection after the
 // other and one exchange at a time: what a client sent is sent, and what the
 // service answered must come back, byte for byte.
@@ -458,7 +470,7 @@ let port = var("port", 6379);
             "{text}"
         );
         assert!(
-            text.contains(r#"    assert_match(conn.recv_exact(4), "^:[\\s\\S]*\r\n$");"#),
+            text.contains(r#"    conn.expect("^:[\\s\\S]*?\r\n");"#),
             "{text}"
         );
         // A server scenario checks the requests, which were the same.
