@@ -41,8 +41,6 @@ pub mod transcript;
 
 use std::ffi::OsString;
 
-use clap::Parser as _;
-
 /// Every scenario passed (or `--check` found every script compiles).
 pub const EXIT_OK: u8 = 0;
 /// An assertion or expectation failed.
@@ -62,35 +60,26 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     // `record` as the first argument is the subcommand; a scenario file of that name runs as
     // `./record`. (A clap subcommand would make every scenario path a possible subcommand.)
     if args.get(1).is_some_and(|a| a == "record") {
-        return record(&args[1..]);
+        return parse_and_run(&args[1..], options::Recording::resolve, run::record);
     }
-    let cli = match cli::Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            print_clap_error::<cli::Cli>(&e, &args);
-            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
-        }
-    };
-    match options::Options::resolve(cli) {
-        Ok(options) => run::run(options),
-        Err(e) => {
-            report::console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
-            EXIT_USAGE
-        }
-    }
+    parse_and_run(&args, options::Options::resolve, run::run)
 }
 
-/// `sockscript record …`; `args` starts at `record`.
-fn record(args: &[OsString]) -> u8 {
-    let cli = match cli::Record::try_parse_from(args) {
+/// Parse `args` as `P`, resolve them (usage errors are exit code 2) and run.
+fn parse_and_run<P: clap::Parser, O>(
+    args: &[OsString],
+    resolve: impl FnOnce(P) -> Result<O, options::UsageError>,
+    run: impl FnOnce(O) -> u8,
+) -> u8 {
+    let cli = match P::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            print_clap_error::<cli::Record>(&e, args);
+            print_clap_error::<P>(&e, args);
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    match options::Recording::resolve(cli) {
-        Ok(options) => run::record(options),
+    match resolve(cli) {
+        Ok(options) => run(options),
         Err(e) => {
             report::console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
             EXIT_USAGE

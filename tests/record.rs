@@ -71,6 +71,14 @@ c.close()
     ))
 }
 
+/// Run the recorded client scenario `file` against the service on `port`.
+fn replay(file: &Path, port: u16, extra: &[&str]) -> crate::harness::Output {
+    let port = format!("port={port}");
+    let mut args = vec!["--var", port.as_str()];
+    args.extend_from_slice(extra);
+    Test::new().file(file).args(&args).run()
+}
+
 /// The 1-based line of `file` that holds `needle` first.
 fn line_of(file: &str, needle: &str) -> usize {
     file.lines()
@@ -101,21 +109,12 @@ fn a_python_server_recorded_replays_and_a_changed_one_fails_at_its_exchange() {
         scenario.contains(r#"assert_eq(conn.recv_exact(4), "bye\n");"#),
         "{scenario}"
     );
-    let port_var = format!("port={upstream}");
-    Test::new()
-        .file(&out)
-        .args(&["--var", &port_var])
-        .run()
-        .code(0);
+    replay(&out, upstream, &[]).code(0);
 
     // The changed server answers `world` in lower case: the wildcard's `expect` waits for
     // ` WORLD` at that exchange, and says there what came instead.
     let mut changed = line_server(true);
-    let changed_port = format!("port={}", changed.port());
-    let failed = Test::new()
-        .file(&out)
-        .args(&["--var", &changed_port, "--timeout", "1s"])
-        .run();
+    let failed = replay(&out, changed.port(), &["--timeout", "1s"]);
     let at = line_of(&scenario, " WORLD\\n\"");
     failed
         .code(4)
@@ -231,19 +230,11 @@ fn a_redis_conversation_recorded_replays_and_fails_where_the_data_changed() {
         scenario.contains("// wildcard: the 2 recorded"),
         "{scenario}"
     );
-    let port_var = format!("port={upstream}");
-    Test::new()
-        .file(&out)
-        .args(&["--var", &port_var])
-        .run()
-        .code(0);
+    replay(&out, upstream, &[]).code(0);
     // The data changes: the replay fails at the GET's answer.
     redis_client(upstream, Some("changed")).wait().code(0);
     let at = line_of(&scenario, r#""$5\r\nhello\r\n""#);
-    Test::new()
-        .file(&out)
-        .args(&["--var", &port_var])
-        .run()
+    replay(&out, upstream, &[])
         .code(1)
         .stderr_has(&format!("redis.rhai:{at}:"));
     drop(redis_proc);
