@@ -382,7 +382,8 @@ fn a_relayed_connection_is_its_own_conversation_in_the_transcript() {
     // The client's connection to the proxy and the proxy's to the server: two ids, each
     // shared with the scenario's own end.
     let kinds: Vec<&str> = proxy_events.iter().map(|(k, _)| k.as_str()).collect();
-    for kind in ["accept", "connect", "recv", "send", "close"] {
+    // (Its `close`s may come after the scenario has ended: the relay closes by itself.)
+    for kind in ["accept", "connect", "recv", "send"] {
         assert!(kinds.contains(&kind), "no proxy {kind}: {proxy_events:?}");
     }
     let client_conn = events

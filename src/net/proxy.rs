@@ -145,6 +145,8 @@ struct Inner {
     /// Set when the accepting task has let go of the listening socket.
     gone: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     closed: AtomicBool,
+    /// Whether the accepting task holds a listening socket (not during a `down`).
+    listening: watch::Sender<bool>,
 }
 
 /// What a proxy needs beyond its addresses.
@@ -228,6 +230,7 @@ impl Proxy {
             stop: session.token().child_token(),
             gone: Mutex::new(Some(gone_rx)),
             closed: AtomicBool::new(false),
+            listening: watch::channel(true).0,
         });
         let task: Arc<str> = Arc::from(TASK);
         session.record(
@@ -291,22 +294,55 @@ impl Proxy {
         }
     }
 
-    /// Add a fault to the connections open now and to come.
-    pub fn add_fault(&self, fault: Fault) {
+    /// Add a fault to the connections open now and to come. A `down` returns once the
+    /// listening socket is closed, so a client refused is refused from then on.
+    pub fn add_fault(&self, call: &Call, session: &Session, fault: Fault) -> Result<(), NetError> {
         let n = u64::from(self.inner.next_fault.fetch_add(1, Ordering::SeqCst));
-        self.inner.faults.send_modify(|faults| {
+        self.change_faults(call, session, |faults| {
             let mut list = faults.as_ref().clone();
             list.push((n, fault));
             *faults = Arc::new(list);
-        });
+        })
     }
 
-    pub fn clear_faults(&self) {
-        self.inner.faults.send_modify(|faults| {
+    /// Remove every fault; after a `down`, returns once the proxy listens again.
+    pub fn clear_faults(&self, call: &Call, session: &Session) -> Result<(), NetError> {
+        self.change_faults(call, session, |faults| {
             if !faults.is_empty() {
                 *faults = Arc::new(Vec::new());
             }
+        })
+    }
+
+    /// Change the faults; when that starts or ends a `down`, wait for the accepting task to
+    /// close or bind the listening socket.
+    fn change_faults(
+        &self,
+        call: &Call,
+        session: &Session,
+        change: impl FnOnce(&mut Faults),
+    ) -> Result<(), NetError> {
+        let mut down = None;
+        self.inner.faults.send_modify(|faults| {
+            let was = is_down(faults);
+            change(faults);
+            down = (is_down(faults) != was).then_some(!was);
         });
+        let Some(down) = down.filter(|_| !self.is_closed()) else {
+            return Ok(());
+        };
+        let mut listening = self.inner.listening.subscribe();
+        session.block_on(
+            call,
+            "fault",
+            Some(&self.inner.local.text),
+            None,
+            async move {
+                // The accepting task gone (closed, or the scenario ending) ends the wait too.
+                let _ = listening.wait_for(|l| *l != down).await;
+                Ok(())
+            },
+        )
     }
 
     pub fn is_closed(&self) -> bool {
@@ -384,10 +420,14 @@ async fn accept_loop(
         let down = is_down(&faults.borrow_and_update());
         if down {
             listener = None;
+            shared.proxy.listening.send_replace(false);
         } else if listener.is_none() {
             let Some(sa) = local.addr else { break };
             match TcpListener::bind(sa).await {
-                Ok(l) => listener = Some(l),
+                Ok(l) => {
+                    listener = Some(l);
+                    shared.proxy.listening.send_replace(true);
+                }
                 Err(e) => {
                     record_error(&shared, None, &local.text, None, &e.to_string());
                     break;

@@ -220,7 +220,12 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             Proxy::start(&s, &call(&ctx), &listen, &upstream, options).map_err(raise)
         },
     );
-    let s = session.clone();
+    let (s, s1, s2, s3) = (
+        session.clone(),
+        session.clone(),
+        session.clone(),
+        session.clone(),
+    );
     engine
         .register_type_with_name::<Proxy>("Proxy")
         .register_fn("to_string", |p: &mut Proxy| p.to_string())
@@ -239,19 +244,28 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .register_get("closed", |p: &mut Proxy| p.is_closed())
         .register_fn(
             "fault",
-            |p: &mut Proxy, kind: ImmutableString, opts: Map| -> ScriptResult<()> {
-                p.add_fault(parse_fault(&kind, &opts)?);
-                Ok(())
+            move |ctx: NativeCallContext,
+                  p: Proxy,
+                  kind: ImmutableString,
+                  opts: Map|
+                  -> ScriptResult<()> {
+                let fault = parse_fault(&kind, &opts)?;
+                ok(p.add_fault(&call(&ctx), &s1, fault))
             },
         )
         .register_fn(
             "fault",
-            |p: &mut Proxy, kind: ImmutableString| -> ScriptResult<()> {
-                p.add_fault(parse_fault(&kind, &Map::new())?);
-                Ok(())
+            move |ctx: NativeCallContext, p: Proxy, kind: ImmutableString| -> ScriptResult<()> {
+                let fault = parse_fault(&kind, &Map::new())?;
+                ok(p.add_fault(&call(&ctx), &s2, fault))
             },
         )
-        .register_fn("clear_faults", |p: &mut Proxy| p.clear_faults())
+        .register_fn(
+            "clear_faults",
+            move |ctx: NativeCallContext, p: Proxy| -> ScriptResult<()> {
+                ok(p.clear_faults(&call(&ctx), &s3))
+            },
+        )
         .register_fn("close", move |ctx: NativeCallContext, p: Proxy| {
             p.close(&call(&ctx), &s)
         });
