@@ -401,7 +401,39 @@ fn a_relayed_connection_is_its_own_conversation_in_the_transcript() {
         .iter()
         .any(|(k, c)| k == "connect" && Some(*c) == server_conn));
     assert_ne!(client_conn, server_conn);
-    let md = std::fs::read_to_string(&md).unwrap_or_default();
-    // The proxy's two ends are lanes of their own (Mermaid escapes the `·`).
-    assert!(md.contains("as proxy #183; 127.0.0.1"), "{md}");
+    // The diagram, as the real Mermaid parser reads it: the client's bytes go to the proxy's
+    // end, on from its other end to the server's.
+    let blocks = crate::markdown::mermaid_blocks(&md);
+    let block = &blocks[0];
+    assert_eq!(block["ok"], true, "{block}");
+    let label = |id: &serde_json::Value| {
+        block["actors"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| &x[0] == id))
+            .and_then(|x| x[1].as_str())
+            .unwrap_or("?")
+            .split(' ')
+            .next()
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let hops: Vec<(String, String)> = block["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["text"].as_str().is_some_and(|t| t.contains("hello")))
+        .map(|m| (label(&m["from"]), label(&m["to"])))
+        .collect();
+    let hop = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        hops,
+        [
+            hop("main", "proxy"),
+            hop("proxy", "task"),
+            hop("task", "proxy"),
+            hop("proxy", "main")
+        ],
+        "{block}"
+    );
 }

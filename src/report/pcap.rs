@@ -4,7 +4,9 @@
 //! acknowledgement numbers, FIN for a shutdown or close (an eof is the peer's FIN) and RST for
 //! a reset, at the transcript's times. TLS is shown as its plaintext (the transcript records
 //! what the script sent and read, not the records); Unix sockets, which have no IP addresses,
-//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment.
+//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment. A
+//! `proxy(...)`'s relayed connection is two TCP connections (client to proxy, proxy to
+//! upstream), written like any other.
 //!
 //! Each byte appears once: when the scenario holds both ends of a connection, its sends are
 //! the data (their recvs are the same bytes); toward a peer outside, sends one way and recvs
