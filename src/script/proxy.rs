@@ -103,37 +103,29 @@ pub fn parse_fault(kind: &str, opts: &Map) -> ScriptResult<Fault> {
         opts.get(key)
             .map_or(Ok(default), |v| count_opt(kind, key, v))
     };
+    // A rate or a size: 0 would never relay a byte.
+    let positive = |key: &str, unit: &str| -> ScriptResult<u64> {
+        match num(key, 0)? {
+            0 => Err(invalid(
+                op,
+                format!("fault `{kind}`: `{key}` ({unit}) must be at least 1"),
+            )),
+            n => Ok(n),
+        }
+    };
     let effect = match kind {
         "latency" => Effect::Latency {
             delay: ms("ms")?,
             jitter: ms("jitter")?,
         },
-        "bandwidth" => {
-            let rate = num("rate", 0)?;
-            if rate == 0 {
-                return Err(invalid(
-                    op,
-                    "fault `bandwidth`: `rate` (KiB/s) must be at least 1".into(),
-                ));
-            }
-            Effect::Bandwidth {
-                rate: rate.saturating_mul(1024),
-            }
-        }
-        "slicer" => {
-            let size = num("size", 0)?;
-            if size == 0 {
-                return Err(invalid(
-                    op,
-                    "fault `slicer`: `size` (bytes) must be at least 1".into(),
-                ));
-            }
-            Effect::Slicer {
-                size: size as usize,
-                variation: num("variation", 0)? as usize,
-                delay: Duration::from_micros(num("delay", 0)?),
-            }
-        }
+        "bandwidth" => Effect::Bandwidth {
+            rate: positive("rate", "KiB/s")?.saturating_mul(1024),
+        },
+        "slicer" => Effect::Slicer {
+            size: positive("size", "bytes")? as usize,
+            variation: num("variation", 0)? as usize,
+            delay: Duration::from_micros(num("delay", 0)?),
+        },
         "limit_data" => Effect::LimitData {
             bytes: num("bytes", 0)?,
         },
