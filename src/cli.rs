@@ -114,6 +114,12 @@ pub struct Cli {
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     pub limits: Vec<String>,
 
+    /// The seed of every random draw a scenario makes (a proxy fault's `toxicity`, jitter,
+    /// slice sizes), so a run can be repeated. Without it a seed is chosen at random and a
+    /// failure that drew from it names it.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
     /// Show every socket event (listen, connect, send, recv, close) on stderr, with payloads.
     #[arg(long)]
     pub trace: bool,
@@ -154,6 +160,49 @@ pub struct Cli {
     /// diagram, payloads and script. Run and test mode.
     #[arg(long, value_name = "FILE")]
     pub report_html: Option<PathBuf>,
+}
+
+/// Relay connections to a service and write what crossed as a scenario.
+///
+/// `sockscript record --listen ADDR --upstream ADDR` listens on ADDR, relays each client to the
+/// service at the upstream address, and when N connections have closed (or on Ctrl-C) writes a
+/// scenario that replays them: the recorded clients against the service (`--side client`), or
+/// the recorded service to a client under test (`--side server`). A scenario file named
+/// `record` runs as `sockscript ./record`.
+#[derive(Debug, Parser)]
+#[command(name = "sockscript record", max_term_width = 100)]
+pub struct Record {
+    /// Where clients connect: the proxy's address (port 0 picks one; it is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+
+    /// The service to relay to.
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: String,
+
+    /// Write the scenario to FILE rather than to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Which end the scenario plays.
+    #[arg(long, value_enum, default_value_t = Side::Client)]
+    pub side: Side,
+
+    /// Stop once N connections have closed [default: at Ctrl-C].
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+
+    /// Deadline of each connect to the upstream.
+    #[arg(long, value_name = "D", default_value = "5s")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    /// Play the recorded clients against the service, checking its answers.
+    Client,
+    /// Listen and play the recorded service to a client under test, checking its requests.
+    Server,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -147,6 +147,14 @@ impl Diag {
         self
     }
 
+    /// Add a line at the end of the help.
+    pub fn add_help(&mut self, text: &str) {
+        self.help = Some(match self.help.take() {
+            Some(help) => format!("{help}\n{text}"),
+            None => text.to_owned(),
+        });
+    }
+
     /// A place in another file (an imported module): said in the help, as `file:line:column`,
     /// since only the scenario's own source is drawn.
     fn elsewhere(mut self, module: &str, pos: Position, what: &str) -> Self {

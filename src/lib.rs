@@ -16,7 +16,8 @@
 //!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). A child
 //!   process's pipes are one more transport ([`net::process`], `exec`), its process group
 //!   killed when the scenario's session is. Its [`net::ErrorKind`] is the one list of error
-//!   kinds, up to the diagnostic.
+//!   kinds, up to the diagnostic. [`net::proxy`] relays connections on the runtime, with
+//!   Toxiproxy's faults.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
 //!   [`diagnostic`] turns rhai positions into miette reports, each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.
@@ -25,6 +26,8 @@
 //!   into lanes and steps, the model every sequence diagram (Markdown, HTML) draws.
 //! - [`escape`] makes text from peers, scripts and file names safe for the terminal and the
 //!   reports: every view passes such text through it.
+//! - [`record`] turns what a proxy relayed into a scenario (`sockscript record`, run by
+//!   [`run::record`](mod@run)).
 //! - [`redact`] masks secrets in what is printed and in outcomes, before any view reads them.
 
 pub mod cli;
@@ -33,6 +36,7 @@ pub mod escape;
 pub mod net;
 pub mod options;
 pub mod outcome;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod run;
@@ -41,8 +45,6 @@ pub mod script;
 pub mod transcript;
 
 use std::ffi::OsString;
-
-use clap::Parser as _;
 
 /// Every scenario passed (or `--check` found every script compiles).
 pub const EXIT_OK: u8 = 0;
@@ -60,15 +62,29 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Run sockscript with these arguments (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match cli::Cli::try_parse_from(&args) {
+    // `record` as the first argument is the subcommand; a scenario file of that name runs as
+    // `./record`. (A clap subcommand would make every scenario path a possible subcommand.)
+    if args.get(1).is_some_and(|a| a == "record") {
+        return parse_and_run(&args[1..], options::Recording::resolve, run::record);
+    }
+    parse_and_run(&args, options::Options::resolve, run::run)
+}
+
+/// Parse `args` as `P`, resolve them (usage errors are exit code 2) and run.
+fn parse_and_run<P: clap::Parser, O>(
+    args: &[OsString],
+    resolve: impl FnOnce(P) -> Result<O, options::UsageError>,
+    run: impl FnOnce(O) -> u8,
+) -> u8 {
+    let cli = match P::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            print_clap_error(&e, &args);
+            print_clap_error::<P>(&e, args);
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    match options::Options::resolve(cli) {
-        Ok(options) => run::run(options),
+    match resolve(cli) {
+        Ok(options) => run(options),
         Err(e) => {
             report::console::eprintln(&format!("error: {}", escape::text(&e.to_string())));
             EXIT_USAGE
@@ -79,7 +95,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
 /// clap quotes what the user typed and, on a terminal, prints it as it is. When an argument
 /// holds control characters, the same error is made again from the arguments escaped, so it
 /// quotes them visibly; failing that, it is printed escaped and without colour.
-fn print_clap_error(e: &clap::Error, args: &[OsString]) {
+fn print_clap_error<P: clap::Parser>(e: &clap::Error, args: &[OsString]) {
     let hostile = |a: &OsString| a.to_string_lossy().chars().any(escape::is_unsafe);
     if !args.iter().any(hostile) {
         let _ = e.print();
@@ -88,7 +104,7 @@ fn print_clap_error(e: &clap::Error, args: &[OsString]) {
     let escaped = args
         .iter()
         .map(|a| OsString::from(escape::line(&a.to_string_lossy()).into_owned()));
-    match cli::Cli::try_parse_from(escaped) {
+    match P::try_parse_from(escaped) {
         Err(again) if again.kind() == e.kind() => {
             let _ = again.print();
         }

@@ -58,6 +58,8 @@ pub struct Options {
     pub reports: Vec<(Format, PathBuf)>,
     pub net_limits: crate::net::Limits,
     pub script_limits: crate::script::Limits,
+    /// `--seed N`, else one chosen at random for this run.
+    pub seed: u64,
 }
 
 /// A mistake in how sockscript was called.
@@ -147,8 +149,54 @@ impl Options {
             reports,
             net_limits,
             script_limits,
+            seed: cli.seed.unwrap_or_else(random_seed),
         })
     }
+}
+
+/// `sockscript record`, resolved.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub listen: String,
+    pub upstream: String,
+    pub out: Option<PathBuf>,
+    pub side: crate::record::Side,
+    /// Stop once this many connections have closed; `None`: at Ctrl-C.
+    pub connections: Option<usize>,
+    pub timeout: Duration,
+}
+
+impl Recording {
+    pub fn resolve(cli: crate::cli::Record) -> Result<Recording, UsageError> {
+        let timeout = deadline("--timeout", &cli.timeout)?;
+        if cli.connections == Some(0) {
+            return Err(UsageError("`--connections` must be at least 1".into()));
+        }
+        Ok(Recording {
+            listen: cli.listen,
+            upstream: cli.upstream,
+            out: cli.out,
+            side: match cli.side {
+                crate::cli::Side::Client => crate::record::Side::Client,
+                crate::cli::Side::Server => crate::record::Side::Server,
+            },
+            connections: cli.connections,
+            timeout,
+        })
+    }
+}
+
+/// A seed for a run given none: std's hasher keys are random per process, and the clock makes
+/// two runs in one process differ.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// `--limit NAME=VALUE`s over the defaults.

@@ -11,8 +11,10 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::diagnostic;
 use crate::escape;
+use crate::net::Proxy;
 use crate::net::{CancelReason, ErrorKind, Session};
-use crate::options::{Mode, Options};
+use crate::options::{Mode, Options, Recording};
+
 use crate::outcome::{Outcome, Status};
 use crate::report::progress::Progress;
 use crate::report::{self, console};
@@ -22,17 +24,8 @@ use crate::transcript::{render_event, Transcript};
 
 pub fn run(options: Options) -> u8 {
     // Thousands of connections in one scenario should not need the user to touch `ulimit`.
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sockscript-io")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            console::eprintln(&format!("error: cannot start the async runtime: {e}"));
-            return crate::EXIT_ERROR;
-        }
+    let Some(runtime) = runtime() else {
+        return crate::EXIT_ERROR;
     };
     // Run mode says one word: the person who pressed Ctrl-C knows where the script was.
     let said = match options.mode {
@@ -51,6 +44,112 @@ pub fn run(options: Options) -> u8 {
     }
     code
 }
+
+/// The one multi-thread runtime of the process, with the open-file limit raised.
+fn runtime() -> Option<Runtime> {
+    // Thousands of connections in one scenario should not need the user to touch `ulimit`.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sockscript-io")
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            console::eprintln(&format!("error: cannot start the async runtime: {e}"));
+            None
+        }
+    }
+}
+
+/// `sockscript record`: relay until enough connections have closed or Ctrl-C, then write the
+/// scenario (to `--out` or stdout). Status lines go to stderr.
+pub fn record(options: Recording) -> u8 {
+    let Some(runtime) = runtime() else {
+        return crate::EXIT_ERROR;
+    };
+    let interrupt = Interrupt::install(&runtime, "stopping the recording");
+    let handle = runtime.handle();
+    let transcript = Transcript::new(Instant::now(), RECORD_CAPTURE);
+    let limits = crate::net::Limits {
+        capture: RECORD_CAPTURE,
+        ..crate::net::Limits::default()
+    };
+    let session = Session::new(handle.clone(), options.timeout, limits, transcript.clone());
+    interrupt.register(&session);
+    let call = crate::net::Call::new(Arc::from("record"), None, None);
+    let proxy_options = crate::net::ProxyOptions {
+        connect_timeout: Some(options.timeout),
+        faults: Vec::new(),
+    };
+    let proxy = match Proxy::start(
+        &session,
+        &call,
+        &options.listen,
+        &options.upstream,
+        proxy_options,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            console::eprintln(&format!("error: {}", escape::text(&e.message)));
+            return crate::EXIT_ERROR;
+        }
+    };
+    let until = match options.connections {
+        Some(n) => format!(
+            "until {n} connection{} have closed",
+            if n == 1 { "" } else { "s" }
+        ),
+        None => "until Ctrl-C".to_owned(),
+    };
+    console::eprintln(&format!(
+        "recording on {} for {}, {until}",
+        proxy.local().text,
+        escape::text(&options.upstream)
+    ));
+    handle
+        .block_on(proxy.wait_finished(options.connections.unwrap_or(usize::MAX), session.token()));
+    session.cancel(CancelReason::Finished);
+    let (events, _) = transcript.snapshot();
+    runtime.shutdown_background();
+    let conversations = match crate::record::conversations(&events, crate::net::proxy::TASK) {
+        Ok(c) => c,
+        Err(e) => {
+            console::eprintln(&format!("error: {e}"));
+            return crate::EXIT_ERROR;
+        }
+    };
+    let meta = crate::record::Meta {
+        listen: proxy.local().text.to_string(),
+        upstream: options.upstream.clone(),
+        when: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+    };
+    let text = crate::record::scenario(&conversations, options.side, &meta);
+    let written = match &options.out {
+        Some(path) => std::fs::write(path, &text).map_err(|e| (path.display().to_string(), e)),
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| ("stdout".to_owned(), e)),
+    };
+    if let Err((to, e)) = written {
+        console::eprintln(&format!("error: cannot write {}: {e}", escape::text(&to)));
+        return crate::EXIT_ERROR;
+    }
+    let n = conversations.len();
+    console::eprintln(&format!(
+        "recorded {n} connection{}{}",
+        if n == 1 { "" } else { "s" },
+        options.out.as_ref().map_or(String::new(), |p| format!(
+            " into {}",
+            escape::text(&p.display().to_string())
+        ))
+    ));
+    crate::EXIT_OK
+}
+
+/// Payload bytes a recording keeps whole: what it writes out must be whole.
+const RECORD_CAPTURE: usize = 256 * 1024 * 1024;
 
 /// Ctrl-C and SIGTERM: the first stops every running scenario (their blocked calls return at
 /// once), says so (`said`) and lets the run report what it has; a second one exits at once.
@@ -474,6 +573,7 @@ pub fn execute(
         options.net_limits.clone(),
         transcript.clone(),
     );
+    session.set_seed(options.seed);
     interrupt.register(&session);
     let config = script::Config {
         max_time: options.max_time,
@@ -594,6 +694,12 @@ impl Ending {
         let (events, dropped) = self.transcript.snapshot();
         if let Some(diag) = &mut diagnostic {
             diag.recent_traffic(&events, &self.redactor);
+            if self.session.seed_was_drawn() {
+                let seed = self.session.seed();
+                diag.add_help(&format!(
+                    "the draws of `toxicity` came from seed {seed}: repeat them with `--seed {seed}`"
+                ));
+            }
         }
         let mut outcome = Outcome {
             name: self.name.clone(),

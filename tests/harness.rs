@@ -294,6 +294,8 @@ pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    /// stderr line by line, for programs whose readiness line goes there (`record`).
+    err_lines: Receiver<String>,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
     started: Instant,
@@ -313,36 +315,15 @@ impl Proc {
             Err(e) => panic!("cannot start {name} ({cmd:?}): {e}"),
         };
         let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().map(|out| {
-            std::thread::spawn(move || {
-                let mut all = Vec::new();
-                let mut reader = BufReader::new(out);
-                loop {
-                    let mut line = Vec::new();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            all.extend_from_slice(&line);
-                            let text = String::from_utf8_lossy(&line);
-                            let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_owned());
-                        }
-                    }
-                }
-                String::from_utf8_lossy(&all).into_owned()
-            })
-        });
-        let stderr = child.stderr.take().map(|mut err| {
-            std::thread::spawn(move || {
-                let mut all = Vec::new();
-                let _ = err.read_to_end(&mut all);
-                String::from_utf8_lossy(&all).into_owned()
-            })
-        });
+        let stdout = child.stdout.take().map(|out| read_lines(out, tx));
+        let (tx, err_lines) = mpsc::channel();
+        let stderr = child.stderr.take().map(|err| read_lines(err, tx));
         Proc {
             name: name.to_owned(),
             stdin: child.stdin.take(),
             child,
             lines,
+            err_lines,
             stdout,
             stderr,
             started,
@@ -354,8 +335,20 @@ impl Proc {
     /// The next line of stdout, without its line ending; panics at the deadline or at EOF.
     #[track_caller]
     pub fn line(&mut self) -> String {
+        self.next_line(false)
+    }
+
+    /// The next line of stderr, as [`Proc::line`] reads stdout.
+    #[track_caller]
+    pub fn err_line(&mut self) -> String {
+        self.next_line(true)
+    }
+
+    #[track_caller]
+    fn next_line(&mut self, stderr: bool) -> String {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
+        let lines = if stderr { &self.err_lines } else { &self.lines };
+        match lines.recv_timeout(left) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => {
                 let out = self.kill();
@@ -470,6 +463,27 @@ pub fn ctrl_c(mut proc: Proc) -> Output {
     out.code(130);
     assert!(took < Duration::from_secs(1), "exit {took:?} after Ctrl-C");
     out
+}
+
+/// Read `from` to its end on a thread of its own, handing each line (without its ending) to
+/// `tx` as it comes; the thread's result is the whole text.
+fn read_lines(from: impl Read + Send + 'static, tx: mpsc::Sender<String>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut reader = BufReader::new(from);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    all.extend_from_slice(&line);
+                    let text = String::from_utf8_lossy(&line);
+                    let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_owned());
+                }
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    })
 }
 
 /// A Python peer: `python3 -u -c <source>` under the usual wall-clock bound. `tests/peers` is

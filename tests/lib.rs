@@ -18,6 +18,8 @@
 //!   parser (npm `mermaid` under Node, `tests/js/mermaid`).
 //! - [`pcap`]: `--pcap` captures read by the real `tshark`: each TCP stream gives exactly the
 //!   bytes sent, both ways; UDP, Unix sockets, TLS, resets, the capture limit.
+//! - [`proxy`]: `proxy(…)` and each fault measured on a Python client; its transcript.
+//! - [`record`]: `sockscript record` with a real redis-server and a Python server; replays.
 //! - [`interop`]: Python's `socket` module as an independent peer, byte for byte.
 //! - [`hang`]: timeouts, cancellation and `--max-time` end runs promptly.
 //! - [`imports`]: modules imported from the scenario's tree, and nothing from outside it.
@@ -63,6 +65,8 @@ mod pipes;
 mod process;
 mod properties;
 mod protocols;
+mod proxy;
+mod record;
 mod sandbox;
 mod scenarios;
 mod secrets;

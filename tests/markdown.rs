@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::harness::{python_listener, root, text, Dir, Test};
 
 /// Every Mermaid block of the Markdown file at `path`, as the Mermaid parser read it.
-fn mermaid_blocks(path: &Path) -> Vec<Value> {
+pub fn mermaid_blocks(path: &Path) -> Vec<Value> {
     let dir = root().join("tests/js/mermaid");
     assert!(
         dir.join("node_modules/mermaid").is_dir(),

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -120,6 +120,12 @@ pub struct Session {
     /// The process groups `exec` started; `None` once the scenario was stopped and they were
     /// killed (see [`super::process`]).
     processes: Mutex<Option<Vec<u32>>>,
+    /// The run's seed (`--seed`), which a proxy's `toxicity` draws come from.
+    seed: AtomicU64,
+    /// Whether anything drew from the seed: then a failure says which seed it was.
+    drew: AtomicBool,
+    /// Proxies started so far: each draws from the seed mixed with its number.
+    proxies: AtomicU32,
 }
 
 impl Session {
@@ -145,7 +151,34 @@ impl Session {
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
             processes: Mutex::new(Some(Vec::new())),
+            seed: AtomicU64::new(0),
+            drew: AtomicBool::new(false),
+            proxies: AtomicU32::new(0),
         })
+    }
+
+    /// Set the run's seed (`--seed N`, or one chosen at random), before the script runs.
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::Relaxed);
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.load(Ordering::Relaxed)
+    }
+
+    /// The number of a proxy starting now: 1, 2, … in the order the script starts them.
+    pub(crate) fn next_proxy(&self) -> u32 {
+        self.proxies.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Note that a draw came from the seed, so a failure of this scenario names it.
+    pub(crate) fn drew_from_seed(&self) {
+        self.drew.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether anything drew from the seed.
+    pub fn seed_was_drawn(&self) -> bool {
+        self.drew.load(Ordering::Relaxed)
     }
 
     pub fn handle(&self) -> &Handle {

@@ -6,6 +6,9 @@
 //! message stream of its own), [`conn`] reads the transport into a
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
+//!
+//! [`proxy`] is no stream of the script's: it relays connections in the background, on the
+//! runtime, and records them in the transcript.
 
 pub mod addr;
 pub mod bridge;
@@ -18,6 +21,7 @@ pub mod listener;
 mod pem;
 mod plain;
 pub mod process;
+pub mod proxy;
 mod socket_file;
 mod stream;
 pub mod tls;
@@ -33,6 +37,7 @@ pub use decode::Match;
 pub use error::{fmt_duration, Deadline, ErrorKind, NetError};
 pub use listener::{ListenOptions, Listener};
 pub use process::Process;
+pub use proxy::{Fault, Proxy, ProxyOptions};
 pub use socket_file::kind_of as file_kind;
 pub use tls::{ClientTls, ServerCert, ServerTls, TlsInfo};
 pub use udp::Udp;

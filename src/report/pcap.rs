@@ -4,7 +4,9 @@
 //! acknowledgement numbers, FIN for a shutdown or close (an eof is the peer's FIN) and RST for
 //! a reset, at the transcript's times. TLS is shown as its plaintext (the transcript records
 //! what the script sent and read, not the records); Unix sockets, which have no IP addresses,
-//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment. A process's
+//! are given loopback ones (`127.1.x.y`, port 40000), listed in the file's comment. A
+//! `proxy(...)`'s relayed connection is two TCP connections (client to proxy, proxy to
+//! upstream), written like any other. A process's
 //! pipes (`exec`, transport `process`) are left out: no packet of any network ever carried
 //! them, and a made-up TCP stream would have Wireshark decode a program's output as whatever
 //! protocol its stand-in port suggests; `--trace`, JSON and the sequence diagrams show them.

@@ -79,6 +79,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     binary::register(&mut engine);
     register_scenario_fns(&mut engine, ctx, &config.limits);
     super::ws::register_openers(&mut engine, ctx);
+    super::proxy::register(&mut engine, &ctx.session);
     register_env(&mut engine, &config.env);
     super::process::register(&mut engine, &ctx.session, config);
     super::stream::register_interactive::<Conn>(&mut engine, config.run_mode, &config.redactor);

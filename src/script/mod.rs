@@ -15,6 +15,7 @@ mod limits;
 mod modules;
 mod net;
 mod process;
+mod proxy;
 mod send_ref;
 mod stream;
 mod task;

@@ -17,6 +17,7 @@
 //! | `greeting-server` | sends the 24-byte greeting on each connection, then waits for the client to close |
 //! | `pingpong --port P --n N --size S` | N round trips of an S-byte message against an echo server |
 //! | `pingpong-local --n N --size S` | the same with both ends in this process |
+//! | `rtt --port P --n N --size S` | N round trips as `pingpong`, each timed; prints the median in ns |
 //! | `bulk-send --port P --bytes N --chunk C` | N bytes to a sink in C-byte writes; checks the sink's count |
 //! | `bulk-recv --port P --bytes N --chunk C` | N bytes from a source in C-byte `read_exact`s; then EOF |
 //! | `connrate --port P --n N` | N sequential connect + greeting + close |
@@ -122,6 +123,7 @@ async fn run(role: &str, args: &Args) -> Result {
         }
         "greeting-server" => serve(Server::Greeting).await,
         "pingpong" => pingpong(args.port()?, args.get("n")?, args.usize("size")?).await,
+        "rtt" => rtt(args.port()?, args.get("n")?, args.usize("size")?).await,
         "pingpong-local" => pingpong_local(args.get("n")?, args.usize("size")?).await,
         "bulk-send" => bulk_send(args.port()?, args.get("bytes")?, args.usize("chunk")?).await,
         "bulk-recv" => bulk_recv(args.port()?, args.get("bytes")?, args.usize("chunk")?).await,
@@ -266,6 +268,26 @@ async fn round_trips(stream: &mut TcpStream, n: u64, size: usize) -> Result {
 async fn pingpong(port: u16, n: u64, size: usize) -> Result {
     let mut stream = connect(port).await?;
     round_trips(&mut stream, n, size).await
+}
+
+/// `pingpong` with each round trip timed: prints the median in nanoseconds on stdout.
+async fn rtt(port: u16, n: u64, size: usize) -> Result {
+    let mut stream = connect(port).await?;
+    let msg = vec![b'p'; size];
+    let mut back = vec![0u8; size];
+    let mut times = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        stream.write_all(&msg).await.map_err(io("send"))?;
+        stream.read_exact(&mut back).await.map_err(io("recv"))?;
+        times.push(t.elapsed().as_nanos());
+    }
+    if n == 0 || back != msg {
+        return Err("no round trips, or the echo differs from the message".into());
+    }
+    times.sort_unstable();
+    println!("{}", times[times.len() / 2]);
+    Ok(())
 }
 
 /// Both ends in one program: a server task echoing exactly `n` messages, and the client.
