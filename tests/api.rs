@@ -62,6 +62,7 @@ api_scripts! {
     sending_a_blob_variable_leaves_it_as_it_was,
     send_on_a_udp_a_channel_or_a_map_takes_a_copy,
     a_script_function_named_send_takes_the_method_call,
+    websocket_options_take_none_as_their_timeout,
 }
 
 /// Run `tests/api/<name>.rhai` as its leading comment says.

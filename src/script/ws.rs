@@ -14,7 +14,7 @@ use super::error::{blob, script_error, text, ScriptResult};
 use super::net::{count, ok};
 use super::stream::{cached_regex, match_map, register_handle, Handle};
 use super::task::ScriptCtx;
-use super::value::duration;
+use super::value::deadline;
 use crate::net::ws::{self, Handshake, Kind, Received};
 use crate::net::{Call, ErrorKind, WebSocket, WsListener};
 
@@ -132,7 +132,7 @@ fn connect_options(url: &str, opts: &Map) -> ScriptResult<ws::ConnectOptions> {
     let mut o = ws::ConnectOptions::default();
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => o.timeout = Some(duration(op, value)?),
+            "timeout" => o.timeout = Some(deadline(op, value)?),
             "protocols" => o.protocols = list_opt(op, "protocols", value)?,
             "tls" => {
                 if !url.starts_with("wss:") {
@@ -179,7 +179,7 @@ fn listen_options(opts: &Map) -> ScriptResult<(Option<Duration>, ws::ListenOptio
     let mut timeout = None;
     for (key, value) in opts {
         match key.as_str() {
-            "timeout" => timeout = Some(duration(op, value)?),
+            "timeout" => timeout = Some(deadline(op, value)?),
             "protocols" => o.protocols = list_opt(op, "protocols", value)?,
             "tls" => o.tls = Some(server_tls(op, value)?),
             other => return Err(unknown_option(op, other, "`tls`, `protocols`, `timeout`")),
