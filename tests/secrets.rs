@@ -30,10 +30,10 @@ impl Reports {
         self.dir.join(name).to_string_lossy().into_owned()
     }
 
-    /// `--report-junit`, `--report-tap`, `--report-json` and `--report-markdown` into this
-    /// directory.
+    /// `--report-junit`, `--report-tap`, `--report-json`, `--report-markdown` and
+    /// `--report-html` into this directory.
     fn args(&self) -> Vec<String> {
-        ["junit", "tap", "json", "markdown"]
+        ["junit", "tap", "json", "markdown", "html"]
             .iter()
             .flat_map(|k| [format!("--report-{k}"), self.path(&format!("r.{k}"))])
             .collect()
@@ -45,7 +45,7 @@ impl Reports {
             ("stdout".to_owned(), out.stdout.clone()),
             ("stderr".to_owned(), out.stderr.clone()),
         ];
-        for k in ["junit", "tap", "json", "markdown"] {
+        for k in ["junit", "tap", "json", "markdown", "html"] {
             let path = self.path(&format!("r.{k}"));
             let text = std::fs::read_to_string(Path::new(&path))
                 .unwrap_or_else(|e| panic!("the {k} report `{path}`: {e}"));
