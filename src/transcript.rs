@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::escape;
 
@@ -250,18 +250,89 @@ struct Inner {
     live: Option<Sink>,
 }
 
-/// The events as kept: a compact record each, with every payload preview and note in one
-/// shared byte arena rather than an allocation of its own. A scenario holding ten thousand
-/// connections records twenty thousand events, so this is most of what a connection costs.
+/// The events as kept: a compact record each, with every payload preview and note in a shared
+/// byte arena rather than an allocation of its own. A scenario holding ten thousand connections
+/// records twenty thousand events, so this is most of what a connection costs.
 #[derive(Default)]
 struct Events {
     list: Vec<Stored>,
-    arena: Vec<u8>,
+    /// Payloads kept whole that are longer than a preview, each with its note: what an outcome
+    /// cuts to previews once its views are written, so nothing else shares their chunks.
+    whole: Arena,
+    /// Everything else: previews, short payloads and notes.
+    short: Arena,
     /// Payload bytes kept whole so far, against the capture limit.
     captured: usize,
     /// Set by the first payload that did not fit: every payload after it keeps a preview.
     full: bool,
     dropped: Dropped,
+}
+
+/// Bytes appended in chunks that never move or grow in place, so a snapshot hands out slices
+/// of them ([`Bytes`] sharing the chunk) instead of copying every payload, and a growing arena
+/// never copies what it holds. A position is counted from the arena's first byte.
+#[derive(Default)]
+struct Arena {
+    /// Chunks no longer written, each with the position of its first byte.
+    done: Vec<(usize, Bytes)>,
+    /// The chunk being written; its first byte is at `start`.
+    open: BytesMut,
+    start: usize,
+}
+
+/// The first chunk's room; each next chunk is as large as the arena so far, up to
+/// [`MAX_CHUNK`] (or one payload and note, if larger): few chunks for a bulk transfer, and a
+/// page for a scenario that says little.
+const MIN_CHUNK: usize = 4 * 1024;
+const MAX_CHUNK: usize = 4 * 1024 * 1024;
+
+impl Arena {
+    fn len(&self) -> usize {
+        self.start + self.open.len()
+    }
+
+    /// Append `data` then `note`, contiguous, and return the position of `data`.
+    fn push(&mut self, data: &[u8], note: &[u8]) -> usize {
+        let need = data.len() + note.len();
+        if self.open.capacity() - self.open.len() < need {
+            self.close_open();
+            let room = self.len().clamp(MIN_CHUNK, MAX_CHUNK).max(need);
+            self.open = BytesMut::with_capacity(room);
+        }
+        let at = self.len();
+        self.open.extend_from_slice(data);
+        self.open.extend_from_slice(note);
+        at
+    }
+
+    /// Move what the open chunk holds to the done ones; it keeps writing into the rest of its
+    /// room (the same allocation).
+    fn close_open(&mut self) {
+        if !self.open.is_empty() {
+            let start = self.start;
+            self.start += self.open.len();
+            self.done.push((start, self.open.split().freeze()));
+        }
+    }
+
+    /// The `len` bytes at position `at`, written by one [`Arena::push`].
+    fn get(&self, at: usize, len: usize) -> &[u8] {
+        if at >= self.start {
+            return &self.open[at - self.start..at - self.start + len];
+        }
+        let (start, chunk) = &self.done[self.done.partition_point(|(s, _)| *s <= at) - 1];
+        &chunk[at - start..at - start + len]
+    }
+
+    /// The same bytes as a [`Bytes`] sharing the arena's chunk: no copy. Call
+    /// [`Arena::close_open`] first.
+    fn share(&self, at: usize, len: usize) -> Bytes {
+        if len == 0 {
+            return Bytes::new();
+        }
+        let (start, chunk) = &self.done[self.done.partition_point(|(s, _)| *s <= at) - 1];
+        chunk.slice(at - start..at - start + len)
+    }
 }
 
 /// 88 bytes, as before connection ids, transports and script positions were added: they fill
@@ -273,7 +344,9 @@ struct Stored {
     local: Option<Arc<str>>,
     peer: Option<Arc<str>>,
     len: usize,
-    /// Where the payload starts in the arena; the note follows it.
+    /// Where the payload starts in its arena (`whole` for a payload kept whole that is longer
+    /// than a preview, else `short`); the note follows it. Two events with the same payload
+    /// and no note may share it (`Events::same_as_before`).
     offset: usize,
     /// The note's length in bytes; [`NO_NOTE`] when there is none.
     note_len: u32,
@@ -302,7 +375,17 @@ const NO_NOTE: u32 = u32::MAX;
 const NO_CONN: u32 = u32::MAX;
 
 impl Events {
+    fn arena(&self, e: &Stored) -> &Arena {
+        if e.data_len() > PREVIEW_BYTES {
+            &self.whole
+        } else {
+            &self.short
+        }
+    }
+
+    /// The event as views read it; its payload shares the arena (see [`Arena::share`]).
     fn view(&self, e: &Stored) -> Event {
+        let arena = self.arena(e);
         let data_end = e.offset + e.data_len();
         Event {
             at: Duration::from_nanos(e.at_nanos),
@@ -315,15 +398,40 @@ impl Events {
             },
             local: e.local.clone(),
             peer: e.peer.clone(),
-            data: Bytes::copy_from_slice(&self.arena[e.offset..data_end]),
+            data: arena.share(e.offset, e.data_len()),
             len: e.len,
             note: (e.note_len != NO_NOTE).then(|| {
-                let note = &self.arena[data_end..data_end + e.note_len as usize];
+                let note = arena.get(data_end, e.note_len as usize);
                 String::from_utf8_lossy(note).into_owned()
             }),
         }
     }
+
+    /// Where the arena already holds `kept`, as the payload of the last event of the same
+    /// connection and kind (a sender repeating one Blob, a peer streaming the same bytes), so
+    /// the two events share it. Looks back over a few events only, and never for a payload
+    /// that has a note (the note follows its payload).
+    fn same_as_before(&self, on: On, kind: EventKind, kept: &[u8]) -> Option<usize> {
+        if kept.is_empty() {
+            return None;
+        }
+        let conn = on.conn.unwrap_or(NO_CONN);
+        let before = self
+            .list
+            .iter()
+            .rev()
+            .take(LOOK_BACK)
+            .find(|e| e.conn == conn && e.kind == kind)?;
+        (before.note_len == NO_NOTE
+            && before.data_len() == kept.len()
+            && self.arena(before).get(before.offset, kept.len()) == kept)
+            .then_some(before.offset)
+    }
 }
+
+/// How many events back [`Events::same_as_before`] looks for the previous payload of a
+/// connection and kind: enough for the two directions of a few connections taking turns.
+const LOOK_BACK: usize = 8;
 
 impl Transcript {
     /// A transcript that keeps `capture` payload bytes whole (`--limit capture`).
@@ -403,11 +511,18 @@ impl Transcript {
             return;
         }
         events.dropped.bytes += cut;
-        let offset = events.arena.len();
-        events.arena.extend_from_slice(kept);
-        if let Some(note) = &note {
-            events.arena.extend_from_slice(note.as_bytes());
-        }
+        let shared = match note {
+            None => events.same_as_before(on, kind, kept),
+            Some(_) => None,
+        };
+        let offset = shared.unwrap_or_else(|| {
+            let note = note.as_deref().unwrap_or_default().as_bytes();
+            if kept.len() > PREVIEW_BYTES {
+                events.whole.push(kept, note)
+            } else {
+                events.short.push(kept, note)
+            }
+        });
         events.list.push(Stored {
             at_nanos: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
             task,
@@ -425,9 +540,12 @@ impl Transcript {
         });
     }
 
-    /// A copy of every event so far, and what was not kept.
+    /// Every event so far, and what was not kept. The payloads share the transcript's arena
+    /// rather than being copied: [`keep_previews`] or [`keep_within`] cut the long ones.
     pub fn snapshot(&self) -> (Vec<Event>, Dropped) {
-        let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.whole.close_open();
+        events.short.close_open();
         let list = events.list.iter().map(|e| events.view(e)).collect();
         (list, events.dropped)
     }
@@ -446,6 +564,7 @@ pub fn keep_previews(events: &mut [Event]) {
 /// Keep each payload whole while `budget` (bytes past the previews, shared by every caller)
 /// lasts, then its [`PREVIEW_BYTES`] preview: a run that keeps whole payloads for a report
 /// holds at most `budget` more than one that keeps previews, however many scenarios it has.
+/// What is kept is copied out of the transcript's arena, so it holds no more of it.
 pub fn keep_within(events: &mut [Event], budget: &AtomicUsize) {
     for event in events {
         let past = event.data.len().saturating_sub(PREVIEW_BYTES);
@@ -456,10 +575,8 @@ pub fn keep_within(events: &mut [Event], budget: &AtomicUsize) {
             Some(left - left.min(past))
         });
         let granted = left.unwrap_or(0).min(past);
-        if granted < past {
-            let keep = PREVIEW_BYTES + granted;
-            event.data = Bytes::copy_from_slice(&event.data[..keep]);
-        }
+        let keep = PREVIEW_BYTES + granted;
+        event.data = Bytes::copy_from_slice(&event.data[..keep]);
     }
 }
 
@@ -880,6 +997,120 @@ mod tests {
             shown.ends_with("… 977 more bytes (not kept: past `--limit capture`)"),
             "{shown}"
         );
+    }
+
+    /// `n` bytes that differ from one call to the next (a small generator, seeded).
+    fn varied(seed: &mut u32, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (*seed >> 16) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn payloads_and_notes_come_back_across_arena_chunks_and_snapshots() {
+        // Lengths around a preview and past a chunk, some with notes; snapshots taken between
+        // records (the arena keeps writing after one) must all read back what was recorded.
+        let t = Transcript::new(Instant::now(), MAX_CHUNK + 2 * 1024 * 1024);
+        let mut seed = 7;
+        let mut want = Vec::new();
+        for i in 0..400usize {
+            let len = match i % 7 {
+                0 => 0,
+                1 => PREVIEW_BYTES,
+                2 => PREVIEW_BYTES + 1,
+                3 => 40_000,
+                4 if i % 50 == 4 => MAX_CHUNK + 3,
+                _ => i * 13,
+            };
+            let data = varied(&mut seed, len);
+            let note = (i % 3 == 0).then(|| format!("note {i}"));
+            t.record(
+                "main".into(),
+                None,
+                EventKind::Send,
+                On::default(),
+                None,
+                None,
+                &data,
+                note.clone(),
+            );
+            want.push((data, note));
+            if i % 50 == 49 {
+                let (events, _) = t.snapshot();
+                assert_eq!(events.len(), want.len());
+            }
+        }
+        let (events, dropped) = t.snapshot();
+        assert!(dropped.bytes > 0, "past the capture too");
+        for (i, (e, (data, note))) in events.iter().zip(&want).enumerate() {
+            assert_eq!(e.len, data.len(), "event {i}");
+            assert_eq!(&e.data[..], &data[..e.data.len()], "event {i}");
+            assert!(e.data.len() == data.len() || e.data.len() == PREVIEW_BYTES);
+            assert_eq!(e.note, *note, "event {i}");
+        }
+    }
+
+    #[test]
+    fn a_payload_repeated_on_a_connection_is_kept_once_and_read_back_for_each() {
+        let t = Transcript::new(Instant::now(), 4 * PREVIEW_BYTES);
+        let on = |conn| On {
+            conn: Some(conn),
+            transport: Some(Transport::Tcp),
+        };
+        let blob = vec![b'x'; 2 * PREVIEW_BYTES];
+        let other = vec![b'y'; 2 * PREVIEW_BYTES];
+        let rec = |conn, kind, data: &[u8], note: Option<&str>| {
+            t.record(
+                "main".into(),
+                None,
+                kind,
+                on(conn),
+                None,
+                None,
+                data,
+                note.map(str::to_owned),
+            );
+        };
+        // Two kept whole (the second shares the first), then previews past the capture.
+        for _ in 0..50 {
+            rec(1, EventKind::Send, &blob, None);
+            rec(2, EventKind::Recv, &other, None);
+            rec(1, EventKind::Recv, &blob, None);
+        }
+        rec(1, EventKind::Send, &blob, Some("with a note"));
+        rec(1, EventKind::Send, &other, None);
+        let (events, dropped) = t.snapshot();
+        {
+            let kept = t.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+            // Whole: one `blob` and one `other`. Previews: one each for (1, send), (2, recv)
+            // and (1, recv), the one with a note and the changed payload.
+            assert_eq!(kept.whole.len(), 2 * blob.len());
+            assert_eq!(kept.short.len(), 5 * PREVIEW_BYTES + "with a note".len());
+        }
+        // 152 events, two kept whole: each of the rest dropped all past its preview.
+        assert_eq!(dropped.bytes, 150 * PREVIEW_BYTES as u64);
+        let seen: Vec<_> = events.iter().map(|e| (e.data[0], e.data.len())).collect();
+        let mut want = vec![
+            (b'x', blob.len()),
+            (b'y', other.len()),
+            (b'x', PREVIEW_BYTES),
+        ];
+        for _ in 1..50 {
+            want.extend([
+                (b'x', PREVIEW_BYTES),
+                (b'y', PREVIEW_BYTES),
+                (b'x', PREVIEW_BYTES),
+            ]);
+        }
+        want.extend([(b'x', PREVIEW_BYTES), (b'y', PREVIEW_BYTES)]);
+        assert_eq!(seen, want);
+        assert_eq!(events[150].note.as_deref(), Some("with a note"));
+        assert!(events
+            .iter()
+            .all(|e| e.data.iter().all(|&b| b == e.data[0])));
     }
 
     #[test]
