@@ -999,6 +999,11 @@ mod tests {
         );
     }
 
+    /// `main`'s event, at no script position and with no addresses.
+    fn record(t: &Transcript, kind: EventKind, on: On, data: &[u8], note: Option<String>) {
+        t.record("main".into(), None, kind, on, None, None, data, note);
+    }
+
     /// `n` bytes that differ from one call to the next (a small generator, seeded).
     fn varied(seed: &mut u32, n: usize) -> Vec<u8> {
         (0..n)
@@ -1027,16 +1032,7 @@ mod tests {
             };
             let data = varied(&mut seed, len);
             let note = (i % 3 == 0).then(|| format!("note {i}"));
-            t.record(
-                "main".into(),
-                None,
-                EventKind::Send,
-                On::default(),
-                None,
-                None,
-                &data,
-                note.clone(),
-            );
+            record(&t, EventKind::Send, On::default(), &data, note.clone());
             want.push((data, note));
             if i % 50 == 49 {
                 let (events, _) = t.snapshot();
@@ -1063,16 +1059,7 @@ mod tests {
         let blob = vec![b'x'; 2 * PREVIEW_BYTES];
         let other = vec![b'y'; 2 * PREVIEW_BYTES];
         let rec = |conn, kind, data: &[u8], note: Option<&str>| {
-            t.record(
-                "main".into(),
-                None,
-                kind,
-                on(conn),
-                None,
-                None,
-                data,
-                note.map(str::to_owned),
-            );
+            record(&t, kind, on(conn), data, note.map(str::to_owned));
         };
         // Two kept whole (the second shares the first), then previews past the capture.
         for _ in 0..50 {
@@ -1082,16 +1069,17 @@ mod tests {
         }
         rec(1, EventKind::Send, &blob, Some("with a note"));
         rec(1, EventKind::Send, &other, None);
+        rec(1, EventKind::Recv, &other, None);
         let (events, dropped) = t.snapshot();
         {
             let kept = t.inner.events.lock().unwrap_or_else(|p| p.into_inner());
             // Whole: one `blob` and one `other`. Previews: one each for (1, send), (2, recv)
-            // and (1, recv), the one with a note and the changed payload.
+            // and (1, recv), the one with a note and the two changed payloads.
             assert_eq!(kept.whole.len(), 2 * blob.len());
-            assert_eq!(kept.short.len(), 5 * PREVIEW_BYTES + "with a note".len());
+            assert_eq!(kept.short.len(), 6 * PREVIEW_BYTES + "with a note".len());
         }
-        // 152 events, two kept whole: each of the rest dropped all past its preview.
-        assert_eq!(dropped.bytes, 150 * PREVIEW_BYTES as u64);
+        // 153 events, two kept whole: each of the rest dropped all past its preview.
+        assert_eq!(dropped.bytes, 151 * PREVIEW_BYTES as u64);
         let seen: Vec<_> = events.iter().map(|e| (e.data[0], e.data.len())).collect();
         let mut want = vec![
             (b'x', blob.len()),
@@ -1105,7 +1093,11 @@ mod tests {
                 (b'x', PREVIEW_BYTES),
             ]);
         }
-        want.extend([(b'x', PREVIEW_BYTES), (b'y', PREVIEW_BYTES)]);
+        want.extend([
+            (b'x', PREVIEW_BYTES),
+            (b'y', PREVIEW_BYTES),
+            (b'y', PREVIEW_BYTES),
+        ]);
         assert_eq!(seen, want);
         assert_eq!(events[150].note.as_deref(), Some("with a note"));
         assert!(events
