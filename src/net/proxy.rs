@@ -24,11 +24,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt as _, SeedableRng as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -38,6 +39,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{HandleSlot, Opening, Session};
 use super::call::Call;
 use super::error::{ErrorKind, NetError};
+use super::plain::{SpinSlot, SPIN, SPIN_PAUSE};
 use super::stream::ip_key;
 use crate::transcript::{EventKind, On, Transport};
 
@@ -631,6 +633,7 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
         Some(format!("relays tcp#{}", down_leg.conn)),
     );
     let cut = Cut::default();
+    let heat = Heat::default();
     let mut client = client;
     let mut upstream = upstream;
     {
@@ -642,6 +645,7 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
             from_leg,
             to_leg,
             cut: &cut,
+            heat: &heat,
             faults: shared.proxy.faults.subscribe(),
             rng_seed: mix(mix(shared.seed, number), way as u64),
             from,
@@ -649,8 +653,9 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
         };
         let up = pump(Way::Up, client_r, up_w, &down_leg, &up_leg);
         let down = pump(Way::Down, up_r, client_w, &up_leg, &down_leg);
+        let both = std::pin::pin!(async { tokio::join!(up.run(), down.run()) });
         tokio::select! {
-            _ = async { tokio::join!(up.run(), down.run()) } => {}
+            _ = Spin { inner: both, heat: &heat } => {}
             _ = stop.cancelled() => {}
         }
     }
@@ -693,6 +698,7 @@ struct Pump<'a, R, W> {
     from_leg: &'a Leg,
     to_leg: &'a Leg,
     cut: &'a Cut,
+    heat: &'a Heat,
     faults: watch::Receiver<Faults>,
     rng_seed: u64,
     from: R,
@@ -701,7 +707,7 @@ struct Pump<'a, R, W> {
 
 impl<R, W> Pump<'_, R, W>
 where
-    R: tokio::io::AsyncRead + Unpin,
+    R: AsRef<TcpStream>,
     W: tokio::io::AsyncWrite + Unpin,
 {
     /// The faults in force for this direction; `drawn` keeps each fault's draw.
@@ -801,8 +807,10 @@ where
                     self.cut.close();
                     return;
                 }
-                r = self.from.read(&mut buf) => r,
+                r = read(self.from.as_ref(), &mut buf, self.heat) => r,
             };
+            // Until the next read: whatever this pump waits on now is not the peer's bytes.
+            let _stalled = self.heat.stall();
             let n = match read {
                 Ok(0) => {
                     self.from_leg.record(self.shared, EventKind::Eof, b"", None);
@@ -816,7 +824,10 @@ where
                         .record(self.shared, EventKind::Shutdown, b"", None);
                     return;
                 }
-                Ok(n) => n,
+                Ok(n) => {
+                    self.heat.moved.store(true, Ordering::Relaxed);
+                    n
+                }
                 Err(e) => {
                     self.error(self.from_leg, &e);
                     return;
@@ -947,6 +958,118 @@ where
         } else {
             self.cut.close();
         }
+    }
+}
+
+/// Read what `stream` holds, waiting for it through the runtime. While [`Spin`] polls the relay
+/// again and again, the runtime's poller does not run, so its readiness does not show bytes that
+/// arrive meanwhile: then the socket itself is asked (a direct `read`). Cancel-safe: it takes
+/// bytes only when it returns them.
+async fn read(stream: &TcpStream, buf: &mut [u8], heat: &Heat) -> io::Result<usize> {
+    std::future::poll_fn(|cx| loop {
+        match stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => match stream.try_read(buf) {
+                // Readiness the poller saw before the bytes were taken: `try_read` has cleared
+                // it, and the next turn registers for the next bytes.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            },
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending if heat.spinning.load(Ordering::Relaxed) => {
+                match io::Read::read(&mut &*socket2::SockRef::from(stream), buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    done => return Poll::Ready(done),
+                }
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Whether a relayed connection is hot: one of its pumps has just read bytes (so an answer
+/// is likely within microseconds), and neither is held up by a full socket or a fault's pause.
+#[derive(Default)]
+struct Heat {
+    /// A pump read bytes since [`Spin`] last looked.
+    moved: AtomicBool,
+    /// Pumps between a read and their next read (writing, pausing, closing).
+    stalled: AtomicUsize,
+    /// Set while [`Spin`] polls the relay again and again.
+    spinning: AtomicBool,
+}
+
+impl Heat {
+    fn stall(&self) -> Stalled<'_> {
+        self.stalled.fetch_add(1, Ordering::Relaxed);
+        Stalled(self)
+    }
+
+    /// Whether bytes moved since the last look and both pumps now wait for bytes.
+    fn hot(&self) -> bool {
+        self.moved.swap(false, Ordering::Relaxed) && self.stalled.load(Ordering::Relaxed) == 0
+    }
+}
+
+struct Stalled<'a>(&'a Heat);
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.stalled.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The relay of one connection (both pumps), polled again and again for up to [`SPIN`] after
+/// it has moved bytes and both pumps wait to read, before its thread goes back to the poller:
+/// a reply that comes within that is relayed without the runtime's thread being woken for it
+/// (a wake-up across CPUs costs tens of µs on a VM). The rules are those of a script's reads
+/// ([`SpinSlot`]): at most one fewer spinning reads than the process has CPUs, so none on one
+/// CPU, and an idle connection, which is not polled, never spins. Bytes that keep coming keep
+/// it spinning; after [`SPIN_ROUNDS`] of them it yields to the runtime's other tasks.
+struct Spin<'a, F> {
+    inner: std::pin::Pin<&'a mut F>,
+    heat: &'a Heat,
+}
+
+/// How many times in a row a spinning relay starts its wait again after relaying more bytes
+/// before it lets the runtime run its other tasks (as a script's read yields every 64).
+const SPIN_ROUNDS: u32 = 64;
+
+impl<F: std::future::Future> std::future::Future for Spin<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let mut polled = this.inner.as_mut().poll(cx);
+        if polled.is_ready() || !this.heat.hot() {
+            return polled;
+        }
+        let Some(_slot) = SpinSlot::take() else {
+            return polled;
+        };
+        this.heat.spinning.store(true, Ordering::Relaxed);
+        let mut started = std::time::Instant::now();
+        let mut rounds = 0;
+        while polled.is_pending() && started.elapsed() < SPIN {
+            for _ in 0..SPIN_PAUSE {
+                std::hint::spin_loop();
+            }
+            polled = this.inner.as_mut().poll(cx);
+            if polled.is_pending() && this.heat.moved.load(Ordering::Relaxed) {
+                if !this.heat.hot() {
+                    break;
+                }
+                rounds += 1;
+                if rounds >= SPIN_ROUNDS {
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                started = std::time::Instant::now();
+            }
+        }
+        this.heat.spinning.store(false, Ordering::Relaxed);
+        polled
     }
 }
 
