@@ -19,6 +19,13 @@
 //! fault's number, so the same `--seed` draws the same whatever the timing. Faults are a
 //! `watch` value: a pump looks at it between reads (an atomic load while nothing changes) and
 //! wakes for a change while it waits.
+//!
+//! # Spinning
+//! Both pumps of a connection run in one task. After it has relayed bytes it asks both sockets
+//! again for up to 50 µs before it waits in the poller (`Spin`), so an answer that comes
+//! within that costs no wake-up of the runtime's thread, under a script read's limits on
+//! spinners (`SpinSlot`, in `plain.rs`) or as the one `Yielding` spinner of a process pinned
+//! to fewer CPUs than the machine has (bench/ANALYSIS.md, 7l).
 
 use std::io;
 use std::net::SocketAddr;
