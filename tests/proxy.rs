@@ -425,3 +425,60 @@ fn a_relayed_connection_is_its_own_conversation_in_the_transcript() {
         "{block}"
     );
 }
+
+/// A relay spins briefly after it has relayed bytes, waiting for the answer; with its
+/// connections idle it must spend no CPU (what the 50 µs bound and "an idle connection is not
+/// polled" promise). The Python client reads the sockscript process's CPU time from `/proc`
+/// around a second of silence on 20 relayed connections.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_proxy_spends_no_cpu() {
+    let mut server = Test::new()
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let p = proxy("127.0.0.1:0", server.addr);
+            print(p.port);
+            let conns = [];
+            for i in 0..20 {
+                let c = server.accept();
+                c.send_line(c.recv_line());
+                conns.push(c);
+            }
+            // Until the client has gone: the relay ends with the scenario.
+            for c in conns { try { c.recv_all(); } catch {} }
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let pid = server.id();
+    let mut py = python(&format!(
+        r#"
+import os, time
+from peer import connect
+def cpu():
+    fields = open("/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+conns = []
+for i in range(20):
+    c = connect({port})
+    c.sendall(b"hello\n")
+    assert c.recv(100) == b"hello\n"
+    conns.append(c)
+time.sleep(0.2)
+before = cpu()
+time.sleep(1.0)
+print(round(cpu() - before, 3))
+for c in conns:
+    c.close()
+"#
+    ));
+    let out = py.wait();
+    out.code(0);
+    server.wait().code(0);
+    let secs: f64 = out.stdout.trim().parse().unwrap_or(-1.0);
+    assert!(
+        (0.0..0.1).contains(&secs),
+        "CPU over a second of idle connections: {secs}s"
+    );
+}

@@ -224,19 +224,19 @@ impl Sink for Arc<PlainSocket> {
 /// How long a read that finds nothing keeps asking the socket before it parks its thread. A
 /// peer on loopback usually answers within this, and an answer picked up here skips two
 /// thread wake-ups (the runtime's poller, then this script thread).
-const SPIN: Duration = Duration::from_micros(50);
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 /// Spin-loop hints between two attempts of a spinning read (well under a microsecond).
-const SPIN_PAUSE: u32 = 32;
+pub(crate) const SPIN_PAUSE: u32 = 32;
 
 /// The right to spin: at most one fewer reads spin at once, across the process, than there
 /// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
 /// peers they wait for. Given back on drop.
-struct SpinSlot;
+pub(crate) struct SpinSlot;
 
 static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl SpinSlot {
-    fn take() -> Option<SpinSlot> {
+    pub(crate) fn take() -> Option<SpinSlot> {
         use std::sync::atomic::Ordering;
         static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let allowed = *ALLOWED.get_or_init(|| {

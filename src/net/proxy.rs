@@ -19,16 +19,24 @@
 //! fault's number, so the same `--seed` draws the same whatever the timing. Faults are a
 //! `watch` value: a pump looks at it between reads (an atomic load while nothing changes) and
 //! wakes for a change while it waits.
+//!
+//! # Spinning
+//! Both pumps of a connection run in one task. After it has relayed bytes it asks both sockets
+//! again for up to 50 µs before it waits in the poller (`Spin`), so an answer that comes
+//! within that costs no wake-up of the runtime's thread, under a script read's limits on
+//! spinners (`SpinSlot`, in `plain.rs`) or as the one `Yielding` spinner of a process pinned
+//! to fewer CPUs than the machine has (bench/ANALYSIS.md, 7l).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt as _, SeedableRng as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -38,6 +46,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{HandleSlot, Opening, Session};
 use super::call::Call;
 use super::error::{ErrorKind, NetError};
+use super::plain::{SpinSlot, SPIN, SPIN_PAUSE};
 use super::stream::ip_key;
 use crate::transcript::{EventKind, On, Transport};
 
@@ -631,6 +640,7 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
         Some(format!("relays tcp#{}", down_leg.conn)),
     );
     let cut = Cut::default();
+    let heat = Heat::default();
     let mut client = client;
     let mut upstream = upstream;
     {
@@ -642,6 +652,7 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
             from_leg,
             to_leg,
             cut: &cut,
+            heat: &heat,
             faults: shared.proxy.faults.subscribe(),
             rng_seed: mix(mix(shared.seed, number), way as u64),
             from,
@@ -649,8 +660,9 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
         };
         let up = pump(Way::Up, client_r, up_w, &down_leg, &up_leg);
         let down = pump(Way::Down, up_r, client_w, &up_leg, &down_leg);
+        let both = std::pin::pin!(async { tokio::join!(up.run(), down.run()) });
         tokio::select! {
-            _ = async { tokio::join!(up.run(), down.run()) } => {}
+            _ = Spin { inner: both, heat: &heat } => {}
             _ = stop.cancelled() => {}
         }
     }
@@ -693,6 +705,7 @@ struct Pump<'a, R, W> {
     from_leg: &'a Leg,
     to_leg: &'a Leg,
     cut: &'a Cut,
+    heat: &'a Heat,
     faults: watch::Receiver<Faults>,
     rng_seed: u64,
     from: R,
@@ -701,7 +714,7 @@ struct Pump<'a, R, W> {
 
 impl<R, W> Pump<'_, R, W>
 where
-    R: tokio::io::AsyncRead + Unpin,
+    R: AsRef<TcpStream>,
     W: tokio::io::AsyncWrite + Unpin,
 {
     /// The faults in force for this direction; `drawn` keeps each fault's draw.
@@ -801,8 +814,10 @@ where
                     self.cut.close();
                     return;
                 }
-                r = self.from.read(&mut buf) => r,
+                r = read(self.from.as_ref(), &mut buf, self.heat) => r,
             };
+            // Until the next read: whatever this pump waits on now is not the peer's bytes.
+            let _stalled = self.heat.stall();
             let n = match read {
                 Ok(0) => {
                     self.from_leg.record(self.shared, EventKind::Eof, b"", None);
@@ -816,7 +831,10 @@ where
                         .record(self.shared, EventKind::Shutdown, b"", None);
                     return;
                 }
-                Ok(n) => n,
+                Ok(n) => {
+                    self.heat.moved.store(true, Ordering::Relaxed);
+                    n
+                }
                 Err(e) => {
                     self.error(self.from_leg, &e);
                     return;
@@ -950,10 +968,205 @@ where
     }
 }
 
+/// Read what `stream` holds, waiting for it through the runtime. While [`Spin`] polls the relay
+/// again and again, the runtime's poller does not run, so its readiness does not show bytes that
+/// arrive meanwhile: then the socket itself is asked (a direct `read`). Cancel-safe: it takes
+/// bytes only when it returns them.
+async fn read(stream: &TcpStream, buf: &mut [u8], heat: &Heat) -> io::Result<usize> {
+    std::future::poll_fn(|cx| loop {
+        match stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => match stream.try_read(buf) {
+                // Readiness the poller saw before the bytes were taken: `try_read` has cleared
+                // it, and the next turn registers for the next bytes.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            },
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending if heat.spinning.load(Ordering::Relaxed) => {
+                match io::Read::read(&mut &*socket2::SockRef::from(stream), buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    done => return Poll::Ready(done),
+                }
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Whether a relayed connection is hot: one of its pumps has just read bytes (so an answer
+/// is likely within microseconds), and neither is held up by a full socket or a fault's pause.
+#[derive(Default)]
+struct Heat {
+    /// A pump read bytes since [`Spin`] last looked.
+    moved: AtomicBool,
+    /// Pumps between a read and their next read (writing, pausing, closing).
+    stalled: AtomicUsize,
+    /// Set while [`Spin`] polls the relay again and again.
+    spinning: AtomicBool,
+}
+
+impl Heat {
+    fn stall(&self) -> Stalled<'_> {
+        self.stalled.fetch_add(1, Ordering::Relaxed);
+        Stalled(self)
+    }
+
+    /// Whether bytes moved since the last look and both pumps now wait for bytes.
+    fn hot(&self) -> bool {
+        self.moved.swap(false, Ordering::Relaxed) && self.stalled.load(Ordering::Relaxed) == 0
+    }
+}
+
+struct Stalled<'a>(&'a Heat);
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.stalled.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The relay of one connection (both pumps), polled again and again for up to [`SPIN`] after
+/// it has moved bytes and both pumps wait to read, before its thread goes back to the poller:
+/// a reply that comes within that is relayed without the runtime's thread being woken for it
+/// (a wake-up across CPUs costs tens of µs on a VM). It spins under a script read's rules
+/// ([`SpinSlot`]: at most one fewer spinners than the process has CPUs) or, when those leave
+/// none, as the one [`Yielding`] spinner. An idle connection, which is not polled, never spins.
+/// Bytes that keep coming keep it spinning; after [`SPIN_ROUNDS`] of them it yields to the
+/// runtime's other tasks.
+struct Spin<'a, F> {
+    inner: std::pin::Pin<&'a mut F>,
+    heat: &'a Heat,
+}
+
+/// How many times in a row a spinning relay starts its wait again after relaying more bytes
+/// before it lets the runtime run its other tasks (as a script's read yields every 64).
+const SPIN_ROUNDS: u32 = 64;
+
+impl<F: std::future::Future> std::future::Future for Spin<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let mut polled = this.inner.as_mut().poll(cx);
+        if polled.is_ready() || !this.heat.hot() {
+            return polled;
+        }
+        let slot = SpinSlot::take();
+        let yielding = match slot {
+            Some(_) => None,
+            None => match Yielding::take() {
+                Some(y) => Some(y),
+                None => return polled,
+            },
+        };
+        this.heat.spinning.store(true, Ordering::Relaxed);
+        let mut started = std::time::Instant::now();
+        let mut rounds = 0;
+        while polled.is_pending() && started.elapsed() < SPIN {
+            if yielding.is_some() {
+                std::thread::yield_now();
+            } else {
+                for _ in 0..SPIN_PAUSE {
+                    std::hint::spin_loop();
+                }
+            }
+            polled = this.inner.as_mut().poll(cx);
+            if polled.is_pending() && this.heat.moved.load(Ordering::Relaxed) {
+                if !this.heat.hot() {
+                    break;
+                }
+                rounds += 1;
+                if rounds >= SPIN_ROUNDS {
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                started = std::time::Instant::now();
+            }
+        }
+        this.heat.spinning.store(false, Ordering::Relaxed);
+        polled
+    }
+}
+
+/// The right to spin for a relay that [`SpinSlot`] leaves none: a process pinned to fewer CPUs
+/// than the machine has (one, say, with its client and server on another). One relay at a time
+/// may, and it gives its CPU up (`sched_yield`) between two looks, so a thread of any process
+/// that is runnable on that CPU (a client or server sharing it) runs first: the spin takes only
+/// time the CPU would spend idle. On a machine of one CPU, nothing spins. Given back on drop.
+///
+/// Measured (bench/ANALYSIS.md, 7l): with the rtt client and the echo server on CPU 1 and the
+/// relay on CPU 0, the relay added about 80 µs without it and 40 µs with it, what a relay
+/// spinning all the time adds; with all three on CPU 0 it made no difference.
+struct Yielding;
+
+static YIELDING: AtomicUsize = AtomicUsize::new(0);
+
+impl Yielding {
+    fn take() -> Option<Yielding> {
+        static MORE_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let more = *MORE_CPUS.get_or_init(|| {
+            let mine = std::thread::available_parallelism().map_or(1, |n| n.get());
+            online_cpus().is_some_and(|online| online > mine)
+        });
+        (more
+            && YIELDING
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok())
+        .then_some(Yielding)
+    }
+}
+
+impl Drop for Yielding {
+    fn drop(&mut self) {
+        YIELDING.store(0, Ordering::Release);
+    }
+}
+
+/// How many CPUs the machine has online (Linux: `/sys/devices/system/cpu/online`, such as
+/// `0-3,6`); `None` where that cannot be read.
+fn online_cpus() -> Option<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    count_cpus(&text)
+}
+
+fn count_cpus(list: &str) -> Option<usize> {
+    let mut n = 0;
+    for part in list.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
+                b.checked_sub(a)? + 1
+            }
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(n)
+}
+
 /// Sleep until `at`; never, for `None`.
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_cpus;
+
+    #[test]
+    fn online_cpu_lists_count_each_cpu_once() {
+        assert_eq!(count_cpus("0\n"), Some(1));
+        assert_eq!(count_cpus("0-1\n"), Some(2));
+        assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
+        assert_eq!(count_cpus("3-1"), None);
+        assert_eq!(count_cpus("x"), None);
+        assert_eq!(count_cpus(""), None);
     }
 }
