@@ -7,6 +7,7 @@
 //! kept are counted in [`Dropped`], so a bulk transfer cannot fill memory and a reader knows
 //! what is missing.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -251,12 +252,14 @@ struct Inner {
 }
 
 /// The events as kept: a compact record each, with every payload preview and note in one
-/// shared byte arena rather than an allocation of its own. A scenario holding ten thousand
-/// connections records twenty thousand events, so this is most of what a connection costs.
+/// shared byte arena rather than an allocation of its own, and the tasks and addresses they
+/// name kept once in [`Names`]. A scenario holding ten thousand connections records twenty
+/// thousand events, so this is most of what a connection costs.
 #[derive(Default)]
 struct Events {
     list: Vec<Stored>,
     arena: Vec<u8>,
+    names: Names,
     /// Payload bytes kept whole so far, against the capture limit.
     captured: usize,
     /// Set by the first payload that did not fit: every payload after it keeps a preview.
@@ -264,14 +267,10 @@ struct Events {
     dropped: Dropped,
 }
 
-/// 88 bytes, as before connection ids, transports and script positions were added: they fill
-/// what was padding, and the kept payload's length is not stored but follows from `len` and
-/// `whole`.
+/// 48 bytes: the task and the two addresses are numbers in [`Names`] rather than shared
+/// strings, and the kept payload's length is not stored but follows from `len` and `whole`.
 struct Stored {
     at_nanos: u64,
-    task: Arc<str>,
-    local: Option<Arc<str>>,
-    peer: Option<Arc<str>>,
     len: usize,
     /// Where the payload starts in the arena; the note follows it.
     offset: usize,
@@ -281,6 +280,10 @@ struct Stored {
     conn: u32,
     /// The script position, packed by [`At::pack`].
     position: u32,
+    /// The task, in [`Names::tasks`].
+    task: u32,
+    /// This side's and the other side's address, in [`Names::ends`].
+    ends: Ends,
     kind: EventKind,
     transport: Option<Transport>,
     /// Whether the payload was kept whole (`len` bytes) rather than as a preview.
@@ -301,20 +304,157 @@ impl Stored {
 const NO_NOTE: u32 = u32::MAX;
 const NO_CONN: u32 = u32::MAX;
 
+/// The two addresses an event names (this side's, the other side's), kept once in the
+/// transcript: a connection gets its pair when it opens ([`Transcript::ends`]) and gives it
+/// with each event, so its events carry a number rather than two strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ends(u32);
+
+/// Where a text is in [`Names::text`]: start and length; [`Span::NONE`] for no text.
+#[derive(Clone, Copy)]
+struct Span(u32, u32);
+
+impl Span {
+    const NONE: Span = Span(u32::MAX, 0);
+}
+
+/// The tasks and addresses events name, each kept once: addresses back to back in one string
+/// (not an allocation each, which would outlive the connection that made it, scattered among
+/// freed memory), tasks as the shared names their calls carry. Names recorded with an event
+/// are found again by a hash of their text, so a listener or a UDP socket that records many
+/// events adds each address pair once.
+#[derive(Default)]
+struct Names {
+    text: String,
+    ends: Vec<[Span; 2]>,
+    /// Pairs recorded by text, by a hash of both: the first pair with each hash (another pair
+    /// with the same hash gets a number of its own and is not found again).
+    ends_by_hash: HashMap<u64, u32>,
+    tasks: Vec<Arc<str>>,
+    /// Tasks by a hash of their name, as `ends_by_hash`.
+    tasks_by_hash: HashMap<u64, u32>,
+    /// The task of the latest event: most events come from the same task as the one before.
+    last_task: u32,
+}
+
+impl Names {
+    fn span(&mut self, text: Option<&str>) -> Span {
+        let Some(text) = text else {
+            return Span::NONE;
+        };
+        // A scenario's addresses add up to far less than 4 GiB; past that they are lost
+        // rather than wrong.
+        match (u32::try_from(self.text.len()), u32::try_from(text.len())) {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+                self.text.push_str(text);
+                Span(start, len)
+            }
+            _ => Span(0, 0),
+        }
+    }
+
+    fn get(&self, span: Span) -> Option<&str> {
+        if span.0 == Span::NONE.0 {
+            return None;
+        }
+        let start = span.0 as usize;
+        self.text.get(start..start + span.1 as usize)
+    }
+
+    /// A new pair, without looking for an equal one (a connection's addresses are its own).
+    fn add_ends(&mut self, local: Option<&str>, peer: Option<&str>) -> Ends {
+        let pair = [self.span(local), self.span(peer)];
+        self.ends.push(pair);
+        Ends(self.ends.len() as u32 - 1)
+    }
+
+    /// The pair's number, added if it is not there yet.
+    fn find_ends(&mut self, local: Option<&str>, peer: Option<&str>) -> Ends {
+        let hash = hash_of(&(local, peer));
+        if let Some(&id) = self.ends_by_hash.get(&hash) {
+            if self.ends_texts(Ends(id)) == (local, peer) {
+                return Ends(id);
+            }
+            return self.add_ends(local, peer);
+        }
+        let ends = self.add_ends(local, peer);
+        self.ends_by_hash.insert(hash, ends.0);
+        ends
+    }
+
+    fn ends_texts(&self, ends: Ends) -> (Option<&str>, Option<&str>) {
+        match self.ends.get(ends.0 as usize) {
+            Some([local, peer]) => (self.get(*local), self.get(*peer)),
+            None => (None, None),
+        }
+    }
+
+    fn task(&mut self, task: &Arc<str>) -> u32 {
+        if let Some(last) = self.tasks.get(self.last_task as usize) {
+            if Arc::ptr_eq(last, task) || **last == **task {
+                return self.last_task;
+            }
+        }
+        let hash = hash_of(&**task);
+        let id = match self.tasks_by_hash.get(&hash) {
+            Some(&id) if *self.tasks[id as usize] == **task => id,
+            found => {
+                self.tasks.push(task.clone());
+                let id = self.tasks.len() as u32 - 1;
+                if found.is_none() {
+                    self.tasks_by_hash.insert(hash, id);
+                }
+                id
+            }
+        };
+        self.last_task = id;
+        id
+    }
+}
+
+fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(value)
+}
+
+/// Either a pair the transcript already keeps, or the texts of one to find or add.
+#[derive(Clone, Copy)]
+enum EndsOf<'a> {
+    Kept(Ends),
+    Texts(Option<&'a str>, Option<&'a str>),
+}
+
+/// Shared texts for the addresses of the events a snapshot hands out: one per pair, however
+/// many events name it.
+struct Shared {
+    ends: Vec<Option<SharedEnds>>,
+}
+
+type SharedEnds = (Option<Arc<str>>, Option<Arc<str>>);
+
 impl Events {
-    fn view(&self, e: &Stored) -> Event {
+    fn view(&self, e: &Stored, shared: &mut Shared) -> Event {
         let data_end = e.offset + e.data_len();
+        let (local, peer) = match shared.ends.get_mut(e.ends.0 as usize) {
+            Some(slot) => slot
+                .get_or_insert_with(|| {
+                    let (local, peer) = self.names.ends_texts(e.ends);
+                    (local.map(Arc::from), peer.map(Arc::from))
+                })
+                .clone(),
+            None => (None, None),
+        };
         Event {
             at: Duration::from_nanos(e.at_nanos),
-            task: e.task.clone(),
+            task: self.names.tasks[e.task as usize].clone(),
             position: At::unpack(e.position),
             kind: e.kind,
             on: On {
                 conn: (e.conn != NO_CONN).then_some(e.conn),
                 transport: e.transport,
             },
-            local: e.local.clone(),
-            peer: e.peer.clone(),
+            local,
+            peer,
             data: Bytes::copy_from_slice(&self.arena[e.offset..data_end]),
             len: e.len,
             note: (e.note_len != NO_NOTE).then(|| {
@@ -351,6 +491,13 @@ impl Transcript {
         }
     }
 
+    /// Keep a connection's two addresses, for [`Transcript::record_on`]: its events then name
+    /// them by number.
+    pub fn ends(&self, local: Option<&str>, peer: Option<&str>) -> Ends {
+        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.names.add_ends(local, peer)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -360,6 +507,53 @@ impl Transcript {
         on: On,
         local: Option<Arc<str>>,
         peer: Option<Arc<str>>,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        let ends = EndsOf::Texts(local.as_deref(), peer.as_deref());
+        self.push(&task, position, kind, on, ends, payload, note);
+    }
+
+    /// [`Transcript::record`] with borrowed names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_texts(
+        &self,
+        task: &Arc<str>,
+        position: Option<At>,
+        kind: EventKind,
+        on: On,
+        local: Option<&str>,
+        peer: Option<&str>,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        let ends = EndsOf::Texts(local, peer);
+        self.push(task, position, kind, on, ends, payload, note);
+    }
+
+    /// [`Transcript::record`] for an event between addresses kept by [`Transcript::ends`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_on(
+        &self,
+        task: &Arc<str>,
+        position: Option<At>,
+        kind: EventKind,
+        on: On,
+        ends: Ends,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        self.push(task, position, kind, on, EndsOf::Kept(ends), payload, note);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        task: &Arc<str>,
+        position: Option<At>,
+        kind: EventKind,
+        on: On,
+        ends: EndsOf<'_>,
         payload: &[u8],
         note: Option<String>,
     ) {
@@ -384,14 +578,18 @@ impl Transcript {
         };
         let cut = (payload.len() - kept.len()) as u64;
         if let Some(live) = &self.inner.live {
+            let (local, peer) = match ends {
+                EndsOf::Kept(ends) => events.names.ends_texts(ends),
+                EndsOf::Texts(local, peer) => (local, peer),
+            };
             live(&Event {
                 at,
                 task: task.clone(),
                 position,
                 kind,
                 on,
-                local: local.clone(),
-                peer: peer.clone(),
+                local: local.map(Arc::from),
+                peer: peer.map(Arc::from),
                 data: Bytes::copy_from_slice(&kept[..kept.len().min(PREVIEW_BYTES)]),
                 len: payload.len(),
                 note: note.clone(),
@@ -403,6 +601,11 @@ impl Transcript {
             return;
         }
         events.dropped.bytes += cut;
+        let ends = match ends {
+            EndsOf::Kept(ends) => ends,
+            EndsOf::Texts(local, peer) => events.names.find_ends(local, peer),
+        };
+        let task = events.names.task(task);
         let offset = events.arena.len();
         events.arena.extend_from_slice(kept);
         if let Some(note) = &note {
@@ -410,15 +613,14 @@ impl Transcript {
         }
         events.list.push(Stored {
             at_nanos: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
-            task,
-            local,
-            peer,
             len: payload.len(),
             offset,
             // MAX_NOTE fits.
             note_len: note.map_or(NO_NOTE, |n| n.len() as u32),
             conn: on.conn.unwrap_or(NO_CONN),
             position: At::pack(position),
+            task,
+            ends,
             kind,
             transport: on.transport,
             whole,
@@ -428,7 +630,14 @@ impl Transcript {
     /// A copy of every event so far, and what was not kept.
     pub fn snapshot(&self) -> (Vec<Event>, Dropped) {
         let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
-        let list = events.list.iter().map(|e| events.view(e)).collect();
+        let mut shared = Shared {
+            ends: vec![None; events.names.ends.len()],
+        };
+        let list = events
+            .list
+            .iter()
+            .map(|e| events.view(e, &mut shared))
+            .collect();
         (list, events.dropped)
     }
 }
@@ -902,10 +1111,100 @@ mod tests {
     }
 
     #[test]
+    fn tasks_and_addresses_are_kept_once_and_come_back_with_every_event() {
+        let seen_live = Arc::new(Mutex::new(Vec::new()));
+        let live = seen_live.clone();
+        let t = Transcript::with_live(Instant::now(), DEFAULT_CAPTURE, move |e: &Event| {
+            let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+            live.push((e.task.to_string(), e.local.clone(), e.peer.clone()));
+        });
+        let (main, task): (Arc<str>, Arc<str>) = ("main".into(), "task 1".into());
+        let conn = t.ends(Some("127.0.0.1:1"), Some("127.0.0.1:2"));
+        let other = t.ends(Some("127.0.0.1:2"), Some("127.0.0.1:1"));
+        for round in 0..3 {
+            t.record_on(
+                &main,
+                None,
+                EventKind::Send,
+                On::default(),
+                conn,
+                b"x",
+                None,
+            );
+            t.record_on(
+                &task,
+                None,
+                EventKind::Recv,
+                On::default(),
+                other,
+                b"x",
+                None,
+            );
+            // By text, as a listener or a UDP socket records: each pair is kept once.
+            let peer = format!("10.0.0.{}:7", round % 2);
+            t.record_texts(
+                &"task 1".into(),
+                None,
+                EventKind::Recv,
+                On::default(),
+                Some("0.0.0.0:9"),
+                Some(&peer),
+                b"",
+                None,
+            );
+            t.record(
+                main.clone(),
+                None,
+                EventKind::Listen,
+                On::default(),
+                Some("0.0.0.0:9".into()),
+                None,
+                b"",
+                None,
+            );
+        }
+        let (events, _) = t.snapshot();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.task.to_string(), e.local.clone(), e.peer.clone()))
+            .collect();
+        let text = |s: &str| Some(Arc::<str>::from(s));
+        let mut expected = Vec::new();
+        for round in 0..3 {
+            expected.push(("main".to_owned(), text("127.0.0.1:1"), text("127.0.0.1:2")));
+            expected.push((
+                "task 1".to_owned(),
+                text("127.0.0.1:2"),
+                text("127.0.0.1:1"),
+            ));
+            let peer = format!("10.0.0.{}:7", round % 2);
+            expected.push(("task 1".to_owned(), text("0.0.0.0:9"), text(&peer)));
+            expected.push(("main".to_owned(), text("0.0.0.0:9"), None));
+        }
+        assert_eq!(seen, expected);
+        assert_eq!(
+            *seen_live.lock().unwrap_or_else(|p| p.into_inner()),
+            expected
+        );
+        let events = t.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        // Two connections, two listener-socket peers and the listen.
+        assert_eq!(events.names.ends.len(), 5);
+        assert_eq!(events.names.tasks.len(), 2);
+        // A pair's events share its texts.
+        drop(events);
+        let (events, _) = t.snapshot();
+        assert!(Arc::ptr_eq(
+            events[0].local.as_ref().unwrap_or(&main),
+            events[4].local.as_ref().unwrap_or(&task)
+        ));
+    }
+
+    #[test]
     fn an_event_stays_small() {
-        // A benchmark holds ten thousand connections: ids and transports fill padding.
+        // A benchmark holds ten thousand connections: events name their task and addresses
+        // by number.
         assert!(
-            std::mem::size_of::<Stored>() <= 88,
+            std::mem::size_of::<Stored>() <= 48,
             "{}",
             std::mem::size_of::<Stored>()
         );

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::call::Call;
 use super::error::{Deadline, ErrorKind, NetError};
-use crate::transcript::{EventKind, On, Transcript};
+use crate::transcript::{Ends, EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
 #[derive(Debug, Clone)]
@@ -354,16 +354,30 @@ impl Session {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.transcript.record(
-            call.task.clone(),
+        self.transcript.record_texts(
+            &call.task,
             call.at,
             kind,
             on,
-            local,
-            peer,
+            local.as_deref(),
+            peer.as_deref(),
             payload,
             note,
         );
+    }
+
+    /// Record an event of `call` between addresses the transcript keeps ([`Transcript::ends`]).
+    pub(crate) fn record_on(
+        &self,
+        call: &Call,
+        kind: EventKind,
+        on: On,
+        ends: Ends,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        self.transcript
+            .record_on(&call.task, call.at, kind, on, ends, payload, note);
     }
 
     /// Run `op` to completion unless `timeout` (or the `within` in `call`) runs out or the

@@ -24,7 +24,7 @@ use super::error::{ErrorKind, NetError};
 use super::stream::{self, Opened};
 use super::tls::{ClientTls, TlsInfo};
 use super::transport::{ReadIo, Sink, Source, WriteIo};
-use crate::transcript::{EventKind, On, Transport};
+use crate::transcript::{Ends, EventKind, On, Transport};
 
 /// How much room the first read of a connection asks for: small, so ten thousand idle
 /// connections stay small.
@@ -53,6 +53,8 @@ struct Inner {
     conn: u32,
     /// What carries it, for the transcript.
     transport: Transport,
+    /// Its two addresses, as the transcript keeps them for its events.
+    ends: Ends,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
     tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
@@ -184,9 +186,13 @@ impl Conn {
             (None, _, Some(_)) => Transport::Tcp,
             (None, _, None) => Transport::Unix,
         };
+        let ends = session
+            .transcript()
+            .ends(Some(&opened.local.text), Some(&opened.peer.text));
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
+                ends,
                 local: opened.local,
                 peer: opened.peer,
                 conn: id,
@@ -605,15 +611,9 @@ impl Conn {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.inner.session.record(
-            call,
-            kind,
-            self.on(),
-            Some(self.inner.local.text.clone()),
-            Some(self.inner.peer.text.clone()),
-            payload,
-            note,
-        );
+        self.inner
+            .session
+            .record_on(call, kind, self.on(), self.inner.ends, payload, note);
     }
 }
 
