@@ -313,7 +313,7 @@ impl Session {
     pub(crate) fn open_handle(&self, op: &'static str, addr: &str) -> Result<HandleSlot, NetError> {
         let max = self.limits.max_handles;
         let open = self.open_handles.fetch_add(1, Ordering::SeqCst);
-        let slot = HandleSlot(self.open_handles.clone());
+        let slot = HandleSlot(Some(self.open_handles.clone()));
         if open >= max {
             return Err(NetError::new(
                 ErrorKind::Limit,
@@ -326,6 +326,11 @@ impl Session {
             ));
         }
         Ok(slot)
+    }
+
+    /// Give back a slot kept by [`HandleSlot::keep_in_session`].
+    pub(crate) fn release_handle(&self) {
+        self.open_handles.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(crate) fn add_unix_path(&self, path: &Path) {
@@ -390,6 +395,19 @@ impl Session {
         timeout: Option<Duration>,
         op: impl Future<Output = Result<T, NetError>>,
     ) -> Result<T, NetError> {
+        self.block_on_to(call, what, addr, timeout, op)
+    }
+
+    /// [`Session::block_on`] with an address whose text is made only for a timeout error (a
+    /// connection keeps its peer's address, not its text).
+    pub(crate) fn block_on_to<T>(
+        &self,
+        call: &Call,
+        what: &'static str,
+        addr: impl AddrName,
+        timeout: Option<Duration>,
+        op: impl Future<Output = Result<T, NetError>>,
+    ) -> Result<T, NetError> {
         if self.is_cancelled() {
             return Err(NetError::cancelled(what));
         }
@@ -400,7 +418,7 @@ impl Session {
         let mut cx = Context::from_waker(Waker::noop());
         let result = match op.as_mut().poll(&mut cx) {
             Poll::Ready(r) => r,
-            Poll::Pending => self.wait(call, what, addr, timeout, op),
+            Poll::Pending => self.wait(call, what, &addr, timeout, op),
         };
         // A read that lost the race to cancellation reports cancellation, not its own error.
         match result {
@@ -416,7 +434,7 @@ impl Session {
         &self,
         call: &Call,
         what: &'static str,
-        addr: Option<&str>,
+        addr: &impl AddrName,
         timeout: Option<Duration>,
         op: std::pin::Pin<&mut impl Future<Output = Result<T, NetError>>>,
     ) -> Result<T, NetError> {
@@ -439,10 +457,14 @@ impl Session {
                 biased;
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
-                _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
-                    Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
-                    None => NetError::timeout(what, addr, timeout, whose),
-                }),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let addr = addr.name();
+                    let addr = addr.as_deref();
+                    Err(match by_within {
+                        Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
+                        None => NetError::timeout(what, addr, timeout, whose),
+                    })
+                }
             }
         })
     }
@@ -545,11 +567,33 @@ impl CloseSignal {
 }
 
 /// One open socket's place in the scenario's count; given back on drop.
-pub(crate) struct HandleSlot(Arc<AtomicUsize>);
+pub(crate) struct HandleSlot(Option<Arc<AtomicUsize>>);
+
+impl HandleSlot {
+    /// Leave the slot taken until its holder calls [`Session::release_handle`]: a holder that
+    /// keeps its session need not keep the slot too (a connection, of which a scenario may
+    /// hold ten thousand).
+    pub fn keep_in_session(mut self) {
+        self.0 = None;
+    }
+}
+
+/// An address as an error names it, made only when an error needs it.
+pub(crate) trait AddrName {
+    fn name(&self) -> Option<std::borrow::Cow<'_, str>>;
+}
+
+impl AddrName for Option<&str> {
+    fn name(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.map(std::borrow::Cow::Borrowed)
+    }
+}
 
 impl Drop for HandleSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if let Some(open) = &self.0 {
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

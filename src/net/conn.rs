@@ -10,6 +10,8 @@
 //! so a read that times out loses nothing. A plain socket's read that finds nothing spins
 //! briefly, then waits on the socket's readiness.
 
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
+use super::bridge::{AddrName, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
@@ -47,8 +49,8 @@ pub struct Conn {
 
 struct Inner {
     session: Arc<Session>,
-    local: Endpoint,
-    peer: Endpoint,
+    local: End,
+    peer: End,
     /// The transcript's connection id for this connection's events.
     conn: u32,
     /// What carries it, for the transcript.
@@ -62,7 +64,63 @@ struct Inner {
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
     timeout: HandleTimeout,
     closed: CloseSignal,
-    _slot: HandleSlot,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The handle slot this connection took (see `from_opened`).
+        self.session.release_handle();
+    }
+}
+
+/// One end of a connection as the connection keeps it: an IP end as its address, whose text
+/// (`127.0.0.1:41234`, as [`Endpoint::new`] writes it) is made only when something asks for
+/// it; any other end (a Unix socket, a process) as its text. Ten thousand connections keep no
+/// address texts.
+enum End {
+    Ip(SocketAddr),
+    Named(Arc<str>),
+}
+
+impl End {
+    fn of(end: Endpoint) -> End {
+        match end.addr {
+            Some(addr) => End::Ip(addr),
+            None => End::Named(end.text),
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            End::Ip(addr) => Endpoint::new(*addr),
+            End::Named(text) => Endpoint {
+                addr: None,
+                text: text.clone(),
+            },
+        }
+    }
+
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            End::Ip(addr) => Cow::Owned(addr.to_string()),
+            End::Named(text) => Cow::Borrowed(text),
+        }
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Ip(addr) => addr.fmt(f),
+            End::Named(text) => f.write_str(text),
+        }
+    }
+}
+
+impl AddrName for &End {
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(self.text())
+    }
 }
 
 struct Reader {
@@ -189,12 +247,14 @@ impl Conn {
         let ends = session
             .transcript()
             .ends(Some(&opened.local.text), Some(&opened.peer.text));
+        // The slot is given back when the connection's state drops (`Inner`'s drop).
+        slot.keep_in_session();
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
                 ends,
-                local: opened.local,
-                peer: opened.peer,
+                local: End::of(opened.local),
+                peer: End::of(opened.peer),
                 conn: id,
                 transport,
                 tls: opened.tls.map(Box::new),
@@ -211,7 +271,6 @@ impl Conn {
                 }),
                 timeout: HandleTimeout::new(),
                 closed: CloseSignal::new(),
-                _slot: slot,
             }),
         }
     }
@@ -232,12 +291,12 @@ impl Conn {
         self.inner.tls.as_deref()
     }
 
-    pub fn local(&self) -> &Endpoint {
-        &self.inner.local
+    pub fn local(&self) -> Endpoint {
+        self.inner.local.endpoint()
     }
 
-    pub fn peer(&self) -> &Endpoint {
-        &self.inner.peer
+    pub fn peer(&self) -> Endpoint {
+        self.inner.peer.endpoint()
     }
 
     pub fn timeout(&self) -> Option<Duration> {
@@ -252,26 +311,22 @@ impl Conn {
         self.inner.closed.is_closed()
     }
 
-    fn peer_text(&self) -> &str {
-        &self.inner.peer.text
-    }
-
     /// Send all of `data`; returns its length.
     pub fn send(&self, call: &Call, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         // Recorded as it starts, so the transcript never shows the peer receiving first; a
         // send that then fails is followed by an error event.
         self.record(call, EventKind::Send, data, None);
         let sent = inner
             .session
-            .block_on(call, op, Some(addr), self.timeout(), async {
+            .block_on_to(call, op, addr, self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.interrupted {
                     return Err(NetError::new(
                         ErrorKind::Io,
                         op,
-                        Some(addr),
+                        Some(&addr.text()),
                         format!(
                         "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer \
                          has received is unknown; open a new connection"
@@ -282,18 +337,18 @@ impl Conn {
                     return Err(NetError::new(
                         ErrorKind::Closed,
                         op,
-                        Some(addr),
+                        Some(&addr.text()),
                         format!("{op} to `{addr}`: this side was shut down for sending"),
                     ));
                 }
                 let w = &mut *w;
                 let io =
                     w.io.as_mut()
-                        .ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                        .ok_or_else(|| NetError::closed(op, Some(&addr.text())))?;
                 w.interrupted = true;
                 let result = tokio::select! {
-                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(addr))),
-                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(addr), &e)),
+                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(&addr.text()))),
+                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(&addr.text()), &e)),
                 };
                 w.interrupted = false;
                 result
@@ -307,20 +362,20 @@ impl Conn {
     /// Half-close: send FIN, keep receiving.
     pub fn shutdown(&self, call: &Call) -> Result<(), NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         inner
             .session
-            .block_on(call, "shutdown", Some(addr), self.timeout(), async {
+            .block_on_to(call, "shutdown", addr, self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.shut {
                     return Ok(());
                 }
                 let io =
                     w.io.as_mut()
-                        .ok_or_else(|| NetError::closed("shutdown", Some(addr)))?;
+                        .ok_or_else(|| NetError::closed("shutdown", Some(&addr.text())))?;
                 io.shutdown()
                     .await
-                    .map_err(|e| NetError::io("shutdown", Some(addr), &e))?;
+                    .map_err(|e| NetError::io("shutdown", Some(&addr.text()), &e))?;
                 w.shut = true;
                 Ok(())
             })
@@ -368,7 +423,7 @@ impl Conn {
             return Err(NetError::new(
                 ErrorKind::TooLong,
                 op,
-                Some(self.peer_text()),
+                Some(&*self.inner.peer.text()),
                 format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
             ));
         }
@@ -387,7 +442,7 @@ impl Conn {
             return Err(NetError::new(
                 ErrorKind::Io,
                 op,
-                Some(self.peer_text()),
+                Some(&*self.inner.peer.text()),
                 format!("{op}: the delimiter is empty"),
             ));
         };
@@ -436,11 +491,11 @@ impl Conn {
         mut decoder: D,
     ) -> Result<D::Output, NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         let own = decoder
             .exact_len()
             .filter(|n| (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(n));
-        let result = inner.session.block_on(call, op, Some(addr), self.timeout(), async {
+        let result = inner.session.block_on_to(call, op, addr, self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;
@@ -456,12 +511,12 @@ impl Conn {
                         }
                         return Ok(decoder.output(frame));
                     }
-                    Decoded::Eof => return Err(NetError::eof(op, Some(addr))),
+                    Decoded::Eof => return Err(NetError::eof(op, Some(&addr.text()))),
                     Decoded::TooLong { limit } => {
                         return Err(NetError::new(
                             ErrorKind::TooLong,
                             op,
-                            Some(addr),
+                            Some(&addr.text()),
                             format!(
                                 "{op} from `{addr}`: {} bytes arrived without {decoder} (the limit is {limit} bytes)",
                                 r.buf.len()
@@ -477,7 +532,7 @@ impl Conn {
                     direct_reads = 0;
                     tokio::task::yield_now().await;
                 }
-                let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(&addr.text())))?;
                 match own {
                     Some(size) if r.buf.is_empty() => {
                         if r.buf.capacity() != size {
@@ -504,12 +559,12 @@ impl Conn {
                     // Nothing ready: wait for it (reading it, too), unless the handle closes.
                     None => {
                         tokio::select! {
-                            _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                            _ = inner.closed.closed() => return Err(NetError::closed(op, Some(&addr.text()))),
                             n = io.read(&mut r.buf) => n,
                         }
                     }
                 }
-                .map_err(|e| NetError::io(op, Some(addr), &e))?;
+                .map_err(|e| NetError::io(op, Some(&addr.text()), &e))?;
                 // Filling an own buffer says nothing about the stream's pace.
                 if n == room && !own_buffer {
                     r.read_size = (r.read_size * 2).min(MAX_READ);
@@ -537,9 +592,9 @@ impl Conn {
     ) -> Result<bool, NetError> {
         const OP: &str = "interactive";
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         let timeout = Some(super::bridge::NO_DEADLINE);
-        let result = inner.session.block_on(call, OP, Some(addr), timeout, async {
+        let result = inner.session.block_on_to(call, OP, addr, timeout, async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             loop {
@@ -551,20 +606,20 @@ impl Conn {
                     return Ok(true);
                 }
                 r.buf.reserve(FIRST_READ);
-                let io = r.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(&addr.text())))?;
                 tokio::select! {
-                    _ = inner.closed.closed() => return Err(NetError::closed(OP, Some(addr))),
+                    _ = inner.closed.closed() => return Err(NetError::closed(OP, Some(&addr.text()))),
                     typed = input.recv() => {
                         let Some(data) = typed.filter(|d| !d.is_empty()) else {
                             return Ok(false);
                         };
                         self.record(call, EventKind::Send, &data, None);
                         let mut w = inner.writer.lock().await;
-                        let io = w.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
-                        io.write_all(&data).await.map_err(|e| NetError::io(OP, Some(addr), &e))?;
+                        let io = w.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(&addr.text())))?;
+                        io.write_all(&data).await.map_err(|e| NetError::io(OP, Some(&addr.text()), &e))?;
                     }
                     n = io.read(&mut r.buf) => {
-                        if n.map_err(|e| NetError::io(OP, Some(addr), &e))? == 0 {
+                        if n.map_err(|e| NetError::io(OP, Some(&addr.text()), &e))? == 0 {
                             r.eof = true;
                             self.record(call, EventKind::Eof, b"", None);
                         } else {
@@ -622,8 +677,8 @@ impl std::fmt::Display for Conn {
         write!(
             f,
             "Conn({} -> {}{})",
-            self.inner.local.text,
-            self.inner.peer.text,
+            self.inner.local,
+            self.inner.peer,
             if self.is_closed() { ", closed" } else { "" }
         )
     }
@@ -649,3 +704,15 @@ fn take_frame(buf: &mut BytesMut, len: usize, consume: usize, exact: bool) -> By
 /// How many reads straight from the socket a call may make before it lets the runtime check
 /// its deadline and cancellation.
 const YIELD_EVERY: u32 = 64;
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_connection_stays_small() {
+        // A benchmark holds ten thousand: no address texts, one-pointer I/O halves.
+        assert!(std::mem::size_of::<super::End>() <= 32);
+        assert!(std::mem::size_of::<Option<super::ReadIo>>() <= 16);
+        assert!(std::mem::size_of::<Option<super::WriteIo>>() <= 16);
+        let inner = std::mem::size_of::<super::Inner>();
+        assert!(inner <= 312, "{inner}");
+    }
+}
