@@ -113,6 +113,9 @@ pub struct Session {
     unix_pending: Mutex<HashMap<PathBuf, Pending>>,
     /// Handles open now, against `limits.max_handles`.
     open_handles: Arc<AtomicUsize>,
+    /// The most connections open at once since memory was last given back (see
+    /// [`Session::release_handle`]).
+    peak_connections: AtomicUsize,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
     other_connections: AtomicUsize,
     /// The Unix socket paths this scenario listens on.
@@ -148,6 +151,7 @@ impl Session {
             next_id: AtomicU32::new(1),
             unix_pending: Mutex::new(HashMap::new()),
             open_handles: Arc::new(AtomicUsize::new(0)),
+            peak_connections: AtomicUsize::new(0),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
             processes: Mutex::new(Some(Vec::new())),
@@ -328,9 +332,27 @@ impl Session {
         Ok(slot)
     }
 
-    /// Give back a slot kept by [`HandleSlot::keep_in_session`].
+    /// Give back a slot kept by [`HandleSlot::keep_in_session`] (a connection's). When most
+    /// of many connections have closed, the memory they freed is given back to the system:
+    /// the C allocator keeps it otherwise, scattered between what is still in use, where the
+    /// next large allocation (the outcome's copy of the transcript) cannot use it, so a
+    /// scenario that held ten thousand connections would need megabytes more at its end.
     pub(crate) fn release_handle(&self) {
-        self.open_handles.fetch_sub(1, Ordering::SeqCst);
+        let open = self
+            .open_handles
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        let peak = self.peak_connections.load(Ordering::Relaxed);
+        if peak >= TRIM_AFTER && open <= peak / 8 {
+            self.peak_connections.store(open, Ordering::Relaxed);
+            give_back_freed_memory();
+        }
+    }
+
+    /// Count a connection opening, for [`Session::release_handle`].
+    pub(crate) fn connection_opened(&self) {
+        let open = self.open_handles.load(Ordering::Relaxed);
+        self.peak_connections.fetch_max(open, Ordering::Relaxed);
     }
 
     pub(crate) fn add_unix_path(&self, path: &Path) {
@@ -490,6 +512,26 @@ impl Drop for Session {
         self.kill_processes();
     }
 }
+
+/// How many connections a scenario must have held at once before their closing gives memory
+/// back to the system (a few hundred kilobytes and more).
+const TRIM_AFTER: usize = 1024;
+
+/// Return the free pages of the C allocator's heap to the system (glibc's `malloc_trim`: it
+/// releases whole free pages wherever they are, not only at the heap's top). A millisecond or
+/// so for a heap of ten thousand connections; nothing to do with other allocators.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_freed_memory() {
+    // SAFETY: `malloc_trim` has no preconditions: it takes the allocator's own locks and only
+    // releases pages no allocation uses.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 /// No deadline: `"none"` for `--timeout`, `--max-time` or a handle's `timeout`. Waits under it
 /// end a century from now (`deadline_after`), or when the scenario is stopped.
@@ -678,6 +720,30 @@ mod tests {
             )
             .err();
         assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Handle));
+    }
+
+    #[test]
+    fn closing_most_of_many_connections_gives_memory_back_once_each_time() {
+        let (_rt, s) = session();
+        let open = |n: usize| {
+            for _ in 0..n {
+                if let Ok(slot) = s.open_handle("connect", "x") {
+                    slot.keep_in_session();
+                }
+                s.connection_opened();
+            }
+        };
+        let peak = || s.peak_connections.load(Ordering::Relaxed);
+        open(2000);
+        assert_eq!(peak(), 2000);
+        (0..1749).for_each(|_| s.release_handle());
+        assert_eq!(peak(), 2000, "251 still open");
+        s.release_handle();
+        assert_eq!(peak(), 250, "given back at an eighth of the peak");
+        (0..250).for_each(|_| s.release_handle());
+        assert_eq!(s.open_handles.load(Ordering::SeqCst), 0);
+        // Fewer than TRIM_AFTER: nothing more to give back.
+        assert_eq!(peak(), 250);
     }
 
     #[test]

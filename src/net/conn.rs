@@ -249,6 +249,7 @@ impl Conn {
             .ends(Some(&opened.local.text), Some(&opened.peer.text));
         // The slot is given back when the connection's state drops (`Inner`'s drop).
         slot.keep_in_session();
+        session.connection_opened();
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
