@@ -7,8 +7,10 @@
 //! kept are counted in [`Dropped`], so a bulk transfer cannot fill memory and a reader knows
 //! what is missing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -318,15 +320,23 @@ impl Span {
     const NONE: Span = Span(u32::MAX, 0);
 }
 
-/// The tasks and addresses events name, each kept once: addresses back to back in one string
-/// (not an allocation each, which would outlive the connection that made it, scattered among
-/// freed memory), tasks as the shared names their calls carry. Names recorded with an event
-/// are found again by a hash of their text, so a listener or a UDP socket that records many
-/// events adds each address pair once.
+/// A pair as [`Names`] keeps it, in 16 bytes: two spans of text, `[local start, local length,
+/// peer start, peer length]`; or two IPv4 ends as addresses, `[V4_PAIR, local ip, peer ip,
+/// local port << 16 | peer port]`, whose texts are made when read. No span starts at
+/// `V4_PAIR` (see [`Names::span`]).
+type Pair = [u32; 4];
+
+const V4_PAIR: u32 = u32::MAX - 1;
+
+/// The tasks and addresses events name, each kept once: addresses back to back in one string,
+/// or an IPv4 connection's two ends as numbers (not an allocation each, which would outlive
+/// the connection that made it, scattered among freed memory), tasks as the shared names their
+/// calls carry. Names recorded with an event are found again by a hash of their text, so a
+/// listener or a UDP socket that records many events adds each address pair once.
 #[derive(Default)]
 struct Names {
     text: String,
-    ends: Vec<[Span; 2]>,
+    ends: Vec<Pair>,
     /// Pairs recorded by text, by a hash of both: the first pair with each hash (another pair
     /// with the same hash gets a number of its own and is not found again).
     ends_by_hash: HashMap<u64, u32>,
@@ -345,7 +355,7 @@ impl Names {
         // A scenario's addresses add up to far less than 4 GiB; past that they are lost
         // rather than wrong.
         match (u32::try_from(self.text.len()), u32::try_from(text.len())) {
-            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some_and(|end| end < V4_PAIR) => {
                 self.text.push_str(text);
                 Span(start, len)
             }
@@ -353,26 +363,44 @@ impl Names {
         }
     }
 
-    fn get(&self, span: Span) -> Option<&str> {
-        if span.0 == Span::NONE.0 {
+    fn get(&self, start: u32, len: u32) -> Option<&str> {
+        if start == Span::NONE.0 {
             return None;
         }
-        let start = span.0 as usize;
-        self.text.get(start..start + span.1 as usize)
+        let start = start as usize;
+        self.text.get(start..start + len as usize)
+    }
+
+    fn push(&mut self, pair: Pair) -> Ends {
+        self.ends.push(pair);
+        Ends(self.ends.len() as u32 - 1)
     }
 
     /// A new pair, without looking for an equal one (a connection's addresses are its own).
     fn add_ends(&mut self, local: Option<&str>, peer: Option<&str>) -> Ends {
-        let pair = [self.span(local), self.span(peer)];
-        self.ends.push(pair);
-        Ends(self.ends.len() as u32 - 1)
+        let (local, peer) = (self.span(local), self.span(peer));
+        self.push([local.0, local.1, peer.0, peer.1])
+    }
+
+    /// A connection's IP ends: two IPv4 ends as numbers, others as their texts.
+    fn add_ip_ends(&mut self, local: SocketAddr, peer: SocketAddr) -> Ends {
+        match (local, peer) {
+            (SocketAddr::V4(l), SocketAddr::V4(p)) => self.push([
+                V4_PAIR,
+                u32::from(*l.ip()),
+                u32::from(*p.ip()),
+                u32::from(l.port()) << 16 | u32::from(p.port()),
+            ]),
+            _ => self.add_ends(Some(&local.to_string()), Some(&peer.to_string())),
+        }
     }
 
     /// The pair's number, added if it is not there yet.
     fn find_ends(&mut self, local: Option<&str>, peer: Option<&str>) -> Ends {
         let hash = hash_of(&(local, peer));
         if let Some(&id) = self.ends_by_hash.get(&hash) {
-            if self.ends_texts(Ends(id)) == (local, peer) {
+            let (l, p) = self.ends_texts(Ends(id));
+            if (l.as_deref(), p.as_deref()) == (local, peer) {
                 return Ends(id);
             }
             return self.add_ends(local, peer);
@@ -382,9 +410,18 @@ impl Names {
         ends
     }
 
-    fn ends_texts(&self, ends: Ends) -> (Option<&str>, Option<&str>) {
+    /// The pair's two texts: `127.0.0.1:41234` for an IPv4 end, as `SocketAddr` writes it.
+    fn ends_texts(&self, ends: Ends) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+        let v4 = |ip: u32, port: u32| {
+            let addr = SocketAddrV4::new(Ipv4Addr::from(ip), (port & 0xffff) as u16);
+            Some(Cow::Owned(SocketAddr::V4(addr).to_string()))
+        };
         match self.ends.get(ends.0 as usize) {
-            Some([local, peer]) => (self.get(*local), self.get(*peer)),
+            Some(&[V4_PAIR, local, peer, ports]) => (v4(local, ports >> 16), v4(peer, ports)),
+            Some(&[start, len, peer_start, peer_len]) => (
+                self.get(start, len).map(Cow::Borrowed),
+                self.get(peer_start, peer_len).map(Cow::Borrowed),
+            ),
             None => (None, None),
         }
     }
@@ -439,7 +476,10 @@ impl Events {
             Some(slot) => slot
                 .get_or_insert_with(|| {
                     let (local, peer) = self.names.ends_texts(e.ends);
-                    (local.map(Arc::from), peer.map(Arc::from))
+                    (
+                        local.as_deref().map(Arc::from),
+                        peer.as_deref().map(Arc::from),
+                    )
                 })
                 .clone(),
             None => (None, None),
@@ -496,6 +536,13 @@ impl Transcript {
     pub fn ends(&self, local: Option<&str>, peer: Option<&str>) -> Ends {
         let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
         events.names.add_ends(local, peer)
+    }
+
+    /// [`Transcript::ends`] for a connection's IP addresses (named as `SocketAddr` writes
+    /// them), kept as numbers rather than texts when both are IPv4.
+    pub fn ip_ends(&self, local: SocketAddr, peer: SocketAddr) -> Ends {
+        let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.names.add_ip_ends(local, peer)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -580,8 +627,9 @@ impl Transcript {
         if let Some(live) = &self.inner.live {
             let (local, peer) = match ends {
                 EndsOf::Kept(ends) => events.names.ends_texts(ends),
-                EndsOf::Texts(local, peer) => (local, peer),
+                EndsOf::Texts(local, peer) => (local.map(Cow::Borrowed), peer.map(Cow::Borrowed)),
             };
+            let (local, peer) = (local.as_deref(), peer.as_deref());
             live(&Event {
                 at,
                 task: task.clone(),
@@ -1197,6 +1245,42 @@ mod tests {
             events[0].local.as_ref().unwrap_or(&main),
             events[4].local.as_ref().unwrap_or(&task)
         ));
+    }
+
+    #[test]
+    fn ip_ends_come_back_as_socket_addresses_write_them() {
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
+        let main: Arc<str> = "main".into();
+        let pairs: [(SocketAddr, SocketAddr); 3] = [
+            (
+                ([127, 0, 0, 1], 41234).into(),
+                ([10, 1, 2, 3], 65535).into(),
+            ),
+            (([0, 0, 0, 0], 0).into(), ([255, 255, 255, 255], 1).into()),
+            (
+                "[::1]:8080".parse().unwrap_or(([1, 1, 1, 1], 1).into()),
+                ([127, 0, 0, 1], 9).into(),
+            ),
+        ];
+        for (local, peer) in pairs {
+            let ends = t.ip_ends(local, peer);
+            t.record_on(&main, None, EventKind::Send, On::default(), ends, b"", None);
+        }
+        let (events, _) = t.snapshot();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.local.as_deref().map(str::to_owned),
+                    e.peer.as_deref().map(str::to_owned),
+                )
+            })
+            .collect();
+        let expected: Vec<_> = pairs
+            .iter()
+            .map(|(l, p)| (Some(l.to_string()), Some(p.to_string())))
+            .collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -244,9 +244,13 @@ impl Conn {
             (None, _, Some(_)) => Transport::Tcp,
             (None, _, None) => Transport::Unix,
         };
-        let ends = session
-            .transcript()
-            .ends(Some(&opened.local.text), Some(&opened.peer.text));
+        let (local, peer) = (End::of(opened.local), End::of(opened.peer));
+        let ends = match (&local, &peer) {
+            (End::Ip(l), End::Ip(p)) => session.transcript().ip_ends(*l, *p),
+            _ => session
+                .transcript()
+                .ends(Some(&local.text()), Some(&peer.text())),
+        };
         // The slot is given back when the connection's state drops (`Inner`'s drop).
         slot.keep_in_session();
         session.connection_opened();
@@ -254,8 +258,8 @@ impl Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
                 ends,
-                local: End::of(opened.local),
-                peer: End::of(opened.peer),
+                local,
+                peer,
                 conn: id,
                 transport,
                 tls: opened.tls.map(Box::new),
