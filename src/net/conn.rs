@@ -53,8 +53,6 @@ struct Inner {
     peer: End,
     /// The transcript's connection id for this connection's events.
     conn: u32,
-    /// What carries it, for the transcript.
-    transport: Transport,
     /// Its two addresses, as the transcript keeps them for its events.
     ends: Ends,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
@@ -80,6 +78,9 @@ impl Drop for Inner {
 enum End {
     Ip(SocketAddr),
     Named(Arc<str>),
+    /// This side of a child process's pipes: a named end that also says what carries the
+    /// connection (see [`Conn::transport`]).
+    Pipe(Arc<str>),
 }
 
 impl End {
@@ -93,7 +94,7 @@ impl End {
     fn endpoint(&self) -> Endpoint {
         match self {
             End::Ip(addr) => Endpoint::new(*addr),
-            End::Named(text) => Endpoint {
+            End::Named(text) | End::Pipe(text) => Endpoint {
                 addr: None,
                 text: text.clone(),
             },
@@ -103,7 +104,7 @@ impl End {
     fn text(&self) -> Cow<'_, str> {
         match self {
             End::Ip(addr) => Cow::Owned(addr.to_string()),
-            End::Named(text) => Cow::Borrowed(text),
+            End::Named(text) | End::Pipe(text) => Cow::Borrowed(text),
         }
     }
 }
@@ -112,7 +113,7 @@ impl std::fmt::Display for End {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             End::Ip(addr) => addr.fmt(f),
-            End::Named(text) => f.write_str(text),
+            End::Named(text) | End::Pipe(text) => f.write_str(text),
         }
     }
 }
@@ -127,8 +128,9 @@ struct Reader {
     io: Option<ReadIo>,
     buf: BytesMut,
     eof: bool,
-    /// How much room the next read asks for; doubles while reads fill what they were given.
-    read_size: usize,
+    /// How much room the next read asks for; doubles while reads fill what they were given (to
+    /// [`MAX_READ`]).
+    read_size: u32,
 }
 
 struct Writer {
@@ -244,7 +246,11 @@ impl Conn {
             (None, _, Some(_)) => Transport::Tcp,
             (None, _, None) => Transport::Unix,
         };
-        let (local, peer) = (End::of(opened.local), End::of(opened.peer));
+        let local = match transport {
+            Transport::Process => End::Pipe(opened.local.text),
+            _ => End::of(opened.local),
+        };
+        let peer = End::of(opened.peer);
         let ends = match (&local, &peer) {
             (End::Ip(l), End::Ip(p)) => session.transcript().ip_ends(*l, *p),
             _ => session
@@ -261,13 +267,12 @@ impl Conn {
                 local,
                 peer,
                 conn: id,
-                transport,
                 tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
                     buf: BytesMut::new(),
                     eof: false,
-                    read_size: FIRST_READ,
+                    read_size: FIRST_READ as u32,
                 }),
                 writer: AsyncMutex::new(Writer {
                     io: Some(opened.w),
@@ -511,7 +516,7 @@ impl Conn {
                         let frame = take_frame(&mut r.buf, len, consume, exact);
                         // A connection that has only seen small reads keeps no buffer between
                         // them: ten thousand idle connections cost no read buffers.
-                        if r.buf.is_empty() && r.read_size <= FIRST_READ {
+                        if r.buf.is_empty() && r.read_size as usize <= FIRST_READ {
                             r.buf = BytesMut::new();
                         }
                         return Ok(decoder.output(frame));
@@ -548,8 +553,9 @@ impl Conn {
                         if r.buf.is_empty() && r.buf.capacity() > KEEP_EMPTY {
                             r.buf = BytesMut::new();
                         }
-                        if r.buf.capacity() - r.buf.len() < r.read_size / 2 {
-                            r.buf.reserve(r.read_size);
+                        let read_size = r.read_size as usize;
+                        if r.buf.capacity() - r.buf.len() < read_size / 2 {
+                            r.buf.reserve(read_size);
                         }
                     }
                 }
@@ -572,7 +578,7 @@ impl Conn {
                 .map_err(|e| NetError::io(op, Some(&addr.text()), &e))?;
                 // Filling an own buffer says nothing about the stream's pace.
                 if n == room && !own_buffer {
-                    r.read_size = (r.read_size * 2).min(MAX_READ);
+                    r.read_size = (r.read_size * 2).min(MAX_READ as u32);
                 }
                 if n == 0 {
                     r.eof = true;
@@ -660,7 +666,17 @@ impl Conn {
     fn on(&self) -> On {
         On {
             conn: Some(self.inner.conn),
-            transport: Some(self.inner.transport),
+            transport: Some(self.transport()),
+        }
+    }
+
+    /// What carries the connection: kept in what it has anyway rather than a field of its own.
+    fn transport(&self) -> Transport {
+        match (&self.inner.tls, &self.inner.local) {
+            (Some(_), _) => Transport::Tls,
+            (None, End::Pipe(_)) => Transport::Process,
+            (None, End::Ip(_)) => Transport::Tcp,
+            (None, End::Named(_)) => Transport::Unix,
         }
     }
 
@@ -718,6 +734,6 @@ mod tests {
         assert!(std::mem::size_of::<Option<super::ReadIo>>() <= 16);
         assert!(std::mem::size_of::<Option<super::WriteIo>>() <= 16);
         let inner = std::mem::size_of::<super::Inner>();
-        assert!(inner <= 312, "{inner}");
+        assert!(inner <= 296, "{inner}");
     }
 }
