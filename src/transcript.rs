@@ -412,10 +412,7 @@ impl Names {
 
     /// The pair's two texts: `127.0.0.1:41234` for an IPv4 end, as `SocketAddr` writes it.
     fn ends_texts(&self, ends: Ends) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
-        let v4 = |ip: u32, port: u32| {
-            let addr = SocketAddrV4::new(Ipv4Addr::from(ip), (port & 0xffff) as u16);
-            Some(Cow::Owned(SocketAddr::V4(addr).to_string()))
-        };
+        let v4 = |ip: u32, port: u32| Some(Cow::Owned(v4_text(ip, port).to_string()));
         match self.ends.get(ends.0 as usize) {
             Some(&[V4_PAIR, local, peer, ports]) => (v4(local, ports >> 16), v4(peer, ports)),
             Some(&[start, len, peer_start, peer_len]) => (
@@ -449,6 +446,11 @@ impl Names {
     }
 }
 
+fn v4_text(ip: u32, port: u32) -> Arc<str> {
+    let addr = SocketAddrV4::new(Ipv4Addr::from(ip), (port & 0xffff) as u16);
+    crate::net::addr::text_of(SocketAddr::V4(addr))
+}
+
 fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
     use std::hash::BuildHasher;
     std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(value)
@@ -465,23 +467,52 @@ enum EndsOf<'a> {
 /// many events name it.
 struct Shared {
     ends: Vec<Option<SharedEnds>>,
+    /// The latest IPv4 peer's text: a scenario's connections mostly go to a few servers.
+    last_v4_peer: Option<((u32, u32), Arc<str>)>,
 }
 
 type SharedEnds = (Option<Arc<str>>, Option<Arc<str>>);
 
 impl Events {
+    /// A pair's texts as the events a snapshot hands out share them.
+    fn shared_ends(
+        &self,
+        ends: Ends,
+        last_v4_peer: &mut Option<((u32, u32), Arc<str>)>,
+    ) -> SharedEnds {
+        match self.names.ends.get(ends.0 as usize) {
+            Some(&[V4_PAIR, local, peer, ports]) => {
+                let peer_end = (peer, ports & 0xffff);
+                let peer = match last_v4_peer {
+                    Some((end, text)) if *end == peer_end => text.clone(),
+                    _ => {
+                        let text = v4_text(peer, ports);
+                        *last_v4_peer = Some((peer_end, text.clone()));
+                        text
+                    }
+                };
+                (Some(v4_text(local, ports >> 16)), Some(peer))
+            }
+            _ => {
+                let (local, peer) = self.names.ends_texts(ends);
+                (
+                    local.as_deref().map(Arc::from),
+                    peer.as_deref().map(Arc::from),
+                )
+            }
+        }
+    }
+
     fn view(&self, e: &Stored, shared: &mut Shared) -> Event {
         let data_end = e.offset + e.data_len();
-        let (local, peer) = match shared.ends.get_mut(e.ends.0 as usize) {
-            Some(slot) => slot
-                .get_or_insert_with(|| {
-                    let (local, peer) = self.names.ends_texts(e.ends);
-                    (
-                        local.as_deref().map(Arc::from),
-                        peer.as_deref().map(Arc::from),
-                    )
-                })
-                .clone(),
+        let slot = e.ends.0 as usize;
+        let (local, peer) = match shared.ends.get(slot) {
+            Some(Some(pair)) => pair.clone(),
+            Some(None) => {
+                let pair = self.shared_ends(e.ends, &mut shared.last_v4_peer);
+                shared.ends[slot] = Some(pair.clone());
+                pair
+            }
             None => (None, None),
         };
         Event {
@@ -680,6 +711,7 @@ impl Transcript {
         let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
         let mut shared = Shared {
             ends: vec![None; events.names.ends.len()],
+            last_v4_peer: None,
         };
         let list = events
             .list
