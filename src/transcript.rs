@@ -345,7 +345,14 @@ struct Names {
     tasks_by_hash: HashMap<u64, u32>,
     /// The task of the latest event: most events come from the same task as the one before.
     last_task: u32,
+    /// Pairs recently recorded by shared texts, found again by the texts' addresses (the
+    /// entries hold them, so an address cannot be reused meanwhile): a relay's legs record in
+    /// turn, and comparing pointers is cheaper than hashing two strings.
+    recent: [Option<RecentPair>; 4],
+    next_recent: usize,
 }
+
+type RecentPair = (Option<Arc<str>>, Option<Arc<str>>, Ends);
 
 impl Names {
     fn span(&mut self, text: Option<&str>) -> Span {
@@ -410,6 +417,29 @@ impl Names {
         ends
     }
 
+    /// [`Names::find_ends`] for shared texts, looking at [`Names::recent`] first.
+    fn find_shared(&mut self, local: &Option<Arc<str>>, peer: &Option<Arc<str>>) -> Ends {
+        fn same(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        let recent = self.recent.iter().flatten();
+        if let Some((_, _, ends)) = recent
+            .into_iter()
+            .find(|(l, p, _)| same(l, local) && same(p, peer))
+        {
+            return *ends;
+        }
+        let ends = self.find_ends(local.as_deref(), peer.as_deref());
+        let slot = self.next_recent % self.recent.len();
+        self.recent[slot] = Some((local.clone(), peer.clone(), ends));
+        self.next_recent = self.next_recent.wrapping_add(1);
+        ends
+    }
+
     /// The pair's two texts: `127.0.0.1:41234` for an IPv4 end, as `SocketAddr` writes it.
     fn ends_texts(&self, ends: Ends) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
         let v4 = |ip: u32, port: u32| Some(Cow::Owned(v4_text(ip, port).to_string()));
@@ -460,7 +490,7 @@ fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
 #[derive(Clone, Copy)]
 enum EndsOf<'a> {
     Kept(Ends),
-    Texts(Option<&'a str>, Option<&'a str>),
+    Shared(&'a Option<Arc<str>>, &'a Option<Arc<str>>),
 }
 
 /// Shared texts for the addresses of the events a snapshot hands out: one per pair, however
@@ -588,25 +618,8 @@ impl Transcript {
         payload: &[u8],
         note: Option<String>,
     ) {
-        let ends = EndsOf::Texts(local.as_deref(), peer.as_deref());
+        let ends = EndsOf::Shared(&local, &peer);
         self.push(&task, position, kind, on, ends, payload, note);
-    }
-
-    /// [`Transcript::record`] with borrowed names.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_texts(
-        &self,
-        task: &Arc<str>,
-        position: Option<At>,
-        kind: EventKind,
-        on: On,
-        local: Option<&str>,
-        peer: Option<&str>,
-        payload: &[u8],
-        note: Option<String>,
-    ) {
-        let ends = EndsOf::Texts(local, peer);
-        self.push(task, position, kind, on, ends, payload, note);
     }
 
     /// [`Transcript::record`] for an event between addresses kept by [`Transcript::ends`].
@@ -658,7 +671,10 @@ impl Transcript {
         if let Some(live) = &self.inner.live {
             let (local, peer) = match ends {
                 EndsOf::Kept(ends) => events.names.ends_texts(ends),
-                EndsOf::Texts(local, peer) => (local.map(Cow::Borrowed), peer.map(Cow::Borrowed)),
+                EndsOf::Shared(local, peer) => (
+                    local.as_deref().map(Cow::Borrowed),
+                    peer.as_deref().map(Cow::Borrowed),
+                ),
             };
             let (local, peer) = (local.as_deref(), peer.as_deref());
             live(&Event {
@@ -682,7 +698,7 @@ impl Transcript {
         events.dropped.bytes += cut;
         let ends = match ends {
             EndsOf::Kept(ends) => ends,
-            EndsOf::Texts(local, peer) => events.names.find_ends(local, peer),
+            EndsOf::Shared(local, peer) => events.names.find_shared(local, peer),
         };
         let task = events.names.task(task);
         let offset = events.arena.len();
@@ -1222,13 +1238,13 @@ mod tests {
             );
             // By text, as a listener or a UDP socket records: each pair is kept once.
             let peer = format!("10.0.0.{}:7", round % 2);
-            t.record_texts(
-                &"task 1".into(),
+            t.record(
+                "task 1".into(),
                 None,
                 EventKind::Recv,
                 On::default(),
-                Some("0.0.0.0:9"),
-                Some(&peer),
+                Some("0.0.0.0:9".into()),
+                Some(peer.as_str().into()),
                 b"",
                 None,
             );
@@ -1277,6 +1293,39 @@ mod tests {
             events[0].local.as_ref().unwrap_or(&main),
             events[4].local.as_ref().unwrap_or(&task)
         ));
+    }
+
+    #[test]
+    fn a_relay_s_legs_are_found_again_by_their_shared_texts() {
+        let t = Transcript::new(Instant::now(), DEFAULT_CAPTURE);
+        let text = |s: &str| Some(Arc::<str>::from(s));
+        let (down, up) = (
+            (text("127.0.0.1:1"), text("127.0.0.1:2")),
+            (text("127.0.0.1:3"), text("127.0.0.1:4")),
+        );
+        for _ in 0..10 {
+            for (local, peer) in [&down, &up] {
+                t.record(
+                    "proxy".into(),
+                    None,
+                    EventKind::Recv,
+                    On::default(),
+                    local.clone(),
+                    peer.clone(),
+                    b"x",
+                    None,
+                );
+            }
+        }
+        let (events, _) = t.snapshot();
+        assert_eq!(events.len(), 20);
+        for (i, e) in events.iter().enumerate() {
+            let (local, peer) = if i % 2 == 0 { &down } else { &up };
+            assert_eq!((&e.local, &e.peer), (local, peer));
+        }
+        let events = t.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(events.names.ends.len(), 2);
+        assert_eq!(events.names.tasks.len(), 1);
     }
 
     #[test]

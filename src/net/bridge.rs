@@ -381,13 +381,13 @@ impl Session {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.transcript.record_texts(
-            &call.task,
+        self.transcript.record(
+            call.task.clone(),
             call.at,
             kind,
             on,
-            local.as_deref(),
-            peer.as_deref(),
+            local,
+            peer,
             payload,
             note,
         );
