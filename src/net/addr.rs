@@ -141,11 +141,51 @@ pub struct Endpoint {
     pub text: Arc<str>,
 }
 
+/// `addr` as `SocketAddr`'s `Display` writes it (`127.0.0.1:41234`, `[::1]:80`): an IPv4
+/// address's digits are written here, without the formatting machinery, which costs about ten
+/// times as much (every connection names two addresses, every datagram one).
+pub fn text_of(addr: SocketAddr) -> Arc<str> {
+    let SocketAddr::V4(v4) = addr else {
+        return Arc::from(addr.to_string());
+    };
+    // `255.255.255.255:65535` is 21 bytes.
+    let mut buf = [0u8; 21];
+    let mut len = 0;
+    let mut push = |byte: u8| {
+        buf[len] = byte;
+        len += 1;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            push(b'.');
+        }
+        push_decimal(&mut push, u32::from(octet));
+    }
+    push(b':');
+    push_decimal(&mut push, u32::from(v4.port()));
+    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
+fn push_decimal(push: &mut impl FnMut(u8), n: u32) {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut n = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    digits[start..].iter().for_each(|&d| push(d));
+}
+
 impl Endpoint {
     pub fn new(addr: SocketAddr) -> Self {
         Endpoint {
             addr: Some(addr),
-            text: Arc::from(addr.to_string()),
+            text: text_of(addr),
         }
     }
 
@@ -209,6 +249,30 @@ mod tests {
                 .as_deref(),
             Some("localhost")
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_socket_addr_writes_them() {
+        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut addrs: Vec<SocketAddr> = vec![
+            "0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            "255.255.255.255:65535"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+            "10.0.100.9:10".parse().unwrap_or_else(|e| panic!("{e}")),
+            "[::1]:8080".parse().unwrap_or_else(|e| panic!("{e}")),
+            "[fe80::1%2]:9".parse().unwrap_or_else(|e| panic!("{e}")),
+        ];
+        for _ in 0..10_000 {
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            let ip = std::net::Ipv4Addr::from((n >> 16) as u32);
+            addrs.push(SocketAddr::from((ip, n as u16)));
+        }
+        for addr in addrs {
+            assert_eq!(&*text_of(addr), addr.to_string());
+        }
     }
 
     #[test]

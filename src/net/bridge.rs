@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::call::Call;
 use super::error::{Deadline, ErrorKind, NetError};
-use crate::transcript::{EventKind, On, Transcript};
+use crate::transcript::{Ends, EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
 #[derive(Debug, Clone)]
@@ -113,6 +113,9 @@ pub struct Session {
     unix_pending: Mutex<HashMap<PathBuf, Pending>>,
     /// Handles open now, against `limits.max_handles`.
     open_handles: Arc<AtomicUsize>,
+    /// The most connections open at once since memory was last given back (see
+    /// [`Session::release_handle`]).
+    peak_connections: AtomicUsize,
     /// Connections without an IP pair to tell their two ends apart (Unix sockets).
     other_connections: AtomicUsize,
     /// The Unix socket paths this scenario listens on.
@@ -148,6 +151,7 @@ impl Session {
             next_id: AtomicU32::new(1),
             unix_pending: Mutex::new(HashMap::new()),
             open_handles: Arc::new(AtomicUsize::new(0)),
+            peak_connections: AtomicUsize::new(0),
             other_connections: AtomicUsize::new(0),
             unix_paths: Mutex::new(HashSet::new()),
             processes: Mutex::new(Some(Vec::new())),
@@ -313,7 +317,7 @@ impl Session {
     pub(crate) fn open_handle(&self, op: &'static str, addr: &str) -> Result<HandleSlot, NetError> {
         let max = self.limits.max_handles;
         let open = self.open_handles.fetch_add(1, Ordering::SeqCst);
-        let slot = HandleSlot(self.open_handles.clone());
+        let slot = HandleSlot(Some(self.open_handles.clone()));
         if open >= max {
             return Err(NetError::new(
                 ErrorKind::Limit,
@@ -326,6 +330,29 @@ impl Session {
             ));
         }
         Ok(slot)
+    }
+
+    /// Give back a slot kept by [`HandleSlot::keep_in_session`] (a connection's). When most
+    /// of many connections have closed, the memory they freed is given back to the system:
+    /// the C allocator keeps it otherwise, scattered between what is still in use, where the
+    /// next large allocation (the outcome's copy of the transcript) cannot use it, so a
+    /// scenario that held ten thousand connections would need megabytes more at its end.
+    pub(crate) fn release_handle(&self) {
+        let open = self
+            .open_handles
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        let peak = self.peak_connections.load(Ordering::Relaxed);
+        if peak >= TRIM_AFTER && open <= peak / 8 {
+            self.peak_connections.store(open, Ordering::Relaxed);
+            give_back_freed_memory();
+        }
+    }
+
+    /// Count a connection opening, for [`Session::release_handle`].
+    pub(crate) fn connection_opened(&self) {
+        let open = self.open_handles.load(Ordering::Relaxed);
+        self.peak_connections.fetch_max(open, Ordering::Relaxed);
     }
 
     pub(crate) fn add_unix_path(&self, path: &Path) {
@@ -366,6 +393,20 @@ impl Session {
         );
     }
 
+    /// Record an event of `call` between addresses the transcript keeps ([`Transcript::ends`]).
+    pub(crate) fn record_on(
+        &self,
+        call: &Call,
+        kind: EventKind,
+        on: On,
+        ends: Ends,
+        payload: &[u8],
+        note: Option<String>,
+    ) {
+        self.transcript
+            .record_on(&call.task, call.at, kind, on, ends, payload, note);
+    }
+
     /// Run `op` to completion unless `timeout` (or the `within` in `call`) runs out or the
     /// scenario is cancelled first. `what` and `addr` name the call in a timeout error.
     pub fn block_on<T>(
@@ -373,6 +414,19 @@ impl Session {
         call: &Call,
         what: &'static str,
         addr: Option<&str>,
+        timeout: Option<Duration>,
+        op: impl Future<Output = Result<T, NetError>>,
+    ) -> Result<T, NetError> {
+        self.block_on_to(call, what, addr, timeout, op)
+    }
+
+    /// [`Session::block_on`] with an address whose text is made only for a timeout error (a
+    /// connection keeps its peer's address, not its text).
+    pub(crate) fn block_on_to<T>(
+        &self,
+        call: &Call,
+        what: &'static str,
+        addr: impl AddrName,
         timeout: Option<Duration>,
         op: impl Future<Output = Result<T, NetError>>,
     ) -> Result<T, NetError> {
@@ -386,7 +440,7 @@ impl Session {
         let mut cx = Context::from_waker(Waker::noop());
         let result = match op.as_mut().poll(&mut cx) {
             Poll::Ready(r) => r,
-            Poll::Pending => self.wait(call, what, addr, timeout, op),
+            Poll::Pending => self.wait(call, what, &addr, timeout, op),
         };
         // A read that lost the race to cancellation reports cancellation, not its own error.
         match result {
@@ -402,7 +456,7 @@ impl Session {
         &self,
         call: &Call,
         what: &'static str,
-        addr: Option<&str>,
+        addr: &impl AddrName,
         timeout: Option<Duration>,
         op: std::pin::Pin<&mut impl Future<Output = Result<T, NetError>>>,
     ) -> Result<T, NetError> {
@@ -425,10 +479,14 @@ impl Session {
                 biased;
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
-                _ = tokio::time::sleep_until(deadline.into()) => Err(match by_within {
-                    Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
-                    None => NetError::timeout(what, addr, timeout, whose),
-                }),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let addr = addr.name();
+                    let addr = addr.as_deref();
+                    Err(match by_within {
+                        Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
+                        None => NetError::timeout(what, addr, timeout, whose),
+                    })
+                }
             }
         })
     }
@@ -454,6 +512,26 @@ impl Drop for Session {
         self.kill_processes();
     }
 }
+
+/// How many connections a scenario must have held at once before their closing gives memory
+/// back to the system (a few hundred kilobytes and more).
+const TRIM_AFTER: usize = 1024;
+
+/// Return the free pages of the C allocator's heap to the system (glibc's `malloc_trim`: it
+/// releases whole free pages wherever they are, not only at the heap's top). A millisecond or
+/// so for a heap of ten thousand connections; nothing to do with other allocators.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_freed_memory() {
+    // SAFETY: `malloc_trim` has no preconditions: it takes the allocator's own locks and only
+    // releases pages no allocation uses.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 /// No deadline: `"none"` for `--timeout`, `--max-time` or a handle's `timeout`. Waits under it
 /// end a century from now (`deadline_after`), or when the scenario is stopped.
@@ -531,11 +609,33 @@ impl CloseSignal {
 }
 
 /// One open socket's place in the scenario's count; given back on drop.
-pub(crate) struct HandleSlot(Arc<AtomicUsize>);
+pub(crate) struct HandleSlot(Option<Arc<AtomicUsize>>);
+
+impl HandleSlot {
+    /// Leave the slot taken until its holder calls [`Session::release_handle`]: a holder that
+    /// keeps its session need not keep the slot too (a connection, of which a scenario may
+    /// hold ten thousand).
+    pub fn keep_in_session(mut self) {
+        self.0 = None;
+    }
+}
+
+/// An address as an error names it, made only when an error needs it.
+pub(crate) trait AddrName {
+    fn name(&self) -> Option<std::borrow::Cow<'_, str>>;
+}
+
+impl AddrName for Option<&str> {
+    fn name(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.map(std::borrow::Cow::Borrowed)
+    }
+}
 
 impl Drop for HandleSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if let Some(open) = &self.0 {
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -620,6 +720,30 @@ mod tests {
             )
             .err();
         assert_eq!(err.and_then(|e| e.deadline), Some(Deadline::Handle));
+    }
+
+    #[test]
+    fn closing_most_of_many_connections_gives_memory_back_once_each_time() {
+        let (_rt, s) = session();
+        let open = |n: usize| {
+            for _ in 0..n {
+                if let Ok(slot) = s.open_handle("connect", "x") {
+                    slot.keep_in_session();
+                }
+                s.connection_opened();
+            }
+        };
+        let peak = || s.peak_connections.load(Ordering::Relaxed);
+        open(2000);
+        assert_eq!(peak(), 2000);
+        (0..1749).for_each(|_| s.release_handle());
+        assert_eq!(peak(), 2000, "251 still open");
+        s.release_handle();
+        assert_eq!(peak(), 250, "given back at an eighth of the peak");
+        (0..250).for_each(|_| s.release_handle());
+        assert_eq!(s.open_handles.load(Ordering::SeqCst), 0);
+        // Fewer than TRIM_AFTER: nothing more to give back.
+        assert_eq!(peak(), 250);
     }
 
     #[test]

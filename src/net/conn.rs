@@ -10,6 +10,8 @@
 //! so a read that times out loses nothing. A plain socket's read that finds nothing spins
 //! briefly, then waits on the socket's readiness.
 
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +19,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
+use super::bridge::{AddrName, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::decode::{self, Decoded, Decoder, Match};
 use super::error::{ErrorKind, NetError};
 use super::stream::{self, Opened};
 use super::tls::{ClientTls, TlsInfo};
 use super::transport::{ReadIo, Sink, Source, WriteIo};
-use crate::transcript::{EventKind, On, Transport};
+use crate::transcript::{Ends, EventKind, On, Transport};
 
 /// How much room the first read of a connection asks for: small, so ten thousand idle
 /// connections stay small.
@@ -47,12 +49,12 @@ pub struct Conn {
 
 struct Inner {
     session: Arc<Session>,
-    local: Endpoint,
-    peer: Endpoint,
+    local: End,
+    peer: End,
     /// The transcript's connection id for this connection's events.
     conn: u32,
-    /// What carries it, for the transcript.
-    transport: Transport,
+    /// Its two addresses, as the transcript keeps them for its events.
+    ends: Ends,
     /// Boxed: most connections are plain, and a scenario may hold ten thousand.
     tls: Option<Box<TlsInfo>>,
     reader: AsyncMutex<Reader>,
@@ -60,15 +62,75 @@ struct Inner {
     /// The handle's own deadline in nanoseconds; `u64::MAX` for the session default.
     timeout: HandleTimeout,
     closed: CloseSignal,
-    _slot: HandleSlot,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The handle slot this connection took (see `from_opened`).
+        self.session.release_handle();
+    }
+}
+
+/// One end of a connection as the connection keeps it: an IP end as its address, whose text
+/// (`127.0.0.1:41234`, as [`Endpoint::new`] writes it) is made only when something asks for
+/// it; any other end (a Unix socket, a process) as its text. Ten thousand connections keep no
+/// address texts.
+enum End {
+    Ip(SocketAddr),
+    Named(Arc<str>),
+    /// This side of a child process's pipes: a named end that also says what carries the
+    /// connection (see [`Conn::transport`]).
+    Pipe(Arc<str>),
+}
+
+impl End {
+    fn of(end: Endpoint) -> End {
+        match end.addr {
+            Some(addr) => End::Ip(addr),
+            None => End::Named(end.text),
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            End::Ip(addr) => Endpoint::new(*addr),
+            End::Named(text) | End::Pipe(text) => Endpoint {
+                addr: None,
+                text: text.clone(),
+            },
+        }
+    }
+
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            End::Ip(addr) => Cow::Owned(addr.to_string()),
+            End::Named(text) | End::Pipe(text) => Cow::Borrowed(text),
+        }
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Ip(addr) => addr.fmt(f),
+            End::Named(text) | End::Pipe(text) => f.write_str(text),
+        }
+    }
+}
+
+impl AddrName for &End {
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(self.text())
+    }
 }
 
 struct Reader {
     io: Option<ReadIo>,
     buf: BytesMut,
     eof: bool,
-    /// How much room the next read asks for; doubles while reads fill what they were given.
-    read_size: usize,
+    /// How much room the next read asks for; doubles while reads fill what they were given (to
+    /// [`MAX_READ`]).
+    read_size: u32,
 }
 
 struct Writer {
@@ -184,19 +246,33 @@ impl Conn {
             (None, _, Some(_)) => Transport::Tcp,
             (None, _, None) => Transport::Unix,
         };
+        let local = match transport {
+            Transport::Process => End::Pipe(opened.local.text),
+            _ => End::of(opened.local),
+        };
+        let peer = End::of(opened.peer);
+        let ends = match (&local, &peer) {
+            (End::Ip(l), End::Ip(p)) => session.transcript().ip_ends(*l, *p),
+            _ => session
+                .transcript()
+                .ends(Some(&local.text()), Some(&peer.text())),
+        };
+        // The slot is given back when the connection's state drops (`Inner`'s drop).
+        slot.keep_in_session();
+        session.connection_opened();
         Conn {
             inner: Arc::new(Inner {
                 session: session.clone(),
-                local: opened.local,
-                peer: opened.peer,
+                ends,
+                local,
+                peer,
                 conn: id,
-                transport,
                 tls: opened.tls.map(Box::new),
                 reader: AsyncMutex::new(Reader {
                     io: Some(opened.r),
                     buf: BytesMut::new(),
                     eof: false,
-                    read_size: FIRST_READ,
+                    read_size: FIRST_READ as u32,
                 }),
                 writer: AsyncMutex::new(Writer {
                     io: Some(opened.w),
@@ -205,7 +281,6 @@ impl Conn {
                 }),
                 timeout: HandleTimeout::new(),
                 closed: CloseSignal::new(),
-                _slot: slot,
             }),
         }
     }
@@ -226,12 +301,12 @@ impl Conn {
         self.inner.tls.as_deref()
     }
 
-    pub fn local(&self) -> &Endpoint {
-        &self.inner.local
+    pub fn local(&self) -> Endpoint {
+        self.inner.local.endpoint()
     }
 
-    pub fn peer(&self) -> &Endpoint {
-        &self.inner.peer
+    pub fn peer(&self) -> Endpoint {
+        self.inner.peer.endpoint()
     }
 
     pub fn timeout(&self) -> Option<Duration> {
@@ -246,26 +321,22 @@ impl Conn {
         self.inner.closed.is_closed()
     }
 
-    fn peer_text(&self) -> &str {
-        &self.inner.peer.text
-    }
-
     /// Send all of `data`; returns its length.
     pub fn send(&self, call: &Call, op: &'static str, data: &[u8]) -> Result<usize, NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         // Recorded as it starts, so the transcript never shows the peer receiving first; a
         // send that then fails is followed by an error event.
         self.record(call, EventKind::Send, data, None);
         let sent = inner
             .session
-            .block_on(call, op, Some(addr), self.timeout(), async {
+            .block_on_to(call, op, addr, self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.interrupted {
                     return Err(NetError::new(
                         ErrorKind::Io,
                         op,
-                        Some(addr),
+                        Some(&addr.text()),
                         format!(
                         "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer \
                          has received is unknown; open a new connection"
@@ -276,18 +347,18 @@ impl Conn {
                     return Err(NetError::new(
                         ErrorKind::Closed,
                         op,
-                        Some(addr),
+                        Some(&addr.text()),
                         format!("{op} to `{addr}`: this side was shut down for sending"),
                     ));
                 }
                 let w = &mut *w;
                 let io =
                     w.io.as_mut()
-                        .ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                        .ok_or_else(|| NetError::closed(op, Some(&addr.text())))?;
                 w.interrupted = true;
                 let result = tokio::select! {
-                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(addr))),
-                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(addr), &e)),
+                    _ = inner.closed.closed() => Err(NetError::closed(op, Some(&addr.text()))),
+                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(&addr.text()), &e)),
                 };
                 w.interrupted = false;
                 result
@@ -301,20 +372,20 @@ impl Conn {
     /// Half-close: send FIN, keep receiving.
     pub fn shutdown(&self, call: &Call) -> Result<(), NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         inner
             .session
-            .block_on(call, "shutdown", Some(addr), self.timeout(), async {
+            .block_on_to(call, "shutdown", addr, self.timeout(), async {
                 let mut w = inner.writer.lock().await;
                 if w.shut {
                     return Ok(());
                 }
                 let io =
                     w.io.as_mut()
-                        .ok_or_else(|| NetError::closed("shutdown", Some(addr)))?;
+                        .ok_or_else(|| NetError::closed("shutdown", Some(&addr.text())))?;
                 io.shutdown()
                     .await
-                    .map_err(|e| NetError::io("shutdown", Some(addr), &e))?;
+                    .map_err(|e| NetError::io("shutdown", Some(&addr.text()), &e))?;
                 w.shut = true;
                 Ok(())
             })
@@ -362,7 +433,7 @@ impl Conn {
             return Err(NetError::new(
                 ErrorKind::TooLong,
                 op,
-                Some(self.peer_text()),
+                Some(&*self.inner.peer.text()),
                 format!("{op}: {n} bytes is more than the buffer limit of {limit} bytes"),
             ));
         }
@@ -381,7 +452,7 @@ impl Conn {
             return Err(NetError::new(
                 ErrorKind::Io,
                 op,
-                Some(self.peer_text()),
+                Some(&*self.inner.peer.text()),
                 format!("{op}: the delimiter is empty"),
             ));
         };
@@ -430,11 +501,11 @@ impl Conn {
         mut decoder: D,
     ) -> Result<D::Output, NetError> {
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         let own = decoder
             .exact_len()
             .filter(|n| (OWN_BUFFER_MIN..=KEEP_EMPTY).contains(n));
-        let result = inner.session.block_on(call, op, Some(addr), self.timeout(), async {
+        let result = inner.session.block_on_to(call, op, addr, self.timeout(), async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             let mut direct_reads = 0;
@@ -445,17 +516,17 @@ impl Conn {
                         let frame = take_frame(&mut r.buf, len, consume, exact);
                         // A connection that has only seen small reads keeps no buffer between
                         // them: ten thousand idle connections cost no read buffers.
-                        if r.buf.is_empty() && r.read_size <= FIRST_READ {
+                        if r.buf.is_empty() && r.read_size as usize <= FIRST_READ {
                             r.buf = BytesMut::new();
                         }
                         return Ok(decoder.output(frame));
                     }
-                    Decoded::Eof => return Err(NetError::eof(op, Some(addr))),
+                    Decoded::Eof => return Err(NetError::eof(op, Some(&addr.text()))),
                     Decoded::TooLong { limit } => {
                         return Err(NetError::new(
                             ErrorKind::TooLong,
                             op,
-                            Some(addr),
+                            Some(&addr.text()),
                             format!(
                                 "{op} from `{addr}`: {} bytes arrived without {decoder} (the limit is {limit} bytes)",
                                 r.buf.len()
@@ -471,7 +542,7 @@ impl Conn {
                     direct_reads = 0;
                     tokio::task::yield_now().await;
                 }
-                let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(addr)))?;
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(&addr.text())))?;
                 match own {
                     Some(size) if r.buf.is_empty() => {
                         if r.buf.capacity() != size {
@@ -482,8 +553,9 @@ impl Conn {
                         if r.buf.is_empty() && r.buf.capacity() > KEEP_EMPTY {
                             r.buf = BytesMut::new();
                         }
-                        if r.buf.capacity() - r.buf.len() < r.read_size / 2 {
-                            r.buf.reserve(r.read_size);
+                        let read_size = r.read_size as usize;
+                        if r.buf.capacity() - r.buf.len() < read_size / 2 {
+                            r.buf.reserve(read_size);
                         }
                     }
                 }
@@ -498,15 +570,15 @@ impl Conn {
                     // Nothing ready: wait for it (reading it, too), unless the handle closes.
                     None => {
                         tokio::select! {
-                            _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                            _ = inner.closed.closed() => return Err(NetError::closed(op, Some(&addr.text()))),
                             n = io.read(&mut r.buf) => n,
                         }
                     }
                 }
-                .map_err(|e| NetError::io(op, Some(addr), &e))?;
+                .map_err(|e| NetError::io(op, Some(&addr.text()), &e))?;
                 // Filling an own buffer says nothing about the stream's pace.
                 if n == room && !own_buffer {
-                    r.read_size = (r.read_size * 2).min(MAX_READ);
+                    r.read_size = (r.read_size * 2).min(MAX_READ as u32);
                 }
                 if n == 0 {
                     r.eof = true;
@@ -531,9 +603,9 @@ impl Conn {
     ) -> Result<bool, NetError> {
         const OP: &str = "interactive";
         let inner = &self.inner;
-        let addr = self.peer_text();
+        let addr = &self.inner.peer;
         let timeout = Some(super::bridge::NO_DEADLINE);
-        let result = inner.session.block_on(call, OP, Some(addr), timeout, async {
+        let result = inner.session.block_on_to(call, OP, addr, timeout, async {
             let mut guard = inner.reader.lock().await;
             let r = &mut *guard;
             loop {
@@ -545,20 +617,20 @@ impl Conn {
                     return Ok(true);
                 }
                 r.buf.reserve(FIRST_READ);
-                let io = r.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
+                let io = r.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(&addr.text())))?;
                 tokio::select! {
-                    _ = inner.closed.closed() => return Err(NetError::closed(OP, Some(addr))),
+                    _ = inner.closed.closed() => return Err(NetError::closed(OP, Some(&addr.text()))),
                     typed = input.recv() => {
                         let Some(data) = typed.filter(|d| !d.is_empty()) else {
                             return Ok(false);
                         };
                         self.record(call, EventKind::Send, &data, None);
                         let mut w = inner.writer.lock().await;
-                        let io = w.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(addr)))?;
-                        io.write_all(&data).await.map_err(|e| NetError::io(OP, Some(addr), &e))?;
+                        let io = w.io.as_mut().ok_or_else(|| NetError::closed(OP, Some(&addr.text())))?;
+                        io.write_all(&data).await.map_err(|e| NetError::io(OP, Some(&addr.text()), &e))?;
                     }
                     n = io.read(&mut r.buf) => {
-                        if n.map_err(|e| NetError::io(OP, Some(addr), &e))? == 0 {
+                        if n.map_err(|e| NetError::io(OP, Some(&addr.text()), &e))? == 0 {
                             r.eof = true;
                             self.record(call, EventKind::Eof, b"", None);
                         } else {
@@ -594,7 +666,17 @@ impl Conn {
     fn on(&self) -> On {
         On {
             conn: Some(self.inner.conn),
-            transport: Some(self.inner.transport),
+            transport: Some(self.transport()),
+        }
+    }
+
+    /// What carries the connection: kept in what it has anyway rather than a field of its own.
+    fn transport(&self) -> Transport {
+        match (&self.inner.tls, &self.inner.local) {
+            (Some(_), _) => Transport::Tls,
+            (None, End::Pipe(_)) => Transport::Process,
+            (None, End::Ip(_)) => Transport::Tcp,
+            (None, End::Named(_)) => Transport::Unix,
         }
     }
 
@@ -605,15 +687,9 @@ impl Conn {
         payload: &[u8],
         note: Option<String>,
     ) {
-        self.inner.session.record(
-            call,
-            kind,
-            self.on(),
-            Some(self.inner.local.text.clone()),
-            Some(self.inner.peer.text.clone()),
-            payload,
-            note,
-        );
+        self.inner
+            .session
+            .record_on(call, kind, self.on(), self.inner.ends, payload, note);
     }
 }
 
@@ -622,8 +698,8 @@ impl std::fmt::Display for Conn {
         write!(
             f,
             "Conn({} -> {}{})",
-            self.inner.local.text,
-            self.inner.peer.text,
+            self.inner.local,
+            self.inner.peer,
             if self.is_closed() { ", closed" } else { "" }
         )
     }
@@ -649,3 +725,15 @@ fn take_frame(buf: &mut BytesMut, len: usize, consume: usize, exact: bool) -> By
 /// How many reads straight from the socket a call may make before it lets the runtime check
 /// its deadline and cancellation.
 const YIELD_EVERY: u32 = 64;
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_connection_stays_small() {
+        // A benchmark holds ten thousand: no address texts, one-pointer I/O halves.
+        assert!(std::mem::size_of::<super::End>() <= 32);
+        assert!(std::mem::size_of::<Option<super::ReadIo>>() <= 16);
+        assert!(std::mem::size_of::<Option<super::WriteIo>>() <= 16);
+        let inner = std::mem::size_of::<super::Inner>();
+        assert!(inner <= 296, "{inner}");
+    }
+}

@@ -22,14 +22,25 @@ const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 const SEND_FLAGS: libc::c_int = 0;
 
 pub(crate) struct PlainSocket {
-    /// Shared with the registration, so the descriptor outlives it whatever the drop order.
-    sock: Arc<socket2::Socket>,
+    sock: socket2::Socket,
     /// The socket's registration while calls wait on it. Every clone is made and dropped under
     /// this lock, so its count tells how many calls wait.
     poller: Mutex<Option<Registered>>,
 }
 
-type Registered = Arc<AsyncFd<Arc<socket2::Socket>>>;
+/// What a registration holds: a reference to the socket, so the descriptor stays open for as
+/// long as the registration lives, whatever the drop order. (While registered, the socket and
+/// its registration refer to each other; the last call to stop waiting takes the registration
+/// out, which ends that.)
+struct Held(Arc<PlainSocket>);
+
+impl std::os::fd::AsRawFd for Held {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.sock.as_raw_fd()
+    }
+}
+
+type Registered = Arc<AsyncFd<Held>>;
 
 /// One call's use of the registration; the last one to end takes the socket out of the poller.
 struct Waiting<'a> {
@@ -55,7 +66,7 @@ impl PlainSocket {
     /// Take over a connected socket; it must already be non-blocking (as the runtime's are).
     pub fn new(sock: socket2::Socket) -> Arc<Self> {
         Arc::new(PlainSocket {
-            sock: Arc::new(sock),
+            sock,
             poller: Mutex::new(None),
         })
     }
@@ -89,7 +100,7 @@ impl PlainSocket {
         self.sock.shutdown(std::net::Shutdown::Write)
     }
 
-    fn waiting(&self) -> io::Result<Waiting<'_>> {
+    fn waiting(self: &Arc<Self>) -> io::Result<Waiting<'_>> {
         Ok(Waiting {
             socket: self,
             registered: Some(self.register()?),
@@ -98,17 +109,17 @@ impl PlainSocket {
 
     /// A reference to the socket's registration, made now if there is none. Whoever holds it
     /// gives it back through [`PlainSocket::unregister`] (as [`Waiting`] does on drop).
-    fn register(&self) -> io::Result<Registered> {
+    fn register(self: &Arc<Self>) -> io::Result<Registered> {
         let mut poller = self.poller();
         Ok(match &*poller {
             Some(registered) => registered.clone(),
             None => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
-                // SAFETY: the registration owns a reference to the socket, so its descriptor
-                // stays open (and the same) for as long as the registration lives.
+                // SAFETY: the registration owns a reference to the socket (`Held`), so its
+                // descriptor stays open (and the same) for as long as the registration lives.
                 #[allow(unsafe_code)]
                 let registered =
-                    unsafe { AsyncFd::register_with_interest(self.sock.clone(), interest) }
+                    unsafe { AsyncFd::register_with_interest(Held(self.clone()), interest) }
                         .map_err(io::Error::from)?;
                 let registered = Arc::new(registered);
                 *poller = Some(registered.clone());
@@ -133,7 +144,7 @@ impl PlainSocket {
     /// readiness that turns out stale costs one more wait. A socket added to the poller is
     /// reported at once when data is already there, so nothing that arrived before the wait
     /// is missed.
-    async fn readable(&self) -> io::Result<()> {
+    async fn readable(self: &Arc<Self>) -> io::Result<()> {
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.readable().await?.clear_ready();
@@ -143,7 +154,7 @@ impl PlainSocket {
 
     /// Wait until the socket may take more to send (the same rules as
     /// [`PlainSocket::readable`]).
-    async fn writable(&self) -> io::Result<()> {
+    async fn writable(self: &Arc<Self>) -> io::Result<()> {
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.writable().await?.clear_ready();

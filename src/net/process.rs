@@ -201,7 +201,7 @@ impl Process {
         let stdio = Conn::from_opened(
             session,
             opened(
-                ReadIo::Pipe(PipeRead(Box::new(stdout))),
+                ReadIo::Pipe(Box::new(PipeRead(Box::new(stdout)))),
                 WriteIo::Pipe(PipeWrite(Some(Box::new(stdin)))),
                 "pipe:stdio",
             ),
@@ -211,7 +211,7 @@ impl Process {
         let stderr = Conn::from_opened(
             session,
             opened(
-                ReadIo::Pipe(PipeRead(Box::new(stderr))),
+                ReadIo::Pipe(Box::new(PipeRead(Box::new(stderr)))),
                 WriteIo::Pipe(PipeWrite(None)),
                 "pipe:stderr",
             ),

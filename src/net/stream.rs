@@ -198,8 +198,8 @@ async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let info = tls::info_of(stream.get_ref().1, None);
     let (r, w) = tokio::io::split(stream);
     Ok((
-        ReadIo::Tls(TlsRead(Box::new(r))),
-        WriteIo::Tls(TlsWrite(Box::new(w))),
+        ReadIo::Tls(Box::new(TlsRead(Box::new(r)))),
+        WriteIo::Tls(Box::new(TlsWrite(Box::new(w)))),
         info,
     ))
 }
@@ -218,8 +218,8 @@ async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let info = tls::info_of(conn, conn.server_name());
     let (r, w) = tokio::io::split(stream);
     Ok((
-        ReadIo::Tls(TlsRead(Box::new(r))),
-        WriteIo::Tls(TlsWrite(Box::new(w))),
+        ReadIo::Tls(Box::new(TlsRead(Box::new(r)))),
+        WriteIo::Tls(Box::new(TlsWrite(Box::new(w)))),
         info,
     ))
 }
