@@ -598,6 +598,7 @@ pub fn execute(
         session: session.clone(),
         started,
         started_at,
+        views: options.trace || !options.reports.is_empty(),
     };
     let runner = script::Runner::new(session.clone(), output, config);
     // Whoever settles the outcome first, this thread or the watch, gives it.
@@ -673,6 +674,10 @@ struct Ending {
     started: Instant,
     /// `started` by the wall clock, for views that give times of day (pcap).
     started_at: SystemTime,
+    /// Whether a view reads the transcript of a scenario that passed (`--trace`, a report).
+    /// Without one, a passed outcome carries no events: copying tens of thousands of them
+    /// only to drop them would be the run's high point of memory.
+    views: bool,
 }
 
 impl Ending {
@@ -691,7 +696,11 @@ impl Ending {
                 (Status::of(&diag.code), Some(diag))
             }
         };
-        let (events, dropped) = self.transcript.snapshot();
+        let (events, dropped) = if status == Status::Passed && !self.views {
+            (Vec::new(), self.transcript.dropped())
+        } else {
+            self.transcript.snapshot()
+        };
         if let Some(diag) = &mut diagnostic {
             diag.recent_traffic(&events, &self.redactor);
             if self.session.seed_was_drawn() {

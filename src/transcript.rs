@@ -837,6 +837,12 @@ impl Transcript {
         });
     }
 
+    /// What was not kept so far.
+    pub fn dropped(&self) -> Dropped {
+        let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.dropped
+    }
+
     /// Every event so far, and what was not kept. The payloads share the transcript's arena
     /// rather than being copied: [`keep_previews`] or [`keep_within`] cut the long ones.
     pub fn snapshot(&self) -> (Vec<Event>, Dropped) {
