@@ -185,12 +185,22 @@ fn send_in_place(
     conn: usize,
     data: usize,
 ) -> ScriptResult<Dynamic> {
-    count_operation(ctx, call.at)?; // the method call's arguments
-    count_operation(ctx, call.data.position())?; // reading `v`
-    count_flat_read();
-    count_operation(ctx, call.receiver.position())?; // reading `x`
-    count_flat_read();
-    count_operation(ctx, call.at)?; // calling `send`
+    // Four operations: the method call's arguments, reading `v`, reading `x`, calling `send`.
+    if room_for(ctx, 4) {
+        // None of them can reach the limit: count three, and the last as rhai does (the limit
+        // and the progress hook, which looks only at the session, not at the count).
+        ctx.global_runtime_state_mut().num_operations += 3;
+        count_operation(ctx, call.at)?;
+        count_flat_read();
+        count_flat_read();
+    } else {
+        count_operation(ctx, call.at)?; // the method call's arguments
+        count_operation(ctx, call.data.position())?; // reading `v`
+        count_flat_read();
+        count_operation(ctx, call.receiver.position())?; // reading `x`
+        count_flat_read();
+        count_operation(ctx, call.at)?; // calling `send`
+    }
     let scope = ctx.scope();
     // The scope is as it was when the slots were found: counting runs only the progress hook.
     let conn = value_at(scope, conn).and_then(|v| v.read_lock::<Conn>());
@@ -214,6 +224,18 @@ fn send_in_place(
 fn count_operation(ctx: &mut EvalContext, pos: Position) -> ScriptResult<()> {
     ctx.eval_expression_tree(&Expression::from(&Expr::Unit(pos)))
         .map(drop)
+}
+
+/// Whether `n` more operations stay within `--limit operations` (rhai fails the one that
+/// takes the count past it).
+fn room_for(ctx: &EvalContext, n: u64) -> bool {
+    let max = ctx.engine().max_operations();
+    max == 0
+        || ctx
+            .global_runtime_state()
+            .num_operations
+            .checked_add(n)
+            .is_some_and(|total| total <= max)
 }
 
 fn uncount_operation(ctx: &mut EvalContext) {
