@@ -241,7 +241,9 @@ pub(crate) const SPIN_PAUSE: u32 = 32;
 
 /// The right to spin: at most one fewer reads spin at once, across the process, than there
 /// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
-/// peers they wait for. Given back on drop.
+/// peers they wait for. Given back on drop. The proxy's relay (`net::proxy`) uses these slots
+/// too, and beside them keeps one spinner of its own, outside this count, for a process pinned
+/// to fewer CPUs than are online: it yields the CPU between looks.
 pub(crate) struct SpinSlot;
 
 static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
