@@ -156,6 +156,9 @@ struct Inner {
     closed: AtomicBool,
     /// Whether the accepting task holds a listening socket (not during a `down`).
     listening: watch::Sender<bool>,
+    /// Cancelled when the accepting task has ended, however it ended (closed, the scenario
+    /// over, or the socket not bound again after a `down`): nothing will change `listening`.
+    accepting_ended: CancellationToken,
 }
 
 /// What a proxy needs beyond its addresses.
@@ -240,6 +243,7 @@ impl Proxy {
             gone: Mutex::new(Some(gone_rx)),
             closed: AtomicBool::new(false),
             listening: watch::channel(true).0,
+            accepting_ended: CancellationToken::new(),
         });
         let task: Arc<str> = Arc::from(TASK);
         session.record(
@@ -341,14 +345,18 @@ impl Proxy {
             return Ok(());
         };
         let mut listening = self.inner.listening.subscribe();
+        let ended = self.inner.accepting_ended.clone();
         session.block_on(
             call,
             "fault",
             Some(&self.inner.local.text),
             None,
             async move {
-                // The accepting task gone (closed, or the scenario ending) ends the wait too.
-                let _ = listening.wait_for(|l| *l != down).await;
+                // The accepting task gone ends the wait too.
+                tokio::select! {
+                    _ = listening.wait_for(|l| *l != down) => {}
+                    () = ended.cancelled() => {}
+                }
                 Ok(())
             },
         )
@@ -421,6 +429,7 @@ async fn accept_loop(
     _slot: HandleSlot,
     gone: std::sync::mpsc::Sender<()>,
 ) {
+    let _ended = shared.proxy.accepting_ended.clone().drop_guard();
     let stop = shared.proxy.stop.clone();
     let mut faults = shared.proxy.faults.subscribe();
     let mut listener = Some(listener);
@@ -691,7 +700,7 @@ struct Active {
     latency: Option<(Duration, Duration)>,
     bandwidth: Option<u64>,
     slicer: Option<(usize, usize, Duration)>,
-    limit: Option<(u64, Direction)>,
+    limit: Option<u64>,
     timeout: Option<Duration>,
     reset: Option<(Duration, Direction)>,
     slow_close: Option<Duration>,
@@ -753,7 +762,7 @@ where
                     variation,
                     delay,
                 } => active.slicer = Some((size, variation, delay)),
-                Effect::LimitData { bytes } => active.limit = Some((bytes, f.direction)),
+                Effect::LimitData { bytes } => active.limit = Some(bytes),
                 Effect::Timeout { after } => active.timeout = Some(after),
                 Effect::ResetPeer { after } => active.reset = Some((after, f.direction)),
                 Effect::SlowClose { delay } => active.slow_close = Some(delay),
@@ -852,7 +861,7 @@ where
                 continue;
             }
             let (data, then_close) = match active.limit {
-                Some((limit, _)) => {
+                Some(limit) => {
                     let left = limit.saturating_sub(passed);
                     let take = (n as u64).min(left) as usize;
                     (&data[..take], passed + take as u64 >= limit)
