@@ -522,16 +522,16 @@ impl WebSocket {
 
     /// Send a text message, or a binary one; returns the payload's length.
     pub fn send(&self, call: &Call, data: &[u8], text: bool) -> Result<usize, NetError> {
-        let msg = if text {
-            match std::str::from_utf8(data) {
-                Ok(t) => Message::text(t),
-                // A script's strings are UTF-8; a Blob is sent as binary.
-                Err(_) => Message::binary(Bytes::copy_from_slice(data)),
-            }
+        // A script's strings are UTF-8; a Blob (or any other bytes) is sent as binary.
+        let utf8 = if text {
+            std::str::from_utf8(data).ok()
         } else {
-            Message::binary(Bytes::copy_from_slice(data))
+            None
         };
-        let kind = if text { Kind::Text } else { Kind::Binary };
+        let (msg, kind) = match utf8 {
+            Some(t) => (Message::text(t), Kind::Text),
+            None => (Message::binary(Bytes::copy_from_slice(data)), Kind::Binary),
+        };
         self.send_message(call, "send", msg, kind, data)?;
         Ok(data.len())
     }
