@@ -159,14 +159,15 @@ pub fn text_of(addr: SocketAddr) -> Arc<str> {
         if i > 0 {
             push(b'.');
         }
-        push_decimal(&mut push, u32::from(octet));
+        push_decimal(&mut push, u16::from(octet));
     }
     push(b':');
-    push_decimal(&mut push, u32::from(v4.port()));
+    push_decimal(&mut push, v4.port());
     Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
-fn push_decimal(push: &mut impl FnMut(u8), n: u32) {
+/// `n` in decimal: at most five digits, as a `u16` has.
+fn push_decimal(push: &mut impl FnMut(u8), n: u16) {
     let mut digits = [0u8; 5];
     let mut start = digits.len();
     let mut n = n;
@@ -174,7 +175,7 @@ fn push_decimal(push: &mut impl FnMut(u8), n: u32) {
         start -= 1;
         digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 || start == 0 {
+        if n == 0 {
             break;
         }
     }
