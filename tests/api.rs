@@ -63,6 +63,7 @@ api_scripts! {
     send_on_a_udp_a_channel_or_a_map_takes_a_copy,
     a_script_function_named_send_takes_the_method_call,
     websocket_options_take_none_as_their_timeout,
+    clearing_a_down_fault_returns_when_the_port_cannot_be_bound_again,
 }
 
 /// Run `tests/api/<name>.rhai` as its leading comment says.
