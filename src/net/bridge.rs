@@ -1,8 +1,9 @@
 //! The one place where synchronous script threads wait on asynchronous sockets.
 //!
-//! Every blocking socket call is one [`Session::block_on`]: it runs the operation on the shared
-//! multi-thread runtime, racing it against the call's deadline and the scenario's cancellation.
-//! Script threads are plain OS threads (never runtime workers), so `Handle::block_on` is sound.
+//! Every blocking socket call is one [`Session::block_on`]: the script thread polls the
+//! operation itself, inside the shared multi-thread runtime's context (its timers and sockets),
+//! racing it against the call's deadline and the scenario's cancellation, and sleeps between
+//! polls in [`super::park`]. Script threads are plain OS threads, never runtime workers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::call::Call;
 use super::error::{Deadline, ErrorKind, NetError};
+use super::park;
 use crate::transcript::{Ends, EventKind, On, Transcript};
 
 /// Limits that protect the machine from a runaway peer or script.
@@ -437,8 +439,7 @@ impl Session {
         // there is no timer to arm and no thread to park.
         let _runtime = self.handle.enter();
         let mut op = std::pin::pin!(op);
-        let mut cx = Context::from_waker(Waker::noop());
-        let result = match op.as_mut().poll(&mut cx) {
+        let result = match park::poll_once(op.as_mut()) {
             Poll::Ready(r) => r,
             Poll::Pending => self.wait(call, what, &addr, timeout, op),
         };
@@ -474,20 +475,20 @@ impl Session {
                 by_within = Some(within.length);
             }
         }
-        self.handle.block_on(async {
+        let mut stoppable = std::pin::pin!(async {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => Err(NetError::cancelled(what)),
                 r = op => r,
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let addr = addr.name();
-                    let addr = addr.as_deref();
-                    Err(match by_within {
-                        Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
-                        None => NetError::timeout(what, addr, timeout, whose),
-                    })
-                }
             }
+        });
+        park::block_on(&self.handle, stoppable.as_mut(), deadline).unwrap_or_else(|| {
+            let addr = addr.name();
+            let addr = addr.as_deref();
+            Err(match by_within {
+                Some(length) => NetError::timeout(what, addr, length, Deadline::Within),
+                None => NetError::timeout(what, addr, timeout, whose),
+            })
         })
     }
 

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod decode;
 pub mod error;
 pub mod listener;
+mod park;
 mod pem;
 mod plain;
 pub mod process;

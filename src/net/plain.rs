@@ -1,7 +1,9 @@
 //! A plain (not TLS) connected socket that its connection reads and writes directly, on the
-//! script thread. The socket is registered with the runtime's poller only while a call waits on
-//! it. An idle connection therefore costs the poller nothing (tokio's registration is about
-//! 270 bytes), and data that arrives while nobody waits wakes no runtime thread.
+//! script thread. A call that must wait for it waits in the script thread's own `poll(2)`
+//! ([`park`]); only a wait polled elsewhere (a WebSocket's stream, a runtime task) registers it
+//! with the runtime's poller, and only while it waits. An idle connection therefore costs the
+//! poller nothing (tokio's registration is about 270 bytes), and data that arrives while nobody
+//! waits wakes no runtime thread.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::park::{self, Readiness};
 use super::transport::{Sink, Source};
 
 /// A peer that has gone raises EPIPE, never SIGPIPE (the sockscript binary ignores the signal
@@ -145,6 +148,9 @@ impl PlainSocket {
     /// reported at once when data is already there, so nothing that arrived before the wait
     /// is missed.
     async fn readable(self: &Arc<Self>) -> io::Result<()> {
+        if park::ready(self, Readiness::Read).await {
+            return Ok(());
+        }
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.readable().await?.clear_ready();
@@ -155,11 +161,20 @@ impl PlainSocket {
     /// Wait until the socket may take more to send (the same rules as
     /// [`PlainSocket::readable`]).
     async fn writable(self: &Arc<Self>) -> io::Result<()> {
+        if park::ready(self, Readiness::Write).await {
+            return Ok(());
+        }
         let waiting = self.waiting()?;
         if let Some(registered) = &waiting.registered {
             registered.writable().await?.clear_ready();
         }
         Ok(())
+    }
+}
+
+impl std::os::fd::AsFd for PlainSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }
 
