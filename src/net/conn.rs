@@ -544,7 +544,9 @@ impl Conn {
                 }
                 let io = r.io.as_mut().ok_or_else(|| NetError::closed(op, Some(&addr.text())))?;
                 match own {
-                    Some(size) if r.buf.is_empty() => {
+                    // An empty buffer becomes the frame's own; one part-filled keeps filling
+                    // (growing it would copy what it holds and share the frame with the rest).
+                    Some(size) if r.buf.is_empty() || r.buf.capacity() == size => {
                         if r.buf.capacity() != size {
                             r.buf = BytesMut::with_capacity(size);
                         }
@@ -727,6 +729,74 @@ fn take_frame(buf: &mut BytesMut, len: usize, consume: usize, exact: bool) -> By
 const YIELD_EVERY: u32 = 64;
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::net::{Call, Limits};
+    use crate::transcript::Transcript;
+    use std::io::{Read, Write};
+    use std::time::Instant;
+
+    /// A large exact read that arrives in pieces is still handed over as its own buffer: the
+    /// caller's Blob takes it with no copy.
+    #[test]
+    fn a_large_exact_read_keeps_its_own_buffer_when_it_arrives_in_pieces() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
+        let session = Session::new(
+            rt.handle().clone(),
+            Duration::from_secs(5),
+            Limits::default(),
+            transcript.clone(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+            s.write_all(&[1; 8100]).unwrap_or_else(|e| panic!("{e}"));
+            // The rest only once the reader has taken the first piece.
+            let _ = go_rx.recv_timeout(Duration::from_secs(5));
+            s.write_all(&[2; 92]).unwrap_or_else(|e| panic!("{e}"));
+            let mut end = Vec::new();
+            let _ = s.read_to_end(&mut end);
+        });
+        let call = Call::new("main".into(), None, None);
+        let conn = Conn::connect(&session, &call, &addr.to_string(), None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let reader = {
+            let conn = conn.clone();
+            std::thread::spawn(move || conn.recv_exact(&call, "recv_exact", 8192))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let (events, _) = transcript.snapshot();
+            if events.iter().any(|e| e.kind == EventKind::Recv) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = go_tx.send(());
+        let frame = reader
+            .join()
+            .unwrap_or_else(|_| panic!("the reader panicked"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frame.len(), 8192);
+        assert_eq!((frame[0], frame[8191]), (1, 2));
+        // As a Blob takes it: no copy, and no bigger buffer than the frame (the part-filled
+        // buffer was not grown, which copies what it holds).
+        let blob = Vec::from(frame);
+        assert_eq!(
+            blob.capacity(),
+            8192,
+            "the frame was copied into a bigger buffer"
+        );
+        conn.close(&Call::new("main".into(), None, None));
+        drop(peer.join());
+    }
+
     #[test]
     fn a_connection_stays_small() {
         // A benchmark holds ten thousand: no address texts, one-pointer I/O halves.
