@@ -281,3 +281,54 @@ except OSError:
     out.code(0).stdout("timed out\n");
     peer.wait().code(0);
 }
+
+/// A read spins for up to 50 µs before its thread sleeps; one that waits a second spends no
+/// CPU beyond that. Checked with the process pinned to one CPU (on a machine of two or more,
+/// where a pinned process's read spins as the yielding spinner) and unpinned. The Python
+/// client reads the sockscript process's CPU time from `/proc` around a second of silence.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_that_waits_spends_no_cpu_pinned_or_not() {
+    for pin in [true, false] {
+        let mut server = Test::new()
+            .script(
+                r#"
+                let server = listen("127.0.0.1:0");
+                print(server.port);
+                let c = server.accept();
+                c.timeout = "20s";
+                print(c.recv_line());
+                "#,
+            )
+            .spawn();
+        let port = server.port();
+        let pid = server.id();
+        let pin = if pin { "True" } else { "False" };
+        let mut py = crate::harness::python(&format!(
+            r#"
+import os, time
+from peer import connect
+def cpu():
+    fields = open("/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+if {pin}:
+    for t in os.listdir("/proc/{pid}/task"):
+        os.sched_setaffinity(int(t), {{0}})
+c = connect({port})
+time.sleep(0.2)
+before = cpu()
+time.sleep(1.0)
+print(round(cpu() - before, 3))
+c.sendall(b"done\n")
+"#
+        ));
+        let out = py.wait();
+        out.code(0);
+        server.wait().code(0).stdout_has("done");
+        let secs: f64 = out.stdout.trim().parse().unwrap_or(-1.0);
+        assert!(
+            (0.0..0.1).contains(&secs),
+            "CPU over a second of waiting (pinned: {pin}): {secs}s"
+        );
+    }
+}

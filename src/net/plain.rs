@@ -6,6 +6,7 @@
 //! waits wakes no runtime thread.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
@@ -182,30 +183,24 @@ impl Source for Arc<PlainSocket> {
     /// Read what the socket has, asking again for up to [`SPIN`] while it has nothing (when
     /// `spin` says so and a [`SpinSlot`] is free).
     fn read_ready(&mut self, buf: &mut BytesMut, spin: bool) -> Option<io::Result<usize>> {
-        let mut spinning: Option<(SpinSlot, Instant)> = None;
+        let mut spinning: Option<(Spinner, Instant)> = None;
         loop {
             match self.read_now(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !spin {
                         return None;
                     }
-                    let started = match &spinning {
-                        Some((_, started)) => *started,
+                    let (spinner, started) = match &spinning {
+                        Some((spinner, started)) => (spinner, *started),
                         None => {
-                            spinning = Some((SpinSlot::take()?, Instant::now()));
+                            spinning = Some((Spinner::take()?, Instant::now()));
                             continue;
                         }
                     };
                     if started.elapsed() >= SPIN {
                         return None;
                     }
-                    // A short pause between attempts: each one takes the socket's lock, which
-                    // the peer needs to deliver into it (bulk receive was slower without it).
-                    // (`yield_now` instead made ping-pong 2.5x slower: it hands the core to the
-                    // runtime's poller, woken by the very data this read is waiting for.)
-                    for _ in 0..SPIN_PAUSE {
-                        std::hint::spin_loop();
-                    }
+                    spinner.pause();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 done => return Some(done),
@@ -257,15 +252,14 @@ pub(crate) const SPIN_PAUSE: u32 = 32;
 /// The right to spin: at most one fewer reads spin at once, across the process, than there
 /// are CPUs (none on one CPU), so a thousand blocked tasks cannot take every core from the
 /// peers they wait for. Given back on drop. The proxy's relay (`net::proxy`) uses these slots
-/// too, and beside them keeps one spinner of its own, outside this count, for a process pinned
-/// to fewer CPUs than are online: it yields the CPU between looks.
+/// too. Beside them, outside this count, a process pinned to fewer CPUs than are online has one
+/// [`Yielding`] spinner, a read or a relay, which gives its CPU up between looks.
 pub(crate) struct SpinSlot;
 
-static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
 impl SpinSlot {
     pub(crate) fn take() -> Option<SpinSlot> {
-        use std::sync::atomic::Ordering;
         static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let allowed = *ALLOWED.get_or_init(|| {
             std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1))
@@ -281,8 +275,108 @@ impl SpinSlot {
 
 impl Drop for SpinSlot {
     fn drop(&mut self) {
-        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        SPINNING.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A spinning read's right to spin: a [`SpinSlot`], or else the process's one [`Yielding`]
+/// spinner.
+enum Spinner {
+    Slot(#[allow(dead_code)] SpinSlot),
+    Yielding(#[allow(dead_code)] Yielding),
+}
+
+impl Spinner {
+    fn take() -> Option<Spinner> {
+        SpinSlot::take()
+            .map(Spinner::Slot)
+            .or_else(|| Yielding::take().map(Spinner::Yielding))
+    }
+
+    /// Between two looks at the socket.
+    fn pause(&self) {
+        match self {
+            // A short pause: each look takes the socket's lock, which the peer needs to deliver
+            // into it (bulk receive was slower without it). (Tokio's `yield_now` instead made
+            // ping-pong 2.5x slower: it hands the core to the runtime's poller, woken by the
+            // very data this read is waiting for.)
+            Spinner::Slot(_) => {
+                for _ in 0..SPIN_PAUSE {
+                    std::hint::spin_loop();
+                }
+            }
+            // Whatever else may run on this CPU runs first.
+            Spinner::Yielding(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// The right to spin for a read or a relay (`net::proxy`) that [`SpinSlot`] leaves none: a
+/// process pinned to fewer CPUs than the machine has (one, say, with its peers on another). One
+/// at a time may, and it gives its CPU up (`sched_yield`) between two looks, so a thread of any process
+/// that is runnable on that CPU (a client or server sharing it) runs first: the spin takes only
+/// time the CPU would spend idle. On a machine of one CPU, nothing spins. Given back on drop.
+///
+/// Measured (bench/ANALYSIS.md, 7l): with the rtt client and the echo server on CPU 1 and the
+/// relay on CPU 0, the relay added about 80 µs without it and 40 µs with it, what a relay
+/// spinning all the time adds; with all three on CPU 0 it made no difference. A script's read
+/// (bench/ANALYSIS.md, 1a and 2r): 16-byte ping-pong with the server on the other CPU 1.04x raw
+/// without it, 3.3x with it; bulk receive in that placement 0.87x and 1.08x.
+pub(crate) struct Yielding;
+
+static YIELDING: AtomicUsize = AtomicUsize::new(0);
+
+impl Yielding {
+    pub(crate) fn take() -> Option<Yielding> {
+        static MORE_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        // Pinned (`taskset`, a cpuset) to fewer CPUs than are online: the others are there for
+        // the peers. A CPU quota is no such reason: a spin would spend what the peers share.
+        let more = *MORE_CPUS.get_or_init(|| match (pinned_cpus(), online_cpus()) {
+            (Some(mine), Some(online)) => mine < online,
+            _ => false,
+        });
+        (more
+            && YIELDING
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok())
+        .then_some(Yielding)
+    }
+}
+
+impl Drop for Yielding {
+    fn drop(&mut self) {
+        YIELDING.store(0, Ordering::Release);
+    }
+}
+
+/// How many CPUs this process may run on (its affinity, whatever its CPU quota).
+fn pinned_cpus() -> Option<usize> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    usize::try_from(set.count()).ok()
+}
+
+/// How many CPUs the machine has online (Linux: `/sys/devices/system/cpu/online`, such as
+/// `0-3,6`); `None` where that cannot be read.
+fn online_cpus() -> Option<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    count_cpus(&text)
+}
+
+fn count_cpus(list: &str) -> Option<usize> {
+    let mut n = 0;
+    for part in list.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
+                b.checked_sub(a)? + 1
+            }
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(n)
 }
 
 /// A plain socket for a caller that polls it through another layer rather than awaiting it (a
@@ -462,5 +556,20 @@ impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
         }
         // Not spinning (any more): this poll registers for the wake-up.
         std::pin::Pin::new(&mut this.inner).poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_cpus;
+
+    #[test]
+    fn online_cpu_lists_count_each_cpu_once() {
+        assert_eq!(count_cpus("0\n"), Some(1));
+        assert_eq!(count_cpus("0-1\n"), Some(2));
+        assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
+        assert_eq!(count_cpus("3-1"), None);
+        assert_eq!(count_cpus("x"), None);
+        assert_eq!(count_cpus(""), None);
     }
 }

@@ -24,8 +24,8 @@
 //! Both pumps of a connection run in one task. After it has relayed bytes it asks both sockets
 //! again for up to 50 µs before it waits in the poller (`Spin`), so an answer that comes
 //! within that costs no wake-up of the runtime's thread, under a script read's limits on
-//! spinners (`SpinSlot`, in `plain.rs`) or as the one `Yielding` spinner of a process pinned
-//! to fewer CPUs than the machine has (bench/ANALYSIS.md, 7l).
+//! spinners (`SpinSlot`, in `plain.rs`) or as the one `Yielding` spinner (a read's too) of a
+//! process pinned to fewer CPUs than the machine has (bench/ANALYSIS.md, 7l).
 
 use std::io;
 use std::net::SocketAddr;
@@ -46,7 +46,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{HandleSlot, Opening, Session};
 use super::call::Call;
 use super::error::{ErrorKind, NetError};
-use super::plain::{SpinSlot, SPIN, SPIN_PAUSE};
+use super::plain::{SpinSlot, Yielding, SPIN, SPIN_PAUSE};
 use super::stream::ip_key;
 use crate::transcript::{EventKind, On, Transport};
 
@@ -1099,83 +1099,10 @@ impl<F: std::future::Future> std::future::Future for Spin<'_, F> {
     }
 }
 
-/// The right to spin for a relay that [`SpinSlot`] leaves none: a process pinned to fewer CPUs
-/// than the machine has (one, say, with its client and server on another). One relay at a time
-/// may, and it gives its CPU up (`sched_yield`) between two looks, so a thread of any process
-/// that is runnable on that CPU (a client or server sharing it) runs first: the spin takes only
-/// time the CPU would spend idle. On a machine of one CPU, nothing spins. Given back on drop.
-///
-/// Measured (bench/ANALYSIS.md, 7l): with the rtt client and the echo server on CPU 1 and the
-/// relay on CPU 0, the relay added about 80 µs without it and 40 µs with it, what a relay
-/// spinning all the time adds; with all three on CPU 0 it made no difference.
-struct Yielding;
-
-static YIELDING: AtomicUsize = AtomicUsize::new(0);
-
-impl Yielding {
-    fn take() -> Option<Yielding> {
-        static MORE_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let more = *MORE_CPUS.get_or_init(|| {
-            let mine = std::thread::available_parallelism().map_or(1, |n| n.get());
-            online_cpus().is_some_and(|online| online > mine)
-        });
-        (more
-            && YIELDING
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok())
-        .then_some(Yielding)
-    }
-}
-
-impl Drop for Yielding {
-    fn drop(&mut self) {
-        YIELDING.store(0, Ordering::Release);
-    }
-}
-
-/// How many CPUs the machine has online (Linux: `/sys/devices/system/cpu/online`, such as
-/// `0-3,6`); `None` where that cannot be read.
-fn online_cpus() -> Option<usize> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    count_cpus(&text)
-}
-
-fn count_cpus(list: &str) -> Option<usize> {
-    let mut n = 0;
-    for part in list.trim().split(',') {
-        n += match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
-                b.checked_sub(a)? + 1
-            }
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
-        };
-    }
-    Some(n)
-}
-
 /// Sleep until `at`; never, for `None`.
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::count_cpus;
-
-    #[test]
-    fn online_cpu_lists_count_each_cpu_once() {
-        assert_eq!(count_cpus("0\n"), Some(1));
-        assert_eq!(count_cpus("0-1\n"), Some(2));
-        assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
-        assert_eq!(count_cpus("3-1"), None);
-        assert_eq!(count_cpus("x"), None);
-        assert_eq!(count_cpus(""), None);
     }
 }
