@@ -40,32 +40,47 @@ where
     S: AsFd + Send + Sync + 'static,
 {
     std::future::poll_fn(move |cx| {
-        if !POLLING.get() {
+        // A combinator with a waker of its own (it polls only what was woken) would not poll
+        // this again after the thread's `poll(2)`.
+        let polled_again = HERE.with(|here| {
+            here.as_ref()
+                .is_some_and(|here| cx.waker().will_wake(&here.waker))
+        });
+        if !polled_again {
             return Poll::Ready(false);
         }
-        HERE.with(|here| {
-            let Some(here) = here else {
-                return Poll::Ready(false);
-            };
-            // A combinator with a waker of its own (it polls only what was woken) would not
-            // poll this again after the thread's `poll(2)`.
-            if !cx.waker().will_wake(&here.waker) {
-                return Poll::Ready(false);
-            }
-            let key = Arc::as_ptr(source).cast::<()>() as usize;
-            let mut ready = here.ready.borrow_mut();
-            if let Some(i) = ready.iter().position(|k| *k == key) {
-                ready.swap_remove(i);
-                return Poll::Ready(true);
-            }
-            let flags = match readiness {
-                Readiness::Read => PollFlags::IN,
-                Readiness::Write => PollFlags::OUT,
-            };
-            let source: Arc<dyn AsFd + Send + Sync> = source.clone();
-            here.wanted.borrow_mut().push(Wanted { source, key, flags });
-            Poll::Pending
-        })
+        poll_ready(source, readiness)
+    })
+}
+
+/// [`ready`] for a socket polled through a layer that wraps the waker (a WebSocket's stream)
+/// but polls the socket again whenever it is polled: `Ready(true)` once `poll(2)` found it
+/// ready, `Pending` while it waits there, `Ready(false)` when not polled by [`block_on`] or
+/// [`poll_once`] (then use the runtime's poller).
+pub(crate) fn poll_ready<S>(source: &Arc<S>, readiness: Readiness) -> Poll<bool>
+where
+    S: AsFd + Send + Sync + 'static,
+{
+    if !POLLING.get() {
+        return Poll::Ready(false);
+    }
+    HERE.with(|here| {
+        let Some(here) = here else {
+            return Poll::Ready(false);
+        };
+        let key = Arc::as_ptr(source).cast::<()>() as usize;
+        let mut ready = here.ready.borrow_mut();
+        if let Some(i) = ready.iter().position(|k| *k == key) {
+            ready.swap_remove(i);
+            return Poll::Ready(true);
+        }
+        let flags = match readiness {
+            Readiness::Read => PollFlags::IN,
+            Readiness::Write => PollFlags::OUT,
+        };
+        let source: Arc<dyn AsFd + Send + Sync> = source.clone();
+        here.wanted.borrow_mut().push(Wanted { source, key, flags });
+        Poll::Pending
     })
 }
 

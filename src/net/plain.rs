@@ -321,7 +321,8 @@ impl Spinner {
 /// relay on CPU 0, the relay added about 80 µs without it and 40 µs with it, what a relay
 /// spinning all the time adds; with all three on CPU 0 it made no difference. A script's read
 /// (bench/ANALYSIS.md, 1a and 2r): 16-byte ping-pong with the server on the other CPU 1.04x raw
-/// without it, 3.3x with it; bulk receive in that placement 0.87x and 1.08x.
+/// without it, 3.3x with it; bulk receive in that placement 0.87x and 1.08x; WebSocket
+/// ping-pong (7) 1.1x and 3.5x.
 pub(crate) struct Yielding;
 
 static YIELDING: AtomicUsize = AtomicUsize::new(0);
@@ -380,8 +381,10 @@ fn count_cpus(list: &str) -> Option<usize> {
 }
 
 /// A plain socket for a caller that polls it through another layer rather than awaiting it (a
-/// WebSocket's stream): reads and writes go straight to the socket, and it is in the runtime's
-/// poller only while a read or a write is pending, as with [`Waiting`].
+/// WebSocket's stream): reads and writes go straight to the socket. A read or write that must
+/// wait waits in the script thread's `poll(2)` ([`park::poll_ready`]) when that thread polls
+/// it; polled elsewhere, the socket is in the runtime's poller only while it is pending, as
+/// with [`Waiting`].
 pub(crate) struct Polled {
     sock: Arc<PlainSocket>,
     reading: Option<Registered>,
@@ -413,6 +416,17 @@ impl Polled {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if SPINNING_NOW.get() {
                         return Poll::Pending;
+                    }
+                    // On the script thread, wait in its own `poll(2)`, as a read does.
+                    let readiness = if read {
+                        Readiness::Read
+                    } else {
+                        Readiness::Write
+                    };
+                    match park::poll_ready(&self.sock, readiness) {
+                        Poll::Ready(true) => continue,
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(false) => {}
                     }
                     let held = if read {
                         &mut self.reading
@@ -496,7 +510,7 @@ thread_local! {
 }
 
 /// A future polled again and again for up to [`SPIN`] while it is pending (when a [`SpinSlot`]
-/// is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls a
+/// or the [`Yielding`] spinner is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls a
 /// [`Polled`] socket through another layer (a WebSocket's stream). An answer picked up while
 /// spinning costs no registration and skips two thread wake-ups. It spins on its first poll
 /// only; after a real wake-up the data is there.
@@ -538,7 +552,7 @@ impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
         let this = self.get_mut();
         if !this.spun {
             this.spun = true;
-            if let Some(_slot) = SpinSlot::take() {
+            if let Some(spinner) = Spinner::take() {
                 let _flag = SpinFlag::set();
                 let started = Instant::now();
                 loop {
@@ -548,9 +562,7 @@ impl<F: std::future::Future + Unpin> std::future::Future for Spinning<F> {
                     if started.elapsed() >= SPIN {
                         break;
                     }
-                    for _ in 0..SPIN_PAUSE {
-                        std::hint::spin_loop();
-                    }
+                    spinner.pause();
                 }
             }
         }
