@@ -10,7 +10,8 @@
 //!   once for every stream type), `spawn`, assertions, and what `import` resolves: the
 //!   protocol modules shipped in the binary (`src/script/std/*.rhai`) and `.rhai` files of the
 //!   tree given on the command line.
-//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation,
+//! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation
+//!   (a script thread waits for a call in its own `poll(2)`, `net::park`),
 //!   and WebSockets ([`net::ws`], a message stream of its own; bound in `script::ws`). A
 //!   stream is a transport (two halves: read what is ready or wait, write, shut down), one
 //!   reader that owns the buffer and deadlines, and pure decoders ([`net::decode`]). A child

@@ -7,6 +7,9 @@
 //! buffer and writes to it under deadlines, and [`decode`] says, without any I/O, which bytes
 //! of that buffer answer a read.
 //!
+//! A script thread waits for a blocking call in `park`: it polls the call itself and sleeps in
+//! one `poll(2)` on its eventfd and the plain sockets the call waits on.
+//!
 //! [`proxy`] is no stream of the script's: it relays connections in the background, on the
 //! runtime, and records them in the transcript.
 
