@@ -3,7 +3,7 @@
 //! Every blocking socket call is one [`Session::block_on`]: the script thread polls the
 //! operation itself, inside the shared multi-thread runtime's context (its timers and sockets),
 //! racing it against the call's deadline and the scenario's cancellation, and sleeps between
-//! polls in [`super::park`]. Script threads are plain OS threads, never runtime workers.
+//! polls in `net::park`. Script threads are plain OS threads, never runtime workers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
