@@ -649,6 +649,27 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// A session on a runtime with a thread of its own, as a run has (a script thread's wait does
+/// not drive a runtime's timers or sockets), and its transcript.
+#[cfg(test)]
+pub(crate) fn threaded_session(
+    timeout: Duration,
+) -> (tokio::runtime::Runtime, Arc<Session>, Transcript) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
+    let session = Session::new(
+        rt.handle().clone(),
+        timeout,
+        Limits::default(),
+        transcript.clone(),
+    );
+    (rt, session, transcript)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::addr::Endpoint;
@@ -676,20 +697,7 @@ mod tests {
 
     #[test]
     fn a_wait_ends_by_the_within_its_call_carries() {
-        // A runtime with its own threads: `Handle::block_on` cannot drive a current-thread
-        // runtime's timers.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
-        let s = Session::new(
-            rt.handle().clone(),
-            Duration::from_secs(1),
-            Limits::default(),
-            transcript,
-        );
+        let (_rt, s, _) = threaded_session(Duration::from_secs(1));
         let length = Duration::from_millis(30);
         let within = super::super::call::Within {
             deadline: Instant::now() + length,

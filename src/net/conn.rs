@@ -730,8 +730,7 @@ const YIELD_EVERY: u32 = 64;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{Call, Limits};
-    use crate::transcript::Transcript;
+    use crate::net::Call;
     use std::io::{Read, Write};
     use std::time::Instant;
 
@@ -739,18 +738,8 @@ mod tests {
     /// caller's Blob takes it with no copy.
     #[test]
     fn a_large_exact_read_keeps_its_own_buffer_when_it_arrives_in_pieces() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
-        let session = Session::new(
-            rt.handle().clone(),
-            Duration::from_secs(5),
-            Limits::default(),
-            transcript.clone(),
-        );
+        let (_rt, session, transcript) =
+            crate::net::bridge::threaded_session(Duration::from_secs(5));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
