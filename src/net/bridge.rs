@@ -677,17 +677,7 @@ mod tests {
     use super::*;
 
     fn session() -> (tokio::runtime::Runtime, Arc<Session>) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let transcript = Transcript::new(Instant::now(), crate::transcript::DEFAULT_CAPTURE);
-        let session = Session::new(
-            rt.handle().clone(),
-            Duration::from_secs(1),
-            Limits::default(),
-            transcript,
-        );
+        let (rt, session, _) = threaded_session(Duration::from_secs(1));
         (rt, session)
     }
 
