@@ -144,6 +144,44 @@ c.close()
     peer.wait().code(0);
 }
 
+/// A client that resets in the middle of its request head is recorded and passed over: the
+/// next client is accepted (the accept used to fail with "connection reset", or "transport
+/// endpoint is not connected" when the reset came first).
+#[test]
+fn a_client_that_resets_mid_request_is_passed_over() {
+    let mut server = Test::new()
+        .args(&["--trace", "--timeout", "15s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            print(server.port);
+            let ws = server.accept();
+            print(ws.recv());
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket, struct
+from websockets.sync.client import connect
+c = socket.create_connection(("127.0.0.1", {port}))
+c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: webs")
+# An abortive close: RST, not FIN.
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+with connect("ws://127.0.0.1:{port}/") as ws:
+    ws.send("after the reset")
+"#
+    ));
+    client.wait().code(0);
+    let out = server.wait();
+    out.code(0)
+        .stdout(&format!("{port}\nafter the reset\n"))
+        // Its error event (a reset, or "not connected" when the reset came before the accept).
+        .stderr_has(&format!("accept from `127.0.0.1:{port}` failed: "));
+}
+
 #[test]
 fn a_plain_http_request_gets_400_and_is_recorded() {
     let mut server = Test::new()

@@ -1000,7 +1000,8 @@ impl WsListener {
     }
 
     /// The next client that asks for a WebSocket, upgraded. A client that sends a plain HTTP
-    /// request is answered 400, recorded, and passed over; so is one whose TLS handshake fails.
+    /// request is answered 400, recorded, and passed over; so is one whose TLS handshake fails,
+    /// and one that resets or closes before its request is whole.
     pub fn accept(&self, call: &Call) -> Result<WebSocket, NetError> {
         let op = "accept";
         let inner = &self.inner;
@@ -1023,8 +1024,22 @@ impl WsListener {
                         r = socket.accept() => r.map_err(io_err)?,
                     };
                     let _ = tcp.set_nodelay(true);
-                    let local = Endpoint::new(tcp.local_addr().map_err(io_err)?);
-                    let peer = Endpoint::new(tcp.peer_addr().map_err(io_err)?);
+                    let (local, peer) = match (tcp.local_addr(), tcp.peer_addr()) {
+                        (Ok(local), Ok(peer)) => (Endpoint::new(local), Endpoint::new(peer)),
+                        // Reset before it was looked at (ENOTCONN): recorded, passed over.
+                        (Err(e), _) | (_, Err(e)) => {
+                            inner.session.record(
+                                call,
+                                EventKind::Error,
+                                LISTENER,
+                                Some(inner.local.text.clone()),
+                                None,
+                                b"",
+                                Some(io_err(e).message.clone()),
+                            );
+                            continue;
+                        }
+                    };
                     let io = match &inner.acceptor {
                         Some(a) => match a.accept(tcp).await {
                             Ok(s) => Io::Tls(Box::new(s.into())),
@@ -1046,10 +1061,24 @@ impl WsListener {
                         },
                         None => Io::plain(tcp).map_err(io_err)?,
                     };
-                    match upgrade(io, &inner.protocols, config)
-                        .await
-                        .map_err(io_err)?
-                    {
+                    let upgraded = match upgrade(io, &inner.protocols, config).await {
+                        Ok(upgraded) => upgraded,
+                        // A client that resets or goes in the middle of its request must not
+                        // stop the server either: recorded, passed over.
+                        Err(e) => {
+                            inner.session.record(
+                                call,
+                                EventKind::Error,
+                                LISTENER,
+                                Some(local.text.clone()),
+                                Some(peer.text.clone()),
+                                b"",
+                                Some(io_err(e).message.clone()),
+                            );
+                            continue;
+                        }
+                    };
+                    match upgraded {
                         Upgrade::Done(ws, handshake) => return Ok((*ws, local, peer, handshake)),
                         Upgrade::Refused(head, why) => inner.session.record(
                             call,
