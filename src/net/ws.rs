@@ -1019,27 +1019,17 @@ impl WsListener {
             .block_on(call, op, Some(addr), self.timeout(), async {
                 let io_err = |e: std::io::Error| NetError::io(op, Some(addr), &e);
                 loop {
-                    let (tcp, _) = tokio::select! {
+                    let (tcp, peer) = tokio::select! {
                         _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
                         r = socket.accept() => r.map_err(io_err)?,
                     };
                     let _ = tcp.set_nodelay(true);
-                    let (local, peer) = match (tcp.local_addr(), tcp.peer_addr()) {
-                        (Ok(local), Ok(peer)) => (Endpoint::new(local), Endpoint::new(peer)),
-                        // Reset before it was looked at (ENOTCONN): recorded, passed over.
-                        (Err(e), _) | (_, Err(e)) => {
-                            inner.session.record(
-                                call,
-                                EventKind::Error,
-                                LISTENER,
-                                Some(inner.local.text.clone()),
-                                None,
-                                b"",
-                                Some(io_err(e).message.clone()),
-                            );
-                            continue;
-                        }
-                    };
+                    // The peer as `accept` gave it: a client that has already reset has no
+                    // peer address to ask for any more (its upgrade then fails, below).
+                    let peer = Endpoint::new(peer);
+                    let local = tcp
+                        .local_addr()
+                        .map_or_else(|_| inner.local.clone(), Endpoint::new);
                     let io = match &inner.acceptor {
                         Some(a) => match a.accept(tcp).await {
                             Ok(s) => Io::Tls(Box::new(s.into())),
