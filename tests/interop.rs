@@ -229,3 +229,46 @@ print("sent")
         .code(0)
         .stdout(&format!("{port}\nhéllo €uro\n"));
 }
+
+/// A client that connects and resets before the script accepts it (a port scan, a health
+/// check) is passed over, recorded: `accept` returns the next client. (It used to fail with
+/// "transport endpoint is not connected".) A second listener orders the steps: the script
+/// accepts only once the Python peer says the reset is done.
+#[test]
+fn a_client_that_resets_before_it_is_accepted_is_passed_over() {
+    let mut server = Test::new()
+        .args(&["--trace"])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let ctl = listen("127.0.0.1:0");
+            print(server.port);
+            print(ctl.port);
+            ctl.accept().recv_line();
+            let c = server.accept();
+            print(c.recv_line());
+            "#,
+        )
+        .spawn();
+    let port = server.port();
+    let ctl: u16 = server.line().trim().parse().unwrap_or(0);
+    let mut client = python(&format!(
+        r#"
+import socket, struct
+from peer import connect
+gone = connect({port})
+# An abortive close: RST, not FIN.
+gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+gone.close()
+c = connect({port})
+c.sendall(b"still here\n")
+connect({ctl}).sendall(b"go\n")
+c.recv(1)
+"#
+    ));
+    let out = server.wait();
+    out.code(0)
+        .stdout(&format!("{port}\n{ctl}\nstill here\n"))
+        .stderr_has("a client reset its connection before it was accepted: passed over");
+    client.wait().code(0);
+}

@@ -287,8 +287,28 @@ impl Listener {
                 tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed("accept", Some(addr))),
                     r = async {
-                        let plain = socket.accept().await.map_err(io)?;
-                        plain.open("accept", inner.unix_path.as_deref())
+                        loop {
+                            let plain = socket.accept().await.map_err(io)?;
+                            if plain.reset_before_accept() {
+                                // Nothing left to talk to, nor an address to name it by (a
+                                // port scan, a health check): recorded, passed over.
+                                inner.session.record(
+                                    call,
+                                    EventKind::Close,
+                                    inner.on,
+                                    Some(inner.local.text.clone()),
+                                    None,
+                                    b"",
+                                    Some(
+                                        "a client reset its connection before it was accepted: \
+                                         passed over"
+                                            .to_owned(),
+                                    ),
+                                );
+                                continue;
+                            }
+                            return plain.open("accept", inner.unix_path.as_deref());
+                        }
                     } => r,
                 }
             });

@@ -69,6 +69,17 @@ impl Plain {
         }
     }
 
+    /// Whether the client reset the connection while it waited to be accepted: the kernel
+    /// still hands it over, but it has no peer address any more.
+    pub fn reset_before_accept(&self) -> bool {
+        match self {
+            Plain::Tcp(s) => s
+                .peer_addr()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotConnected),
+            Plain::Unix(_) => false,
+        }
+    }
+
     /// The client's address as transcripts show it.
     pub fn peer_text(&self) -> Option<Arc<str>> {
         match self {
