@@ -37,6 +37,7 @@ macro_rules! api_scripts {
 
 api_scripts! {
     a_connection_dropped_with_unread_input_still_ends_with_fin,
+    a_websocket_port_can_be_listened_on_again_after_its_server_closed_first,
     a_line_longer_than_the_limit_is_too_long,
     a_recv_that_timed_out_loses_no_bytes,
     a_send_cut_off_by_its_deadline_poisons_the_connection,

@@ -603,16 +603,22 @@ impl Socket {
 }
 
 fn bind_tcp(sa: std::net::SocketAddr) -> std::io::Result<Socket> {
+    tcp_listener(sa).map(Socket::Tcp)
+}
+
+/// A listening TCP socket as `listen` makes one, also for `ws_listen` and the proxy: a backlog
+/// of [`BACKLOG`], and a scenario may listen again on a port whose old connections sit in
+/// TIME_WAIT (a port with a live listener still fails with `addr_in_use`). In the runtime's
+/// context.
+pub(crate) fn tcp_listener(sa: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if sa.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    // Lets a scenario re-listen on a port whose old connections sit in TIME_WAIT; a port with a
-    // live listener still fails with `addr_in_use`.
     socket.set_reuseaddr(true)?;
     socket.bind(sa)?;
-    socket.listen(BACKLOG).map(Socket::Tcp)
+    socket.listen(BACKLOG)
 }
 
 /// Bind a Unix socket. Whatever is already at the path is reported, never silently replaced:

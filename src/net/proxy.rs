@@ -200,8 +200,8 @@ impl Proxy {
                 "proxy",
                 Some(listen),
                 None,
-                listen_target.first_working("proxy", listen, |sa| async move {
-                    TcpListener::bind(sa).await
+                listen_target.first_working("proxy", listen, |sa| {
+                    std::future::ready(super::listener::tcp_listener(sa))
                 }),
             )
             .inspect_err(|e| {
@@ -441,7 +441,7 @@ async fn accept_loop(
             shared.proxy.listening.send_replace(false);
         } else if listener.is_none() {
             let Some(sa) = local.addr else { break };
-            match TcpListener::bind(sa).await {
+            match super::listener::tcp_listener(sa) {
                 Ok(l) => {
                     listener = Some(l);
                     shared.proxy.listening.send_replace(true);

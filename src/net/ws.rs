@@ -929,7 +929,9 @@ impl WsListener {
             op,
             Some(addr),
             None,
-            target.first_working(op, addr, TcpListener::bind),
+            target.first_working(op, addr, |sa| {
+                std::future::ready(super::listener::tcp_listener(sa))
+            }),
         );
         let socket = bound.inspect_err(|e| {
             session.record(
