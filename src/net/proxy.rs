@@ -476,8 +476,11 @@ async fn accept_loop(
             }
             Err(e) => {
                 record_error(&shared, None, &local.text, None, &e.to_string());
-                // Out of file descriptors, say: do not spin.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Out of file descriptors, say: do not spin, but stop at once if asked to.
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
             }
         }
     }
