@@ -482,3 +482,41 @@ for c in conns:
         "CPU over a second of idle connections: {secs}s"
     );
 }
+
+/// A client the proxy cannot relay because the scenario is at `--limit handles` is accepted,
+/// gets the error, and is closed: its conversation in the transcript ends with a `close`.
+#[test]
+fn a_client_over_the_handle_limit_is_closed_in_the_transcript() {
+    let dir = crate::harness::Dir::new("proxy-limit");
+    let json = dir.join("r.json");
+    Test::new()
+        .args(&[
+            "--limit",
+            "handles=3",
+            "--report-json",
+            crate::harness::text(&json),
+        ])
+        .script(
+            r#"
+            let server = listen("127.0.0.1:0");
+            let p = proxy("127.0.0.1:0", server.addr);
+            let c = connect(p.addr);
+            // The proxy closes it: no room for its two sockets.
+            try { c.recv_all(); } catch {}
+            "#,
+        )
+        .run()
+        .code(0);
+    let json = std::fs::read_to_string(&json).unwrap_or_default();
+    let report: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let kinds: Vec<String> = report["scenarios"][0]["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["task"] == "proxy")
+        .map(|e| e["kind"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(kinds, ["accept", "error", "close"], "{json}");
+}

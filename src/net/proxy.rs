@@ -598,6 +598,8 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
             b"",
             Some("too many sockets open (`--limit handles`)".into()),
         );
+        // Dropped on return: its end of the conversation closes.
+        down_leg.record(&shared, EventKind::Close, b"", None);
         return finish(&shared);
     };
     let stop = shared.proxy.stop.clone();
@@ -606,7 +608,10 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
     let connecting = target.first_working("connect", &upstream_text, TcpStream::connect);
     let connecting = tokio::time::timeout(shared.connect_timeout, connecting);
     let upstream = tokio::select! {
-        _ = stop.cancelled() => return finish(&shared),
+        _ = stop.cancelled() => {
+            down_leg.record(&shared, EventKind::Close, b"", None);
+            return finish(&shared);
+        }
         r = connecting => r.unwrap_or_else(|_| {
             let message = format!("connect to `{upstream_text}` timed out");
             Err(NetError::new(ErrorKind::Timeout, "connect", Some(&upstream_text), message))
