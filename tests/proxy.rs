@@ -520,3 +520,39 @@ fn a_client_over_the_handle_limit_is_closed_in_the_transcript() {
         .collect();
     assert_eq!(kinds, ["accept", "error", "close"], "{json}");
 }
+
+/// An upstream that never answers the SYN (a listener whose queue is full drops it) makes
+/// the relay's connect time out at the proxy's `timeout`, reported like every other timeout:
+/// what timed out, and after how long.
+#[test]
+fn an_upstream_that_never_answers_times_out_at_the_proxys_timeout() {
+    let mut upstream = python(
+        r#"
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+port = s.getsockname()[1]
+# Fill its queue: the next SYN is dropped.
+held = socket.create_connection(("127.0.0.1", port))
+print(port, flush=True)
+sys.stdin.read()
+"#,
+    );
+    let port = upstream.port();
+    let out = Test::new()
+        .args(&["--trace", "--var", &format!("port={port}")])
+        .script(
+            r#"
+            let p = proxy("127.0.0.1:0", `127.0.0.1:${var("port")}`, #{timeout: "300ms"});
+            let c = connect(p.addr);
+            try { c.recv_all(); } catch {}
+            "#,
+        )
+        .run();
+    upstream.close_stdin();
+    out.code(0).stderr_has(&format!(
+        "connect to `127.0.0.1:{port}` timed out after 300ms"
+    ));
+    upstream.wait();
+}

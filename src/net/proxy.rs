@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use super::addr::{self, Endpoint};
 use super::bridge::{HandleSlot, Opening, Session};
 use super::call::Call;
-use super::error::{ErrorKind, NetError};
+use super::error::{Deadline, NetError};
 use super::plain::{SpinSlot, Yielding, SPIN, SPIN_PAUSE};
 use super::stream::ip_key;
 use crate::transcript::{EventKind, On, Transport};
@@ -177,6 +177,9 @@ struct Shared {
     upstream: addr::Target,
     upstream_text: Arc<str>,
     connect_timeout: Duration,
+    /// Whose deadline that is, for its timeout error: the proxy's `timeout` option, or
+    /// `--timeout`.
+    connect_deadline: Deadline,
     /// The seed of this proxy's draws: the run's seed mixed with the proxy's number.
     seed: u64,
     proxy: Arc<Inner>,
@@ -266,6 +269,10 @@ impl Proxy {
             connect_timeout: opts
                 .connect_timeout
                 .unwrap_or_else(|| session.default_timeout()),
+            connect_deadline: match opts.connect_timeout {
+                Some(_) => Deadline::Handle,
+                None => Deadline::Default,
+            },
             seed: mix(session.seed(), u64::from(session.next_proxy())),
             proxy: inner.clone(),
         });
@@ -613,8 +620,9 @@ async fn relay(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr, number:
             return finish(&shared);
         }
         r = connecting => r.unwrap_or_else(|_| {
-            let message = format!("connect to `{upstream_text}` timed out");
-            Err(NetError::new(ErrorKind::Timeout, "connect", Some(&upstream_text), message))
+            let after = shared.connect_timeout;
+            let whose = shared.connect_deadline;
+            Err(NetError::timeout("connect", Some(&upstream_text), after, whose))
         }),
     };
     let upstream = match upstream {
