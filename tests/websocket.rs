@@ -144,12 +144,10 @@ c.close()
     peer.wait().code(0);
 }
 
-/// A client that resets in the middle of its request head is recorded and passed over: the
-/// next client is accepted (the accept used to fail with "connection reset", or "transport
-/// endpoint is not connected" when the reset came before the accept).
-#[test]
-fn a_client_that_resets_mid_request_is_passed_over() {
-    let mut server = Test::new()
+/// A `ws_listen` server (under `--trace`) that accepts one client, prints its first message
+/// and ends; its port is its first line.
+fn one_message_server() -> crate::harness::Proc {
+    Test::new()
         .args(&["--trace", "--timeout", "15s"])
         .script(
             r#"
@@ -159,7 +157,15 @@ fn a_client_that_resets_mid_request_is_passed_over() {
             print(ws.recv());
             "#,
         )
-        .spawn();
+        .spawn()
+}
+
+/// A client that resets in the middle of its request head is recorded and passed over: the
+/// next client is accepted (the accept used to fail with "connection reset", or "transport
+/// endpoint is not connected" when the reset came before the accept).
+#[test]
+fn a_client_that_resets_mid_request_is_passed_over() {
+    let mut server = one_message_server();
     let port = server.port();
     let mut client = python(&format!(
         r#"
@@ -185,17 +191,7 @@ with connect("ws://127.0.0.1:{port}/") as ws:
 
 #[test]
 fn a_plain_http_request_gets_400_and_is_recorded() {
-    let mut server = Test::new()
-        .args(&["--trace", "--timeout", "15s"])
-        .script(
-            r#"
-            let server = ws_listen("127.0.0.1:0");
-            print(server.port);
-            let ws = server.accept();
-            print(ws.recv());
-            "#,
-        )
-        .spawn();
+    let mut server = one_message_server();
     let port = server.port();
     let mut client = python(&format!(
         r#"

@@ -1032,22 +1032,24 @@ impl WsListener {
                     let local = tcp
                         .local_addr()
                         .map_or_else(|_| inner.local.clone(), Endpoint::new);
+                    // A client that fails must not stop the server: recorded, passed over.
+                    let passed_over = |message: String| {
+                        inner.session.record(
+                            call,
+                            EventKind::Error,
+                            LISTENER,
+                            Some(local.text.clone()),
+                            Some(peer.text.clone()),
+                            b"",
+                            Some(message),
+                        )
+                    };
                     let io = match &inner.acceptor {
                         Some(a) => match a.accept(tcp).await {
                             Ok(s) => Io::Tls(Box::new(s.into())),
-                            // One client that does not trust the certificate (or speaks no
-                            // TLS) must not stop the server: recorded, passed over.
+                            // It does not trust the certificate, or speaks no TLS.
                             Err(e) => {
-                                let e = tls::handshake_error(op, addr, &e);
-                                inner.session.record(
-                                    call,
-                                    EventKind::Error,
-                                    LISTENER,
-                                    Some(local.text.clone()),
-                                    Some(peer.text.clone()),
-                                    b"",
-                                    Some(e.message.clone()),
-                                );
+                                passed_over(tls::handshake_error(op, addr, &e).message.clone());
                                 continue;
                             }
                         },
@@ -1055,18 +1057,9 @@ impl WsListener {
                     };
                     let upgraded = match upgrade(io, &inner.protocols, config).await {
                         Ok(upgraded) => upgraded,
-                        // A client that resets or goes in the middle of its request must not
-                        // stop the server either: recorded, passed over.
+                        // It reset or went in the middle of its request.
                         Err(e) => {
-                            inner.session.record(
-                                call,
-                                EventKind::Error,
-                                LISTENER,
-                                Some(local.text.clone()),
-                                Some(peer.text.clone()),
-                                b"",
-                                Some(io_err(e).message.clone()),
-                            );
+                            passed_over(io_err(e).message.clone());
                             continue;
                         }
                     };
