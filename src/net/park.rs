@@ -27,8 +27,8 @@ use rustix::event::{PollFd, PollFlags};
 /// What a direct wait waits for.
 #[derive(Clone, Copy)]
 pub(crate) enum Readiness {
-    Read,
-    Write,
+    Read = 0,
+    Write = 1,
 }
 
 /// Wait until `source` may be read or written, polled from this thread's [`block_on`]:
@@ -68,7 +68,9 @@ where
         let Some(here) = here else {
             return Poll::Ready(false);
         };
-        let key = Arc::as_ptr(source).cast::<()>() as usize;
+        // The socket's address, and which way it waits (a read and a write may wait on one
+        // socket at once; the address is aligned, so its lowest bit is free).
+        let key = Arc::as_ptr(source).cast::<()>() as usize | readiness as usize;
         let mut ready = here.ready.borrow_mut();
         if let Some(i) = ready.iter().position(|k| *k == key) {
             ready.swap_remove(i);
@@ -88,7 +90,12 @@ where
 /// later [`block_on`] of the same future.
 pub(crate) fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
     HERE.with(|here| match here {
-        Some(here) => here.poll(fut),
+        Some(here) => {
+            let polled = here.poll(fut);
+            // A later `block_on` polls again before it sleeps.
+            here.let_go();
+            polled
+        }
         None => fut.poll(&mut Context::from_waker(Waker::noop())),
     })
 }
@@ -107,16 +114,18 @@ pub(crate) fn block_on<F: Future + ?Sized>(
             return handle
                 .block_on(async { tokio::time::timeout_at(deadline.into(), fut).await.ok() });
         };
-        loop {
+        let waited = loop {
             if let Poll::Ready(v) = here.poll(fut.as_mut()) {
-                return Some(v);
+                break Some(v);
             }
             let now = Instant::now();
             if now >= deadline {
-                return None;
+                break None;
             }
             here.sleep(deadline - now);
-        }
+        };
+        here.let_go();
+        waited
     })
 }
 
@@ -176,6 +185,13 @@ impl Here {
         POLLING.set(true);
         let _polling = Polling(self);
         fut.poll(&mut Context::from_waker(&self.waker))
+    }
+
+    /// Drop the sockets the last poll asked to wait on: a socket closes when its last holder
+    /// lets it go, and a wait that ended (done, timed out) must not keep one open until this
+    /// thread's next wait.
+    fn let_go(&self) {
+        self.wanted.borrow_mut().clear();
     }
 
     /// Sleep until a wake-up, a wanted socket's readiness, or `timeout`.
@@ -295,5 +311,22 @@ mod tests {
         // The wait held the socket only while it slept.
         assert_eq!(Arc::strong_count(&a), 1);
         drop(writer.join());
+    }
+
+    #[test]
+    fn a_wait_that_times_out_lets_its_socket_go() {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        let a = Arc::new(a);
+        let mut wait = std::pin::pin!(ready(&a, Readiness::Read));
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(block_on(rt.handle(), wait.as_mut(), deadline), None);
+        // Nothing of this thread holds it (its last holder's drop would close it).
+        assert_eq!(Arc::strong_count(&a), 1);
+        // Nor after a first poll that a wait never followed.
+        let mut again = std::pin::pin!(ready(&a, Readiness::Write));
+        let _ = poll_once(again.as_mut());
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 }
