@@ -436,7 +436,7 @@ impl Session {
             return Err(NetError::cancelled(what));
         }
         // Most sends, and reads whose bytes are already here, finish on their first poll: then
-        // there is no timer to arm and no thread to park.
+        // there is no deadline to work out and no thread to park.
         let _runtime = self.handle.enter();
         let mut op = std::pin::pin!(op);
         let result = match park::poll_once(op.as_mut()) {

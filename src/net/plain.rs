@@ -279,22 +279,22 @@ impl Drop for SpinSlot {
     }
 }
 
-/// A spinning read's right to spin: a [`SpinSlot`], or else the process's one [`Yielding`]
-/// spinner.
-enum Spinner {
+/// The right to spin of a read, a WebSocket read or a proxy relay: a [`SpinSlot`], or else the
+/// process's one [`Yielding`] spinner. Given back on drop.
+pub(crate) enum Spinner {
     Slot(#[allow(dead_code)] SpinSlot),
     Yielding(#[allow(dead_code)] Yielding),
 }
 
 impl Spinner {
-    fn take() -> Option<Spinner> {
+    pub(crate) fn take() -> Option<Spinner> {
         SpinSlot::take()
             .map(Spinner::Slot)
             .or_else(|| Yielding::take().map(Spinner::Yielding))
     }
 
     /// Between two looks at the socket.
-    fn pause(&self) {
+    pub(crate) fn pause(&self) {
         match self {
             // A short pause: each look takes the socket's lock, which the peer needs to deliver
             // into it (bulk receive was slower without it). (Tokio's `yield_now` instead made
@@ -313,9 +313,9 @@ impl Spinner {
 
 /// The right to spin for a read or a relay (`net::proxy`) that [`SpinSlot`] leaves none: a
 /// process pinned to fewer CPUs than the machine has (one, say, with its peers on another). One
-/// at a time may, and it gives its CPU up (`sched_yield`) between two looks, so a thread of any process
-/// that is runnable on that CPU (a client or server sharing it) runs first: the spin takes only
-/// time the CPU would spend idle. On a machine of one CPU, nothing spins. Given back on drop.
+/// at a time may, and it gives its CPU up (`sched_yield`) between two looks, so a thread of any
+/// process that is runnable on that CPU (a client or server sharing it) runs first: the spin
+/// takes only time the CPU would spend idle. On a machine of one CPU, nothing spins. Given back on drop.
 ///
 /// Measured (bench/ANALYSIS.md, 7l): with the rtt client and the echo server on CPU 1 and the
 /// relay on CPU 0, the relay added about 80 µs without it and 40 µs with it, what a relay
@@ -509,9 +509,9 @@ thread_local! {
     static SPINNING_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// A future polled again and again for up to [`SPIN`] while it is pending (when a [`SpinSlot`]
-/// or the [`Yielding`] spinner is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls a
-/// [`Polled`] socket through another layer (a WebSocket's stream). An answer picked up while
+/// A future polled again and again for up to [`SPIN`] while it is pending (when a [`Spinner`]
+/// is free), before its thread parks: what [`Source::read_ready`] does, for a read that polls
+/// a [`Polled`] socket through another layer (a WebSocket's stream). An answer picked up while
 /// spinning costs no registration and skips two thread wake-ups. It spins on its first poll
 /// only; after a real wake-up the data is there.
 pub(crate) struct Spinning<F> {

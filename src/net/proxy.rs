@@ -46,7 +46,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{HandleSlot, Opening, Session};
 use super::call::Call;
 use super::error::{Deadline, NetError};
-use super::plain::{SpinSlot, Yielding, SPIN, SPIN_PAUSE};
+use super::plain::{Spinner, SPIN};
 use super::stream::ip_key;
 use crate::transcript::{EventKind, On, Transport};
 
@@ -1056,8 +1056,8 @@ impl Drop for Stalled<'_> {
 /// it has moved bytes and both pumps wait to read, before its thread goes back to the poller:
 /// a reply that comes within that is relayed without the runtime's thread being woken for it
 /// (a wake-up across CPUs costs tens of µs on a VM). It spins under a script read's rules
-/// ([`SpinSlot`]: at most one fewer spinners than the process has CPUs) or, when those leave
-/// none, as the one [`Yielding`] spinner. An idle connection, which is not polled, never spins.
+/// ([`Spinner`]: at most one fewer spinners than the process has CPUs, or else the one that
+/// yields its CPU between looks). An idle connection, which is not polled, never spins.
 /// Bytes that keep coming keep it spinning; after [`SPIN_ROUNDS`] of them it yields to the
 /// runtime's other tasks.
 struct Spin<'a, F> {
@@ -1078,25 +1078,14 @@ impl<F: std::future::Future> std::future::Future for Spin<'_, F> {
         if polled.is_ready() || !this.heat.hot() {
             return polled;
         }
-        let slot = SpinSlot::take();
-        let yielding = match slot {
-            Some(_) => None,
-            None => match Yielding::take() {
-                Some(y) => Some(y),
-                None => return polled,
-            },
+        let Some(spinner) = Spinner::take() else {
+            return polled;
         };
         this.heat.spinning.store(true, Ordering::Relaxed);
         let mut started = std::time::Instant::now();
         let mut rounds = 0;
         while polled.is_pending() && started.elapsed() < SPIN {
-            if yielding.is_some() {
-                std::thread::yield_now();
-            } else {
-                for _ in 0..SPIN_PAUSE {
-                    std::hint::spin_loop();
-                }
-            }
+            spinner.pause();
             polled = this.inner.as_mut().poll(cx);
             if polled.is_pending() && this.heat.moved.load(Ordering::Relaxed) {
                 if !this.heat.hot() {
