@@ -307,10 +307,9 @@ fn a_read_that_waits_spends_no_cpu_pinned_or_not() {
         let mut py = crate::harness::python(&format!(
             r#"
 import os, time
-from peer import connect
+from peer import connect, cpu_seconds
 def cpu():
-    fields = open("/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds({pid})
 if {pin}:
     for t in os.listdir("/proc/{pid}/task"):
         os.sched_setaffinity(int(t), {{0}})

@@ -251,7 +251,7 @@ fn a_client_that_resets_before_it_is_accepted_is_passed_over() {
         )
         .spawn();
     let port = server.port();
-    let ctl: u16 = server.line().trim().parse().unwrap_or(0);
+    let ctl = server.port();
     let mut client = python(&format!(
         r#"
 import socket, struct

@@ -454,11 +454,10 @@ fn an_idle_proxy_spends_no_cpu() {
     let pid = server.id();
     let mut py = python(&format!(
         r#"
-import os, time
-from peer import connect
+import time
+from peer import connect, cpu_seconds
 def cpu():
-    fields = open("/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds({pid})
 conns = []
 for i in range(20):
     c = connect({port})

@@ -107,3 +107,11 @@ def tls_server_context(cert, key, alpn=None):
 def hold():
     """Wait for EOF on stdin: the test closes it when it is done with this peer."""
     sys.stdin.read()
+
+
+def cpu_seconds(pid):
+    """The CPU time (user + system) process `pid` has used so far, in seconds, from /proc."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
