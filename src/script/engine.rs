@@ -63,15 +63,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     // Every operation: one call of a built-in function can take long (`to_upper` on a large
     // string), so waiting for the next thousand of them could overrun a deadline by seconds.
     // Each check is a load or two when no `within` is open.
-    engine.on_progress(move |_| {
-        if watched.session.is_cancelled() {
-            return Some(Dynamic::from(Abort::Cancelled));
-        }
-        if watched.printed.is_over() {
-            return Some(Dynamic::from(Abort::Limit(watched.printed.message())));
-        }
-        context::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
-    });
+    engine.on_progress(move |_| progress(&watched));
 
     blob_bytes_as_integers(&mut engine);
     net::register(&mut engine);
@@ -85,8 +77,22 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     super::stream::register_interactive::<Conn>(&mut engine, config.run_mode, &config.redactor);
     register_spawn(&mut engine, ctx);
     register_var(&mut engine, &config.vars);
-    super::send_ref::register(&mut engine);
+    let watched = ctx.clone();
+    super::send_ref::register(&mut engine, move || progress(&watched));
     engine
+}
+
+/// The progress hook: what stops a script at its next operation (cancellation, the output
+/// limit, an expired `within`), as the token of rhai's `ErrorTerminated`. `send_ref.rs` calls
+/// it too, for the operations it counts itself.
+fn progress(ctx: &ScriptCtx) -> Option<Dynamic> {
+    if ctx.session.is_cancelled() {
+        return Some(Dynamic::from(Abort::Cancelled));
+    }
+    if ctx.printed.is_over() {
+        return Some(Dynamic::from(Abort::Limit(ctx.printed.message())));
+    }
+    context::within_expired().map(|depth| Dynamic::from(Abort::WithinExpired(depth)))
 }
 
 /// `for b in blob` yields integers, like `blob[i]` does: rhai's own iterator yields bytes of a

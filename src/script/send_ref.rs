@@ -20,8 +20,8 @@
 //! (such a function would take the call).
 
 use rhai::{
-    ASTFlags, CustomExpr, Dynamic, Engine, EvalContext, Expr, Expression, Position, Scope, Stmt,
-    StmtBlock, AST,
+    ASTFlags, CustomExpr, Dynamic, DynamicReadLock, Engine, EvalAltResult, EvalContext, Expr,
+    Expression, Position, Scope, Stmt, StmtBlock, AST,
 };
 
 use super::context::call_at;
@@ -37,9 +37,16 @@ pub const KEY: &str = "send a Blob variable in place";
 const SEND: &str = "send";
 
 /// Teach `engine` to run the nodes [`rewrite`] makes (an engine without this fails them with
-/// "Invalid custom syntax prefix").
-pub fn register(engine: &mut Engine) {
-    if let Err(e) = engine.register_custom_syntax_handler(KEY, false, eval) {
+/// "Invalid custom syntax prefix"). `progress` is the engine's progress hook (`engine.rs`),
+/// called for the operations a node counts itself.
+pub fn register(
+    engine: &mut Engine,
+    progress: impl Fn() -> Option<Dynamic> + Send + Sync + 'static,
+) {
+    let handler = move |ctx: &mut EvalContext, inputs: &[Expression], _: &Dynamic| {
+        eval(ctx, inputs, &progress)
+    };
+    if let Err(e) = engine.register_custom_syntax_handler(KEY, false, handler) {
         // Fails only in rhai builds without an AST interpreter (`no_ast`), never this one.
         unreachable!("send_ref: {e}");
     }
@@ -154,61 +161,102 @@ impl<'a> Call<'a> {
 }
 
 /// Run a rewritten `x.send(v)` (`inputs[0]` is the original expression).
-fn eval(ctx: &mut EvalContext, inputs: &[Expression], _state: &Dynamic) -> ScriptResult<Dynamic> {
+fn eval(
+    ctx: &mut EvalContext,
+    inputs: &[Expression],
+    progress: &dyn Fn() -> Option<Dynamic>,
+) -> ScriptResult<Dynamic> {
     let original = &inputs[0];
-    let call = Call::of(original);
-    let slots = call.as_ref().and_then(|c| {
+    let Some(call) = Call::of(original) else {
+        return as_written(ctx, original);
+    };
+    // Four operations: the method call's arguments, reading `v`, reading `x`, calling `send`.
+    if !room_for(ctx, 4) {
+        return send_counted_one_by_one(ctx, &call, original);
+    }
+    // None of the four can reach the limit: the variables are found once, the progress hook
+    // runs once, as rhai runs it for the last of them (it looks only at the session, not at
+    // the count), and the count is added after the call.
+    let sent = {
         let scope = ctx.scope();
-        let always_search = ctx.global_runtime_state().always_search_scope;
-        let conn = slot(scope, c.receiver, always_search)
-            .filter(|&i| value_at(scope, i).is_some_and(|v| !v.is_shared() && v.is::<Conn>()))?;
-        let data = slot(scope, c.data, always_search)
-            .filter(|&i| value_at(scope, i).is_some_and(|v| !v.is_shared() && v.is_blob()))?;
-        Some((conn, data))
-    });
-    match (call, slots) {
-        (Some(call), Some((conn, data))) => send_in_place(ctx, &call, conn, data),
-        _ => {
-            // rhai counted an operation for this node at the original's position; evaluating
-            // the original counts it again.
-            uncount_operation(ctx);
-            ctx.eval_expression_tree(original)
+        let conn = variable(scope, call.receiver).and_then(conn_of);
+        let data = variable(scope, call.data).and_then(blob_of);
+        match (conn, data) {
+            (Some(conn), Some(data)) => Some(match progress() {
+                Some(token) => Err(EvalAltResult::ErrorTerminated(token, call.at).into()),
+                None => {
+                    count_flat_read();
+                    count_flat_read();
+                    send(&call, &conn, &data)
+                }
+            }),
+            _ => None,
         }
+    };
+    match sent {
+        Some(result) => {
+            ctx.global_runtime_state_mut().num_operations += 4;
+            result
+        }
+        None => as_written(ctx, original),
     }
 }
 
-/// What rhai's method call does between evaluating `x.send(v)` and calling `send`, in its
-/// order, then the call, with the Blob read where it lies.
-fn send_in_place(
+/// The call near `--limit operations`: each operation counted at its own position, as rhai
+/// does, in its order; any of them may be the one that fails.
+fn send_counted_one_by_one(
     ctx: &mut EvalContext,
     call: &Call,
-    conn: usize,
-    data: usize,
+    original: &Expression,
 ) -> ScriptResult<Dynamic> {
-    // Four operations: the method call's arguments, reading `v`, reading `x`, calling `send`.
-    if room_for(ctx, 4) {
-        // None of them can reach the limit: count three, and the last as rhai does (the limit
-        // and the progress hook, which looks only at the session, not at the count).
-        ctx.global_runtime_state_mut().num_operations += 3;
-        count_operation(ctx, call.at)?;
-        count_flat_read();
-        count_flat_read();
-    } else {
-        count_operation(ctx, call.at)?; // the method call's arguments
-        count_operation(ctx, call.data.position())?; // reading `v`
-        count_flat_read();
-        count_operation(ctx, call.receiver.position())?; // reading `x`
-        count_flat_read();
-        count_operation(ctx, call.at)?; // calling `send`
+    let fits = {
+        let scope = ctx.scope();
+        variable(scope, call.receiver).and_then(conn_of).is_some()
+            && variable(scope, call.data).and_then(blob_of).is_some()
+    };
+    if !fits {
+        return as_written(ctx, original);
     }
+    count_operation(ctx, call.at)?; // the method call's arguments
+    count_operation(ctx, call.data.position())?; // reading `v`
+    count_flat_read();
+    count_operation(ctx, call.receiver.position())?; // reading `x`
+    count_flat_read();
+    count_operation(ctx, call.at)?; // calling `send`
     let scope = ctx.scope();
-    // The scope is as it was when the slots were found: counting runs only the progress hook.
-    let conn = value_at(scope, conn).and_then(|v| v.read_lock::<Conn>());
-    let data = value_at(scope, data).and_then(|v| v.read_lock::<rhai::Blob>());
+    // The scope is as it was when the variables were found: counting runs only the progress
+    // hook.
+    let conn = variable(scope, call.receiver).and_then(conn_of);
+    let data = variable(scope, call.data).and_then(blob_of);
     let (Some(conn), Some(data)) = (conn, data) else {
         unreachable!("send_ref: the variables of `{SEND}` changed while it was counted");
     };
-    super::net::send_bytes(&conn, &call_at(call.at), &data)
+    send(call, &conn, &data)
+}
+
+/// A variable that can be sent in place: a `Conn`, not shared.
+fn conn_of(v: &Dynamic) -> Option<DynamicReadLock<'_, Conn>> {
+    (!v.is_shared()).then(|| v.read_lock::<Conn>()).flatten()
+}
+
+/// A variable that can be sent in place: a Blob, not shared.
+fn blob_of(v: &Dynamic) -> Option<DynamicReadLock<'_, rhai::Blob>> {
+    (!v.is_shared())
+        .then(|| v.read_lock::<rhai::Blob>())
+        .flatten()
+}
+
+/// Evaluate the original expression: anything that is not a `Conn` and a Blob.
+fn as_written(ctx: &mut EvalContext, original: &Expression) -> ScriptResult<Dynamic> {
+    // rhai counted an operation for this node at the original's position; evaluating the
+    // original counts it again.
+    uncount_operation(ctx);
+    ctx.eval_expression_tree(original)
+}
+
+/// The call itself, with the Blob read where it lies.
+fn send(call: &Call, conn: &Conn, data: &[u8]) -> ScriptResult<Dynamic> {
+    super::net::send_bytes(conn, &call_at(call.at), data)
         .map(Dynamic::from)
         .map_err(|mut e| {
             // What rhai does with a native function's error.
@@ -243,33 +291,16 @@ fn uncount_operation(ctx: &mut EvalContext) {
     global.num_operations = global.num_operations.saturating_sub(1);
 }
 
-/// Where rhai finds the variable `var` in `scope`, as a count from the end (1 is the last):
-/// its resolved index, or the last variable of that name (`search_scope_only` in rhai's
-/// `eval/expr.rs`).
-fn slot(scope: &Scope, var: &Expr, always_search: bool) -> Option<usize> {
-    let Expr::Variable(v, short, _) = var else {
+/// The variable `var` names: the last of that name in `scope`. That is where rhai looks when it
+/// searches the scope, and where a variable's resolved index points in a script's main
+/// statements, whose scope grows and shrinks with the parser's stack of names (`eval`, which
+/// could add names the parser did not see, makes rhai search instead). Looking up by name
+/// costs a few short string comparisons; rhai offers no public look-up by index.
+fn variable<'s>(scope: &'s Scope, var: &Expr) -> Option<&'s Dynamic> {
+    let Expr::Variable(v, ..) = var else {
         return None;
     };
-    let index = if always_search {
-        0
-    } else {
-        short.map_or_else(|| v.0.map_or(0, |i| i.get()), |i| usize::from(i.get()))
-    };
-    let found = if index > 0 {
-        index
-    } else {
-        scope
-            .iter_raw()
-            .position(|(name, ..)| name == v.1.as_str())?
-            + 1
-    };
-    // rhai does not check the name of an indexed variable; any doubt evaluates the original.
-    let (name, ..) = scope.iter_raw().nth(found - 1)?;
-    (name == v.1.as_str()).then_some(found)
-}
-
-fn value_at<'s>(scope: &'s Scope, from_end: usize) -> Option<&'s Dynamic> {
-    scope.iter_raw().nth(from_end - 1).map(|(_, _, v)| v)
+    scope.get(v.1.as_str())
 }
 
 #[cfg(test)]
@@ -281,7 +312,7 @@ mod tests {
     /// remain as they were (function bodies included).
     fn counts(script: &str) -> (usize, usize) {
         let mut engine = Engine::new();
-        register(&mut engine);
+        register(&mut engine, || None);
         let ast = engine.compile(script).expect("test script compiles");
         let ast = rewrite(ast);
         let (mut rewritten, mut kept) = (0, 0);
@@ -370,7 +401,7 @@ mod tests {
     #[test]
     fn the_node_has_the_position_of_the_call_it_replaces() {
         let mut engine = Engine::new();
-        register(&mut engine);
+        register(&mut engine, || None);
         let before = engine
             .compile(format!("{LET}c.send(data);"))
             .expect("compiles");
@@ -389,14 +420,14 @@ mod tests {
     fn it_registers_no_function() {
         let plain = Engine::new().gen_fn_signatures(true);
         let mut engine = Engine::new();
-        register(&mut engine);
+        register(&mut engine, || None);
         assert_eq!(engine.gen_fn_signatures(true), plain);
     }
 
     #[test]
     fn the_key_cannot_be_written_in_a_script() {
         let mut engine = Engine::new();
-        register(&mut engine);
+        register(&mut engine, || None);
         let written = format!("{LET}{KEY} c.send(data);");
         assert!(engine.compile(written).is_err());
         assert!(engine
