@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use super::addr::{self, Address, Endpoint};
 use super::bridge::{AddrName, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
@@ -131,6 +131,42 @@ struct Reader {
     /// How much room the next read asks for; doubles while reads fill what they were given (to
     /// [`MAX_READ`]).
     read_size: u32,
+}
+
+/// Whether a send may start on a connection whose writer is `w`: not after a send cut off
+/// part-way, nor after `shutdown`.
+fn may_send(w: &Writer, op: &'static str, addr: &End) -> Result<(), NetError> {
+    if w.interrupted {
+        return Err(NetError::new(
+            ErrorKind::Io,
+            op,
+            Some(&addr.text()),
+            format!(
+                "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer has \
+                 received is unknown; open a new connection"
+            ),
+        ));
+    }
+    if w.shut {
+        return Err(NetError::new(
+            ErrorKind::Closed,
+            op,
+            Some(&addr.text()),
+            format!("{op} to `{addr}`: this side was shut down for sending"),
+        ));
+    }
+    Ok(())
+}
+
+/// What [`Conn::send_now`] did.
+enum Now<'a> {
+    Sent,
+    Failed(NetError),
+    /// Sent this many bytes (perhaps none) and found the transport full; the rest waits for
+    /// room, the writer still held so that no other send comes between.
+    Partly(AsyncMutexGuard<'a, Writer>, usize),
+    /// Tried nothing: the waiting path takes the whole send.
+    Wait,
 }
 
 struct Writer {
@@ -328,29 +364,26 @@ impl Conn {
         // Recorded as it starts, so the transcript never shows the peer receiving first; a
         // send that then fails is followed by an error event.
         self.record(call, EventKind::Send, data, None);
+        // Most sends on a plain socket go into its buffer whole at once: then there is no
+        // future to poll, no deadline to work out and no thread to park.
+        let (held, rest) = match self.send_now(op, data) {
+            Now::Sent => return Ok(data.len()),
+            Now::Failed(e) => return Err(self.failed(call, e)),
+            Now::Partly(w, sent) => (Some(w), &data[sent..]),
+            Now::Wait => (None, data),
+        };
         let sent = inner
             .session
             .block_on_to(call, op, addr, self.timeout(), async {
-                let mut w = inner.writer.lock().await;
-                if w.interrupted {
-                    return Err(NetError::new(
-                        ErrorKind::Io,
-                        op,
-                        Some(&addr.text()),
-                        format!(
-                        "{op} to `{addr}`: an earlier send was cut off part-way, so what the peer \
-                         has received is unknown; open a new connection"
-                    ),
-                    ));
-                }
-                if w.shut {
-                    return Err(NetError::new(
-                        ErrorKind::Closed,
-                        op,
-                        Some(&addr.text()),
-                        format!("{op} to `{addr}`: this side was shut down for sending"),
-                    ));
-                }
+                // A writer held from the first attempt has been looked at there.
+                let (mut w, full) = match held {
+                    Some(w) => (w, true),
+                    None => {
+                        let w = inner.writer.lock().await;
+                        may_send(&w, op, addr)?;
+                        (w, false)
+                    }
+                };
                 let w = &mut *w;
                 let io =
                     w.io.as_mut()
@@ -358,7 +391,13 @@ impl Conn {
                 w.interrupted = true;
                 let result = tokio::select! {
                     _ = inner.closed.closed() => Err(NetError::closed(op, Some(&addr.text()))),
-                    r = io.write_all(data) => r.map_err(|e| NetError::io(op, Some(&addr.text()), &e)),
+                    r = async {
+                        if full {
+                            io.write_rest(rest).await
+                        } else {
+                            io.write_all(rest).await
+                        }
+                    } => r.map_err(|e| NetError::io(op, Some(&addr.text()), &e)),
                 };
                 w.interrupted = false;
                 result
@@ -366,6 +405,36 @@ impl Conn {
         match sent {
             Ok(()) => Ok(data.len()),
             Err(e) => Err(self.failed(call, e)),
+        }
+    }
+
+    /// The first attempt of a send, without a future: what the transport takes now
+    /// ([`Sink::write_ready`]), when nothing stands in the way (another task's send, an
+    /// earlier send cut off, a shut-down or closed connection, cancellation: those take the
+    /// waiting path, which says so).
+    fn send_now(&self, op: &'static str, data: &[u8]) -> Now<'_> {
+        let inner = &self.inner;
+        if data.is_empty() || inner.closed.is_closed() || inner.session.is_cancelled() {
+            return Now::Wait;
+        }
+        let Ok(mut w) = inner.writer.try_lock() else {
+            return Now::Wait;
+        };
+        if w.interrupted || w.shut {
+            return Now::Wait;
+        }
+        match w.io.as_mut().and_then(|io| io.write_ready(data)) {
+            Some(Ok(sent)) if sent == data.len() => Now::Sent,
+            Some(Ok(sent)) => {
+                // Cut off part-way unless the rest follows (`Conn::send` clears it then).
+                w.interrupted = true;
+                Now::Partly(w, sent)
+            }
+            None => Now::Partly(w, 0),
+            // As the waiting path reports it (`Session::block_on_to`): an error that lost the
+            // race to cancellation is cancellation.
+            Some(Err(_)) if inner.session.is_cancelled() => Now::Failed(NetError::cancelled(op)),
+            Some(Err(e)) => Now::Failed(NetError::io(op, Some(&inner.peer.text()), &e)),
         }
     }
 

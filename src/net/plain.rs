@@ -237,6 +237,21 @@ impl Sink for Arc<PlainSocket> {
         Ok(())
     }
 
+    async fn write_rest(&mut self, data: &[u8]) -> io::Result<()> {
+        self.writable().await?;
+        self.write_all(data).await
+    }
+
+    fn write_ready(&mut self, data: &[u8]) -> Option<io::Result<usize>> {
+        loop {
+            match self.write_now(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                done => return Some(done),
+            }
+        }
+    }
+
     async fn shutdown(&mut self) -> io::Result<()> {
         self.shutdown_write()
     }

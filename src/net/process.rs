@@ -335,6 +335,10 @@ impl Sink for PipeWrite {
         }
     }
 
+    fn write_ready(&mut self, _: &[u8]) -> Option<io::Result<usize>> {
+        None
+    }
+
     /// Closes the child's stdin: it reads the end of its input.
     async fn shutdown(&mut self) -> io::Result<()> {
         self.0 = None;

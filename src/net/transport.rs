@@ -38,6 +38,17 @@ pub(crate) trait Sink {
     /// Send all of `data`, waiting while the transport cannot take more.
     fn write_all(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Write what the transport takes now, without waiting: `None` when it takes nothing now
+    /// (then [`Sink::write_all`] waits). A transport that can only write by waiting always
+    /// says `None`.
+    fn write_ready(&mut self, data: &[u8]) -> Option<io::Result<usize>>;
+
+    /// [`Sink::write_all`] for the rest of a send once [`Sink::write_ready`] has found the
+    /// transport full: it waits for room before its first attempt.
+    fn write_rest(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        self.write_all(data)
+    }
+
     /// Half-close: nothing more is sent; the read half keeps working.
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
@@ -70,6 +81,10 @@ impl Sink for TlsWrite {
     async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.0.write_all(data).await?;
         self.0.flush().await
+    }
+
+    fn write_ready(&mut self, _: &[u8]) -> Option<io::Result<usize>> {
+        None
     }
 
     /// Sends close_notify, then FIN.
@@ -117,6 +132,22 @@ impl Sink for WriteIo {
             WriteIo::Plain(s) => s.write_all(data).await,
             WriteIo::Tls(s) => s.write_all(data).await,
             WriteIo::Pipe(s) => s.write_all(data).await,
+        }
+    }
+
+    fn write_ready(&mut self, data: &[u8]) -> Option<io::Result<usize>> {
+        match self {
+            WriteIo::Plain(s) => s.write_ready(data),
+            WriteIo::Tls(s) => s.write_ready(data),
+            WriteIo::Pipe(s) => s.write_ready(data),
+        }
+    }
+
+    async fn write_rest(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            WriteIo::Plain(s) => s.write_rest(data).await,
+            WriteIo::Tls(s) => s.write_rest(data).await,
+            WriteIo::Pipe(s) => s.write_rest(data).await,
         }
     }
 
