@@ -8,7 +8,8 @@
 //! of that buffer answer a read.
 //!
 //! A script thread waits for a blocking call in `park`: it polls the call itself and sleeps in
-//! one `poll(2)` on its eventfd and the plain sockets the call waits on.
+//! one `poll(2)` on its eventfd and the plain sockets the call waits on. A read whose bytes are
+//! there and a send the socket takes whole need neither: they are one system call each.
 //!
 //! [`proxy`] is no stream of the script's: it relays connections in the background, on the
 //! runtime, and records them in the transcript.

@@ -1,10 +1,10 @@
 //! What carries a stream's bytes, as the stream's reader and writer see it: the one seam a new
 //! kind of stream fills. A transport comes in two halves, so one task may send while another
-//! receives: a [`Source`] (read what is ready, wait for more) and a [`Sink`] (write, shut
-//! down); closing is dropping both.
+//! receives: a [`Source`] (read what is ready, wait for more) and a [`Sink`] (write what goes
+//! now, wait to write the rest, shut down); closing is dropping both.
 //!
-//! Plain TCP and Unix sockets ([`PlainSocket`]) are read directly on the script thread, without
-//! waiting when bytes are ready; TLS streams ([`TlsRead`], [`TlsWrite`]) read and write through
+//! Plain TCP and Unix sockets ([`PlainSocket`]) are read and written directly on the script
+//! thread, without a future when bytes are ready or the socket takes them; TLS streams ([`TlsRead`], [`TlsWrite`]) read and write through
 //! the runtime, and so do a child process's pipes ([`PipeRead`], [`PipeWrite`], in
 //! [`super::process`]). WebSocket messages would be one more pair of impls and a variant in
 //! [`ReadIo`] and [`WriteIo`], which dispatch without boxing a future per call (a read on a
