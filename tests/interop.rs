@@ -2,6 +2,8 @@
 //! what another implementation sees, byte for byte. Loopback only, port 0; every peer prints its
 //! port on stdout as its readiness signal, and the test reads that line before going on.
 
+use std::time::Duration;
+
 use crate::harness::{normalize, python, python_listener, Test};
 
 /// What a `python_listener` does with its one client: thank it and close.
@@ -149,6 +151,52 @@ print(len(data))
     assert_eq!(client.line(), "260");
     client.wait().code(0);
     server.wait().code(0);
+}
+
+/// Sends larger than the socket's buffer go in parts; two tasks sending on one connection at
+/// once must still put each send on the wire whole, one after the other. 16 MiB a send is more
+/// than loopback's buffers hold, so each finds them full part-way.
+#[test]
+fn two_tasks_sending_large_blobs_on_one_connection_do_not_interleave() {
+    let mut peer = python(
+        r#"
+from peer import accept_one
+c = accept_one(timeout=30)
+data = bytearray()
+while chunk := c.recv(4096):
+    data += chunk
+n = 16 * 1024 * 1024
+a, b = bytes([0x61]) * n, bytes([0x62]) * n
+if data in (a + b, b + a):
+    c.sendall(b"whole\n")
+else:
+    first = data[:1]
+    cut = next((i for i, x in enumerate(data) if data[i:i + 1] != first), len(data))
+    c.sendall(f"{len(data)} bytes, the first send cut at {cut}\n".encode())
+c.close()
+"#,
+    );
+    let port = peer.port();
+    Test::new()
+        .args(&["--var", &format!("port={port}"), "--timeout", "20s"])
+        .args(&["--limit", "data=1GiB"])
+        .script(
+            r#"
+            let c = connect(`127.0.0.1:${port}`);
+            let a = blob(16777216, 0x61);
+            let b = blob(16777216, 0x62);
+            let other = spawn(|| c.send(b));
+            c.send(a);
+            other.join();
+            c.shutdown();
+            print(c.recv_line());
+            "#,
+        )
+        .wall(Duration::from_secs(60))
+        .run()
+        .code(0)
+        .stdout("whole\n");
+    peer.wait().code(0);
 }
 
 #[test]
