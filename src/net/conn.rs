@@ -162,8 +162,8 @@ fn may_send(w: &Writer, op: &'static str, addr: &End) -> Result<(), NetError> {
 enum Now<'a> {
     Sent,
     Failed(NetError),
-    /// Sent this many bytes (perhaps none) and found the transport full; the rest waits for
-    /// room, the writer still held so that no other send comes between.
+    /// Sent this many bytes (perhaps none: the transport was full, or writes only by waiting);
+    /// the rest waits, the writer still held so that no other send comes between.
     Partly(AsyncMutexGuard<'a, Writer>, usize),
     /// Tried nothing: the waiting path takes the whole send.
     Wait,
