@@ -6,10 +6,9 @@
 //! Plain TCP and Unix sockets ([`PlainSocket`]) are read and written directly on the script
 //! thread, without a future when bytes are ready or the socket takes them; TLS streams
 //! ([`TlsRead`], [`TlsWrite`]) read and write through the runtime, and so do a child process's
-//! pipes ([`PipeRead`], [`PipeWrite`], in
-//! [`super::process`]). WebSocket messages would be one more pair of impls and a variant in
-//! [`ReadIo`] and [`WriteIo`], which dispatch without boxing a future per call (a read on a
-//! ping-pong connection is a hot path).
+//! pipes ([`PipeRead`], [`PipeWrite`], in [`super::process`]). WebSocket messages would be one
+//! more pair of impls and a variant in [`ReadIo`] and [`WriteIo`], which dispatch without
+//! boxing a future per call (a read on a ping-pong connection is a hot path).
 
 use std::future::Future;
 use std::io;
