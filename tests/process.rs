@@ -112,6 +112,37 @@ fn a_process_is_a_stream_with_stderr_an_exit_code_and_a_kill() {
         .stdout_has("], exit code 3)");
 }
 
+/// A chatty service whose output the scenario does not read: with `stdout` or `stderr`
+/// `"discard"` it never waits on a full pipe (1 MiB is far more than a pipe holds), and the
+/// discarded stream reads as ended.
+#[test]
+fn a_process_s_output_can_be_discarded_so_it_never_waits_on_a_full_pipe() {
+    let out = Test::new()
+        .args(&["--allow-exec", "--timeout", "5s"])
+        .script(
+            r#"
+            let chatty = exec(["sh", "-c", "head -c 1048576 /dev/zero >&2; echo ready"], #{stderr: "discard"});
+            assert_eq(chatty.recv_line(), "ready");
+            assert_eq(chatty.stderr.recv_all(), "");
+            assert_eq(chatty.wait(), 0);
+
+            let quiet = exec(["sh", "-c", "head -c 1048576 /dev/zero; echo done >&2"], #{stdout: "discard", stderr: "pipe"});
+            assert_eq(quiet.stderr.recv_line(), "done");
+            assert_eq(quiet.wait(), 0);
+            assert_eq(quiet.recv_all(), "");
+
+            let err = assert_err(|| exec(["true"], #{stdout: "null"}), "invalid_argument");
+            print(err.message);
+            "#,
+        )
+        .args(&["--trace"])
+        .wall(WALL)
+        .run();
+    out.code(0)
+        .stdout_has(r#"exec: `stdout` is "pipe" (the default: the scenario reads it) or "discard", not "null""#)
+        .stderr_has("(stdout discarded)");
+}
+
 #[test]
 fn exec_needs_allow_exec_and_an_allow_list_compares_resolved_paths() {
     let denied = r#"

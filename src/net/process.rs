@@ -35,14 +35,48 @@ use super::Conn;
 use crate::transcript::EventKind;
 
 /// What to start: `argv[0]` as given (the program's own name for itself), the resolved path
-/// that runs, the other arguments, variables added to the inherited environment, and the
-/// working directory.
+/// that runs, the other arguments, variables added to the inherited environment, the working
+/// directory, and where its stdout and stderr go.
 #[derive(Debug, Clone, Default)]
 pub struct Command {
     pub argv: Vec<String>,
     pub program: PathBuf,
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+/// Where a child's stdout or stderr goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Output {
+    /// A pipe the script reads; a child that writes more than the pipe holds (about 64 KiB)
+    /// waits until it is read.
+    #[default]
+    Pipe,
+    /// `/dev/null`: the child never waits on it, and its stream reads as ended at once.
+    Discard,
+}
+
+impl Output {
+    fn stdio(self) -> std::process::Stdio {
+        match self {
+            Output::Pipe => std::process::Stdio::piped(),
+            Output::Discard => std::process::Stdio::null(),
+        }
+    }
+
+    /// What reads it: the pipe, or nothing.
+    fn reader(
+        self,
+        pipe: Option<impl tokio::io::AsyncRead + Send + Unpin + 'static>,
+    ) -> Option<BoxRead> {
+        match (self, pipe) {
+            (Output::Discard, _) => Some(Box::new(tokio::io::empty())),
+            (Output::Pipe, Some(pipe)) => Some(Box::new(pipe)),
+            (Output::Pipe, None) => None,
+        }
+    }
 }
 
 /// A running (or finished) child process; clones share it.
@@ -131,8 +165,8 @@ impl Process {
             .args(command.argv.iter().skip(1))
             .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(command.stdout.stdio())
+            .stderr(command.stderr.stdio())
             .process_group(0);
         if let Some(cwd) = &command.cwd {
             cmd.current_dir(cwd);
@@ -170,9 +204,9 @@ impl Process {
             .map_err(failed)?;
         let pid = child.id().unwrap_or(0);
         let name: Arc<str> = Arc::from(format!("process:{base}[{pid}]"));
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
+        let stdout = command.stdout.reader(child.stdout.take());
+        let stderr = command.stderr.reader(child.stderr.take());
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), stdout, stderr) else {
             kill_group(pid);
             return Err(failed(io::Error::other("its pipes were not opened")));
         };
@@ -201,7 +235,7 @@ impl Process {
         let stdio = Conn::from_opened(
             session,
             opened(
-                ReadIo::Pipe(Box::new(PipeRead(Box::new(stdout)))),
+                ReadIo::Pipe(Box::new(PipeRead(stdout))),
                 WriteIo::Pipe(PipeWrite(Some(Box::new(stdin)))),
                 "pipe:stdio",
             ),
@@ -211,16 +245,20 @@ impl Process {
         let stderr = Conn::from_opened(
             session,
             opened(
-                ReadIo::Pipe(Box::new(PipeRead(Box::new(stderr)))),
+                ReadIo::Pipe(Box::new(PipeRead(stderr))),
                 WriteIo::Pipe(PipeWrite(None)),
                 "pipe:stderr",
             ),
             Opening::Process,
             stderr_slot,
         );
-        let note = Some(format!("exec {}", command.argv.join(" ")));
-        stdio.record(call, EventKind::Connect, b"", note);
-        stderr.record(call, EventKind::Connect, b"", None);
+        let discarded = |o: Output| (o == Output::Discard).then(|| "discarded".to_owned());
+        let mut note = format!("exec {}", command.argv.join(" "));
+        if command.stdout == Output::Discard {
+            note.push_str(" (stdout discarded)");
+        }
+        stdio.record(call, EventKind::Connect, b"", Some(note));
+        stderr.record(call, EventKind::Connect, b"", discarded(command.stderr));
         Ok(Process {
             inner: Arc::new(Inner {
                 session: session.clone(),

@@ -12,7 +12,7 @@ use super::error::{raise, script_error, ScriptResult};
 use super::stream::{self, Handle, Stream};
 use super::value::deadline;
 use super::ExecAccess;
-use crate::net::process::{resolve, Command};
+use crate::net::process::{resolve, Command, Output};
 use crate::net::{Conn, ErrorKind, Process, Session};
 
 impl Handle for Process {
@@ -119,7 +119,7 @@ fn invalid(message: String) -> Box<rhai::EvalAltResult> {
     script_error(ErrorKind::InvalidArgument, "exec", message)
 }
 
-/// `exec(argv)` / `exec(argv, #{env, cwd, timeout})`: a started `Process`.
+/// `exec(argv)` / `exec(argv, #{env, cwd, timeout, stdout, stderr})`: a started `Process`.
 ///
 /// ```rhai
 /// // sockscript --allow-exec=python3 scenario.rhai
@@ -174,9 +174,12 @@ fn start(
                     command.env.push((name.to_string(), v.to_string()));
                 }
             }
+            "stdout" => command.stdout = output("stdout", value)?,
+            "stderr" => command.stderr = output("stderr", value)?,
             other => {
                 return Err(invalid(format!(
-                    "exec: unknown option `{other}` (known: `env`, `cwd`, `timeout`)"
+                    "exec: unknown option `{other}` (known: `env`, `cwd`, `timeout`, `stdout`, \
+                     `stderr`)"
                 )))
             }
         }
@@ -187,6 +190,19 @@ fn start(
         process.stderr().set_timeout(t);
     }
     Ok(process)
+}
+
+/// The `stdout` or `stderr` option: `"pipe"` (the default: the script reads it) or
+/// `"discard"`.
+fn output(name: &str, value: &Dynamic) -> ScriptResult<Output> {
+    match value.clone().into_string().as_deref() {
+        Ok("pipe") => Ok(Output::Pipe),
+        Ok("discard") => Ok(Output::Discard),
+        _ => Err(invalid(format!(
+            "exec: `{name}` is \"pipe\" (the default: the scenario reads it) or \"discard\", \
+             not {value:?}"
+        ))),
+    }
 }
 
 /// The path `program` runs as, if `--allow-exec` allows it: every program with the bare flag,
