@@ -5,8 +5,9 @@
 //!
 //! A secret is matched in the text or bytes of one piece at a time (a printed line, an event's
 //! payload, a diagnostic field). In a finished transcript, a secret split across two
-//! consecutive payloads of one stream (a read that returned half of it) is masked too; the live
-//! `--trace` has printed the first half before the second arrives, so there it is not.
+//! consecutive payloads of one stream (a read that returned half of it) is masked too. The live
+//! `--trace` prints the first part before the rest arrives, so its [`LiveRedactor`] masks the
+//! end of a payload that could begin a secret, then the start of the next one that finishes it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -198,7 +199,6 @@ impl Redactor {
         if reach == 0 {
             return;
         }
-        type Stream = (&'static str, Option<Arc<str>>, Option<Arc<str>>);
         let mut last: HashMap<Stream, usize> = HashMap::new();
         for i in 0..events.len() {
             let event = &events[i];
@@ -276,6 +276,132 @@ impl Redactor {
         diag.source = String::from_utf8(clean)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     }
+}
+
+/// The live `--trace`'s redactor: it sees one event at a time and prints it at once, so a
+/// secret split across two payloads of a stream (a read that returned part of it) is masked by
+/// what each end of a payload could be. A payload that ends with the start of a secret (two
+/// bytes or more of it) shows that end as [`MASK`]; the stream remembers it, and its next
+/// payload's start, if it goes on with the same secret, is masked too (a payload that is all
+/// continuation keeps it open for the one after). The price is an innocent end that happens to
+/// spell a secret's first bytes, also shown as `***`. At most the first byte of a secret shows
+/// at a split.
+pub struct LiveRedactor {
+    redactor: Redactor,
+    /// Per stream (kind and addresses, as [`Redactor::across_events`] keys them), the bytes of
+    /// a secret its last payload ended with.
+    open: std::sync::Mutex<HashMap<Stream, Vec<u8>>>,
+}
+
+type Stream = (&'static str, Option<Arc<str>>, Option<Arc<str>>);
+
+/// A payload end that spells this many first bytes of a secret, or more, is shown masked.
+const MASKED_START: usize = 2;
+
+impl LiveRedactor {
+    pub fn new(redactor: Redactor) -> LiveRedactor {
+        LiveRedactor {
+            redactor,
+            open: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `event` as the live trace may print it.
+    pub fn event<'a>(&self, event: &'a Event) -> Cow<'a, Event> {
+        let Some(needles) = self.redactor.needles.as_deref() else {
+            return Cow::Borrowed(event);
+        };
+        if !matches!(event.kind, EventKind::Send | EventKind::Recv) || event.data.is_empty() {
+            return self.redactor.event(event);
+        }
+        let data = &event.data[..];
+        // A payload cut to its preview does not end where the stream's next payload starts.
+        let whole = event.len == data.len();
+        let stream = (event.kind.as_str(), event.local.clone(), event.peer.clone());
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let before = open.remove(&stream);
+        // How much of the start goes on with a secret begun before, and whether all of it
+        // does without finishing it.
+        let (head, still_open) = before
+            .map(|begun| continuation(needles, &begun, data))
+            .unwrap_or((0, None));
+        let mut tail = 0;
+        match still_open {
+            Some(begun) if whole => {
+                open.insert(stream, begun);
+            }
+            Some(_) => {}
+            None if whole => {
+                if let Some(begun) = secret_start_at_end(needles, &data[head..]) {
+                    if begun.len() >= MASKED_START {
+                        tail = begun.len();
+                    }
+                    open.insert(stream, begun.to_vec());
+                }
+            }
+            None => {}
+        }
+        drop(open);
+        if head == 0 && tail == 0 {
+            return self.redactor.event(event);
+        }
+        let mut clean = event.clone();
+        clean.data = event.data.slice(head..data.len() - tail);
+        clean.len = event.len - head - tail;
+        self.redactor.event_in_place(&mut clean);
+        let mut shown = Vec::with_capacity(clean.data.len() + 2 * MASK.len());
+        if head > 0 {
+            shown.extend_from_slice(MASK.as_bytes());
+        }
+        shown.extend_from_slice(&clean.data);
+        if tail > 0 {
+            shown.extend_from_slice(MASK.as_bytes());
+        }
+        clean.len = clean.len - clean.data.len() + shown.len();
+        clean.data = Bytes::from(shown);
+        Cow::Owned(clean)
+    }
+}
+
+/// How many first bytes of `data` finish (or go on with) a secret whose first bytes `begun`
+/// were; with the secret still unfinished at the end of `data`, what of it has been seen.
+fn continuation(
+    needles: &[Finder<'static>],
+    begun: &[u8],
+    data: &[u8],
+) -> (usize, Option<Vec<u8>>) {
+    for needle in needles {
+        let Some(rest) = needle.needle().strip_prefix(begun) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        if data.starts_with(rest) {
+            return (rest.len(), None);
+        }
+        if rest.starts_with(data) {
+            return (data.len(), Some([begun, data].concat()));
+        }
+    }
+    (0, None)
+}
+
+/// The longest end of `data` that is the start (not the whole) of a secret.
+fn secret_start_at_end<'d>(needles: &[Finder<'static>], data: &'d [u8]) -> Option<&'d [u8]> {
+    let mut longest: Option<&[u8]> = None;
+    for needle in needles {
+        let secret = needle.needle();
+        let most = (secret.len() - 1).min(data.len());
+        let known = longest.map_or(0, <[u8]>::len);
+        if let Some(k) = (known + 1..=most)
+            .rev()
+            .find(|&k| data[data.len() - k..] == secret[..k])
+        {
+            longest = Some(&data[data.len() - k..]);
+        }
+    }
+    longest
 }
 
 /// `data` with each span replaced by [`MASK`].
@@ -373,6 +499,82 @@ mod tests {
             len,
             note: None,
         }
+    }
+
+    /// What the live trace prints for each of `events`, in order, as text.
+    fn live(secrets: &[&str], events: &[Event]) -> Vec<(String, usize)> {
+        let r = LiveRedactor::new(Redactor::new(secrets));
+        events
+            .iter()
+            .map(|e| {
+                let shown = r.event(e);
+                (String::from_utf8_lossy(&shown.data).into_owned(), shown.len)
+            })
+            .collect()
+    }
+
+    fn shown(list: &[(&str, usize)]) -> Vec<(String, usize)> {
+        list.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn live_a_secret_split_across_reads_is_masked_at_the_end_of_one_and_the_start_of_the_next() {
+        let secret = ["s3cr3t-xyz"];
+        let events = [
+            event(EventKind::Recv, "127.0.0.1:2", b"auth s3c", 8),
+            // Another stream and another direction in between do not break the stream.
+            event(EventKind::Recv, "127.0.0.1:3", b"r3t-xyz", 7),
+            event(EventKind::Send, "127.0.0.1:2", b"r3t-xyz", 7),
+            event(EventKind::Recv, "127.0.0.1:2", b"r3t-xyz ok", 10),
+        ];
+        assert_eq!(
+            live(&secret, &events),
+            shown(&[
+                ("auth ***", 8),
+                ("r3t-xyz", 7),
+                ("r3t-xyz", 7),
+                ("*** ok", 6)
+            ])
+        );
+        // Over three reads: the middle one is all secret, and the stream stays open after it.
+        let events = [
+            event(EventKind::Recv, "127.0.0.1:2", b"s3", 2),
+            event(EventKind::Recv, "127.0.0.1:2", b"cr3t", 4),
+            event(EventKind::Recv, "127.0.0.1:2", b"-xyz and s3cr3t-xyz", 19),
+        ];
+        assert_eq!(
+            live(&secret, &events),
+            shown(&[("***", 3), ("***", 3), ("*** and ***", 11)])
+        );
+    }
+
+    #[test]
+    fn live_a_one_byte_start_shows_and_an_innocent_start_shows_as_masked() {
+        let secret = ["s3cr3t-xyz"];
+        let events = [
+            // One byte is not masked where it ends a payload, but the rest is, after it.
+            event(EventKind::Recv, "127.0.0.1:2", b"yes", 3),
+            event(EventKind::Recv, "127.0.0.1:2", b"3cr3t-xyz!", 10),
+            // Two bytes that begin the secret are masked even when no secret follows.
+            event(EventKind::Recv, "127.0.0.1:2", b"mis3", 4),
+            event(EventKind::Recv, "127.0.0.1:2", b"1", 1),
+            // A preview cut short is not continued, nor does it hold its end back.
+            event(EventKind::Recv, "127.0.0.1:2", b"ends s3", 2000),
+            event(EventKind::Recv, "127.0.0.1:2", b"cr3t-xyz", 8),
+        ];
+        assert_eq!(
+            live(&secret, &events),
+            shown(&[
+                ("yes", 3),
+                ("***!", 4),
+                ("mi***", 5),
+                ("1", 1),
+                ("ends s3", 2000),
+                ("cr3t-xyz", 8)
+            ])
+        );
+        let plain = LiveRedactor::new(Redactor::default());
+        assert!(matches!(plain.event(&events[0]), Cow::Borrowed(_)));
     }
 
     #[test]

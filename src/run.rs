@@ -558,7 +558,7 @@ pub fn execute(
     let started = Instant::now();
     let started_at = SystemTime::now();
     let transcript = if live_trace {
-        let redactor = options.redactor.clone();
+        let redactor = crate::redact::LiveRedactor::new(options.redactor.clone());
         Transcript::with_live(started, options.net_limits.capture, move |event| {
             let event = redactor.event(event);
             let mut err = std::io::stderr().lock();

@@ -219,6 +219,31 @@ fn a_secret_is_masked_in_run_mode_output_and_trace() {
     assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
 }
 
+/// Run mode's `--trace` prints each event as it happens, before the rest of a split secret
+/// arrives: the end that begins the secret is masked, then the start that finishes it.
+#[test]
+fn a_secret_split_across_two_reads_is_masked_in_the_live_trace() {
+    let out = Test::new()
+        .args(&["--trace", "--secret", &format!("TOKEN={SECRET}")])
+        .script(TOKEN_IN_TWO_PIECES)
+        .run();
+    out.code(0);
+    // Each part's send and its read, every one shown as the mask alone.
+    assert_eq!(
+        out.stderr.matches("\n    \"***\"\n").count(),
+        4,
+        "{}",
+        out.stderr
+    );
+    for part in ["s3c", "r3t-xyz"] {
+        assert!(
+            !out.stderr.contains(part),
+            "{part:?} shows:\n{}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn a_secret_is_masked_in_test_mode_and_every_report() {
     let reports = Reports::new("secret");
