@@ -102,6 +102,38 @@ fn a_module_that_does_not_compile_or_imports_itself_is_a_compile_error() {
         .stderr_has("imports itself (an import cycle)");
 }
 
+/// A module's top-level code runs when its `import` runs, under the scenario's deadlines: not
+/// while the scenario compiles, so `--check` runs none of it. A failure there is a run-time
+/// error at the `import` (exit 4), naming the place in the module.
+#[test]
+fn a_module_s_top_level_code_runs_at_its_import_and_never_under_check() {
+    let module =
+        "print(\"module ran\");\nlet c = connect(`127.0.0.1:${var(\"PORT\")}`);\nfn f() { 1 }\n";
+    let scenario = "print(\"scenario ran\");\nimport \"lib/m\" as m;\nprint(m::f());\n";
+    // A port nothing listens on: a listener bound and closed again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = format!("PORT={port}");
+    Test::new()
+        .write("lib/m.rhai", module)
+        .named("s.rhai", scenario)
+        .args(&["--check", "--var", &port])
+        .run()
+        .code(0)
+        .stdout("");
+    Test::new()
+        .write("lib/m.rhai", module)
+        .named("s.rhai", scenario)
+        .args(&["--var", &port])
+        .run()
+        .code(4)
+        .stdout("scenario ran\nmodule ran\n")
+        .stderr_has("[s.rhai:2:8]")
+        .stderr_has("lib/m.rhai:2:9` failed while it was imported: connect to");
+}
+
 /// An assertion or a socket error inside a module function: the diagnostic draws the call in
 /// the scenario and names the place in the module.
 #[test]

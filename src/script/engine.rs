@@ -29,14 +29,17 @@ pub const ELEMENT_BYTES: usize = std::mem::size_of::<Dynamic>();
 /// tree's nodes. (rhai counts entries, not the length of their keys.)
 pub const MAP_ENTRY_BYTES: usize = 4 * ELEMENT_BYTES;
 
-pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
+/// The scenario's engine, and its module resolver (for [`super::modules::compile`] to check
+/// the script's imports with).
+pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> (Engine, super::modules::Imports) {
     let mut engine = Engine::new();
     set_limits(&mut engine, &config.limits);
     watch_values(&mut engine, config.limits.max_data);
     // Scenarios import only what `modules` serves: the shipped modules, and files of their own
     // tree; rhai has no file or process access otherwise (`exec` starts processes only with
     // `--allow-exec`).
-    engine.set_module_resolver(super::modules::Imports::new(config.imports.clone()));
+    let imports = super::modules::Imports::new(config.imports.clone());
+    engine.set_module_resolver(imports.clone());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
@@ -79,7 +82,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> Engine {
     register_var(&mut engine, &config.vars);
     let watched = ctx.clone();
     super::send_ref::register(&mut engine, move || progress(&watched));
-    engine
+    (engine, imports)
 }
 
 /// The progress hook: what stops a script at its next operation (cancellation, the output

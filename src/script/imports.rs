@@ -7,14 +7,16 @@
 //! (a regular file, at most `--limit script` bytes).
 //!
 //! Imports with a literal path are checked when the scenario compiles
-//! ([`super::modules::compile`]), so a bad one is a compile error at its `import` line; each module is compiled and evaluated once per
-//! scenario (its top-level code runs then) and shared by every `import` of it.
+//! ([`super::modules::compile`]: found and compiled, not run), so a bad one is a compile error
+//! at its `import` line. Each module is evaluated once per scenario, when an `import` of it
+//! first runs (its top-level code runs then, under the scenario's deadlines), and shared by
+//! every `import` of it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rhai::{Engine, Module, Scope, Shared, AST};
+use rhai::{Engine, EvalAltResult, Module, Scope, Shared, AST};
 
 /// Where a scenario's imports may come from.
 #[derive(Debug, Clone)]
@@ -33,6 +35,9 @@ pub(super) struct Files {
     /// Each module by its resolved path, once evaluated; `None` while it is being evaluated,
     /// so an import cycle is found instead of recursing.
     loaded: Mutex<HashMap<PathBuf, Option<Shared<Module>>>>,
+    /// The files checked while the scenario compiled: `true` once done, `false` while their
+    /// own imports are being checked (so a cycle is found).
+    checked: Mutex<HashMap<PathBuf, bool>>,
 }
 
 impl Files {
@@ -40,7 +45,44 @@ impl Files {
         Files {
             root,
             loaded: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The first step of checking an import of `path` from `importer` while the scenario
+    /// compiles (`modules::Imports::check`): the file is found inside the tree and compiled,
+    /// not run. Its file and AST, for its own imports to be checked, then
+    /// [`Files::check_done`]; `None` when it was checked already.
+    pub(super) fn check_start(
+        &self,
+        engine: &Engine,
+        importer: Option<&str>,
+        path: &str,
+    ) -> Result<Option<(PathBuf, AST)>, String> {
+        let file = self.locate(importer, path)?;
+        {
+            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            match checked.get(&file) {
+                Some(true) => return Ok(None),
+                Some(false) => {
+                    return Err(format!(
+                        "cannot import `{path}`: `{}` imports itself (an import cycle)",
+                        file.display()
+                    ))
+                }
+                None => checked.insert(file.clone(), false),
+            };
+        }
+        let ast = self
+            .compile(engine, &file)
+            .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+        Ok(Some((file, ast)))
+    }
+
+    /// `file` and its imports passed the check.
+    pub(super) fn check_done(&self, file: &Path) {
+        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        checked.insert(file.to_owned(), true);
     }
 
     /// The file `path` names, imported from `importer` (a module's resolved path; `None` for
@@ -94,22 +136,29 @@ impl Files {
     }
 
     /// Compile and evaluate the module at `file`, or take it from the cache.
-    fn load(&self, engine: &Engine, file: &Path) -> Result<Shared<Module>, String> {
+    fn load(&self, engine: &Engine, file: &Path) -> Result<Shared<Module>, Unresolved> {
         let shown = file.display().to_string();
         {
             let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
             match loaded.get(file) {
                 Some(Some(module)) => return Ok(module.clone()),
-                Some(None) => return Err(format!("`{shown}` imports itself (an import cycle)")),
+                Some(None) => {
+                    return Err(Unresolved::Said(format!(
+                        "`{shown}` imports itself (an import cycle)"
+                    )))
+                }
                 None => {}
             }
         }
         self.lock().insert(file.to_owned(), None);
-        let result = self.compile(engine, file).and_then(|ast| {
-            Module::eval_ast_as_new(Scope::new(), &ast, engine)
-                .map(Shared::new)
-                .map_err(|e| format!("`{shown}` failed while it was imported: {e}"))
-        });
+        let result = self
+            .compile(engine, file)
+            .map_err(Unresolved::Said)
+            .and_then(|ast| {
+                Module::eval_ast_as_new(Scope::new(), &ast, engine)
+                    .map(Shared::new)
+                    .map_err(|e| failed_while_imported(&shown, e))
+            });
         let mut loaded = self.lock();
         match &result {
             Ok(module) => loaded.insert(file.to_owned(), Some(module.clone())),
@@ -149,9 +198,46 @@ impl Files {
         engine: &Engine,
         importer: Option<&str>,
         path: &str,
-    ) -> Result<Shared<Module>, String> {
-        let file = self.locate(importer, path)?;
-        self.load(engine, &file)
-            .map_err(|why| format!("cannot import `{path}`: {why}"))
+    ) -> Result<Shared<Module>, Unresolved> {
+        let file = self.locate(importer, path).map_err(Unresolved::Said)?;
+        self.load(engine, &file).map_err(|why| match why {
+            Unresolved::Said(why) => Unresolved::Said(format!("cannot import `{path}`: {why}")),
+            stopped => stopped,
+        })
     }
+}
+
+/// Why an `import` found no module.
+pub(super) enum Unresolved {
+    /// A path refused, a file that does not compile, a module whose top-level code failed: a
+    /// sentence, raised as kind `invalid_argument` at the `import`.
+    Said(String),
+    /// The scenario was stopped while a module's top-level code ran (cancelled, `--max-time`,
+    /// an expired `within`, a limit): that stop itself, which no `try` catches.
+    Stopped(Box<EvalAltResult>),
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unresolved::Said(why) => f.write_str(why),
+            Unresolved::Stopped(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A module's top-level code failed with `e`: its message and its place in the module, or
+/// the stop that ended it.
+fn failed_while_imported(shown: &str, e: Box<EvalAltResult>) -> Unresolved {
+    if matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..)) {
+        return Unresolved::Stopped(e);
+    }
+    let message = super::error::catchable_map(&e)
+        .get("message")
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    let at = e.position();
+    Unresolved::Said(match (at.line(), at.position()) {
+        (Some(l), Some(c)) => format!("`{shown}:{l}:{c}` failed while it was imported: {message}"),
+        _ => format!("`{shown}` failed while it was imported: {message}"),
+    })
 }

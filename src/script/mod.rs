@@ -205,6 +205,7 @@ pub const LEFT_BEHIND_AFTER: Duration = Duration::from_millis(400);
 /// orchestrator what it needs to describe the scenario should its thread not come back.
 pub struct Runner {
     engine: Arc<Engine>,
+    imports: modules::Imports,
     ctx: Arc<task::ScriptCtx>,
     config: Config,
 }
@@ -215,9 +216,10 @@ impl Runner {
         // Captured output is kept for the reports, so it is bounded; stdout keeps nothing.
         let max_output = matches!(output, Output::Capture(..)).then_some(config.limits.max_output);
         let ctx = task::ScriptCtx::new(session, output, config.limits.max_tasks, max_output);
-        let engine = Arc::new(engine::build(&ctx, &config));
+        let (engine, imports) = engine::build(&ctx, &config);
         Runner {
-            engine,
+            engine: Arc::new(engine),
+            imports,
             ctx,
             config,
         }
@@ -232,8 +234,13 @@ impl Runner {
 
     /// Compile `source` against this engine.
     pub fn compile(self, source: &str) -> Result<Scenario, Failure> {
-        let ast = modules::compile(&self.engine, &var_scope(&self.config), source)
-            .map_err(Failure::Compile)?;
+        let ast = modules::compile(
+            &self.engine,
+            &self.imports,
+            &var_scope(&self.config),
+            source,
+        )
+        .map_err(Failure::Compile)?;
         let ast = Arc::new(send_ref::rewrite(ast));
         self.ctx.attach(&self.engine, &ast);
         Ok(Scenario {
@@ -414,7 +421,7 @@ mod tests {
             imports: None,
         };
         let ctx = super::task::ScriptCtx::new(session, super::Output::Stdout, 1, None);
-        let ours = super::engine::build(&ctx, &config);
+        let (ours, _) = super::engine::build(&ctx, &config);
         let theirs: BTreeSet<String> = Engine::new().gen_fn_signatures(true).into_iter().collect();
         ours.gen_fn_signatures(true)
             .into_iter()

@@ -21,7 +21,8 @@ use rhai::{
     LexError, Module, NativeCallContext, ParseError, ParseErrorType, Position, Scope, Stmt, AST,
 };
 
-use super::error::{catchable_map, script_error};
+use super::error::script_error;
+use super::imports::Unresolved;
 use crate::net::ErrorKind;
 
 /// The modules shipped in the binary: the path a scenario imports, and its rhai source.
@@ -44,17 +45,39 @@ pub fn is_std(path: &str) -> bool {
     STD.iter().any(|(p, _)| *p == path)
 }
 
-/// The module resolver of a scenario's engine.
+/// The module resolver of a scenario's engine; clones share it (the engine holds one, and
+/// [`compile`] checks imports with another).
+#[derive(Clone)]
 pub struct Imports {
-    files: super::imports::Files,
+    files: Arc<super::imports::Files>,
 }
 
 impl Imports {
     /// Files are imported from `root`'s tree; with none, only the shipped modules.
     pub fn new(root: Option<super::imports::ImportRoot>) -> Imports {
         Imports {
-            files: super::imports::Files::new(root),
+            files: Arc::new(super::imports::Files::new(root)),
         }
+    }
+
+    /// Whether an `import` of `path` from `importer` will find its module, without running any
+    /// module's code: a shipped module, or a file inside the tree that compiles, and whose own
+    /// imports of literal paths pass the same check. Its top-level code runs when the `import`
+    /// does, at run time.
+    fn check(&self, engine: &Engine, importer: Option<&str>, path: &str) -> Result<(), String> {
+        if path.starts_with("std/") {
+            return std_module(path).map(drop);
+        }
+        let Some((file, ast)) = self.files.check_start(engine, importer, path)? else {
+            return Ok(());
+        };
+        let shown = file.display().to_string();
+        for (nested, _) in literal_imports(&ast) {
+            self.check(engine, Some(&shown), &nested)
+                .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+        }
+        self.files.check_done(&file);
+        Ok(())
     }
 
     /// The module at `path`, imported from `importer` (a module's file; `None` for the
@@ -64,9 +87,9 @@ impl Imports {
         engine: &Engine,
         importer: Option<&str>,
         path: &str,
-    ) -> Result<Arc<Module>, String> {
+    ) -> Result<Arc<Module>, Unresolved> {
         match path.strip_prefix("std/") {
-            Some(_) => std_module(path),
+            Some(_) => std_module(path).map_err(Unresolved::Said),
             None => self.files.find(engine, importer, path),
         }
     }
@@ -80,10 +103,13 @@ impl ModuleResolver for Imports {
         path: &str,
         pos: Position,
     ) -> Result<Arc<Module>, Box<EvalAltResult>> {
-        self.find(engine, source, path).map_err(|message| {
-            let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
-            err.set_position(pos);
-            err
+        self.find(engine, source, path).map_err(|why| match why {
+            Unresolved::Said(message) => {
+                let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
+                err.set_position(pos);
+                err
+            }
+            Unresolved::Stopped(stop) => stop,
         })
     }
 }
@@ -121,37 +147,40 @@ fn compile_std(path: &str, source: &str) -> Result<Arc<Module>, String> {
     Ok(Arc::new(module))
 }
 
-/// Compile a scenario and resolve each `import` of a literal path with the engine's resolver:
-/// a path it refuses is a compile error at the path. (A path computed at run time is resolved
-/// when the `import` runs, with the same words.)
-pub fn compile(engine: &Engine, scope: &Scope, source: &str) -> Result<AST, ParseError> {
+/// Compile a scenario and check each `import` of a literal path ([`Imports::check`]): a path
+/// that would not resolve is a compile error at the path. No module's code runs here: a
+/// module's top-level code runs when its `import` does. (A path computed at run time is
+/// resolved when the `import` runs, with the same words.)
+pub fn compile(
+    engine: &Engine,
+    imports: &Imports,
+    scope: &Scope,
+    source: &str,
+) -> Result<AST, ParseError> {
     let ast = engine.compile_with_scope(scope, source)?;
-    let mut refused = None;
+    for (name, at) in literal_imports(&ast) {
+        if let Err(message) = imports.check(engine, None, &name) {
+            return Err(ParseError(
+                Box::new(ParseErrorType::BadInput(LexError::Runtime(message))),
+                at,
+            ));
+        }
+    }
+    Ok(ast)
+}
+
+/// The `import`s of a literal path in `ast`, function bodies included, in order.
+fn literal_imports(ast: &AST) -> Vec<(ImmutableString, Position)> {
+    let mut found = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
-        let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() else {
-            return true;
-        };
-        let Expr::StringConstant(name, at) = &import.0 else {
-            return true;
-        };
-        match engine.module_resolver().resolve(engine, None, name, *at) {
-            Ok(_) => true,
-            Err(err) => {
-                let message = catchable_map(&err)
-                    .get("message")
-                    .map_or_else(|| err.to_string(), ToString::to_string);
-                refused = Some(ParseError(
-                    Box::new(ParseErrorType::BadInput(LexError::Runtime(message))),
-                    *at,
-                ));
-                false
+        if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
+            if let Expr::StringConstant(name, at) = &import.0 {
+                found.push((name.clone(), *at));
             }
         }
+        true
     });
-    match refused {
-        Some(err) => Err(err),
-        None => Ok(ast),
-    }
+    found
 }
 
 /// The modules imported where a closure was spawned, for the task that runs it: a task starts
@@ -233,6 +262,7 @@ mod tests {
         let err = Imports::new(None)
             .find(&engine, None, "std/redis")
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert_eq!(
             err,
@@ -249,6 +279,7 @@ mod tests {
             let err = Imports::new(None)
                 .find(&engine, None, path)
                 .err()
+                .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.starts_with(&format!("cannot import `{path}`")), "{err}");
             assert!(err.contains("no file to import relative to"), "{err}");
@@ -257,10 +288,10 @@ mod tests {
 
     #[test]
     fn compile_refuses_a_bad_import_at_its_path() {
-        let mut engine = Engine::new();
-        engine.set_module_resolver(Imports::new(None));
+        let engine = Engine::new();
+        let imports = Imports::new(None);
         let source = "let x = 1;\n  import \"std/nope\" as n;\n";
-        let err = compile(&engine, &Scope::new(), source)
+        let err = compile(&engine, &imports, &Scope::new(), source)
             .err()
             .map(|e| (e.to_string(), e.position()));
         let (text, pos) = err.unwrap_or_default();
@@ -268,7 +299,13 @@ mod tests {
         assert_eq!((pos.line(), pos.position()), (Some(2), Some(10)));
         // Inside a function body too.
         let source = "fn f() { import \"x\" as x; }";
-        assert!(compile(&engine, &Scope::new(), source).is_err());
-        assert!(compile(&engine, &Scope::new(), "import \"std/lines\" as l;").is_ok());
+        assert!(compile(&engine, &imports, &Scope::new(), source).is_err());
+        assert!(compile(
+            &engine,
+            &imports,
+            &Scope::new(),
+            "import \"std/lines\" as l;"
+        )
+        .is_ok());
     }
 }
