@@ -130,6 +130,54 @@ fn both_ends_share_a_connection_id_and_a_peer_s_connection_has_its_own() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Six clients connect at once to the scenario's own Unix listener; each accepted connection
+/// is sent its number. The two ends of each connection share an id however the connecting
+/// and accepting threads interleave: what the server sent on an id is what the client read on
+/// it.
+const UNIX_CLIENTS_AT_ONCE: &str = r#"
+let l = listen("unix:many.sock");
+let server = spawn(|| {
+    for i in 0..6 { let c = l.accept(); c.send_line(`conn ${i}`); c.close(); }
+});
+let clients = [];
+for k in 0..6 { clients.push(spawn(|| connect("unix:many.sock").recv_line())); }
+for t in clients { t.join(); }
+server.join();
+"#;
+
+#[test]
+fn unix_clients_connecting_at_once_are_paired_with_their_own_accepts() {
+    let dir = temp_dir("transcript-unix-pairs");
+    let json = dir.join("r.json");
+    for _ in 0..3 {
+        Test::new()
+            .write("suite/many.rhai", UNIX_CLIENTS_AT_ONCE)
+            .path("suite")
+            .args(&["--report-json", &json.to_string_lossy()])
+            .run()
+            .code(0);
+        let v = report(&json);
+        let events = v["scenarios"][0]["transcript"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let on = |kind: &str| -> std::collections::BTreeMap<u64, String> {
+            events
+                .iter()
+                .filter(|e| e["kind"] == kind)
+                .map(|e| {
+                    let conn = e["conn"].as_u64().unwrap_or_default();
+                    (conn, e["data"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect()
+        };
+        let (sent, read) = (on("send"), on("recv"));
+        assert_eq!(sent.len(), 6, "{events:#?}");
+        assert_eq!(sent, read, "what was sent and read on each connection id");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 const BULK: &str = r#"
 let l = listen("127.0.0.1:0");
 let c = connect(l.addr);

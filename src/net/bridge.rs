@@ -47,10 +47,42 @@ impl Default for Limits {
 }
 
 /// Unix connection ids waiting for their other end: opened by a connect, or by an accept.
+/// A client bound to a name of the kernel's choosing (every Unix connect of sockscript's is)
+/// is paired by that name, which both ends see; one without is paired in order.
 #[derive(Default)]
 struct Pending {
+    named: HashMap<Box<[u8]>, u32>,
     connected: VecDeque<u32>,
     accepted: VecDeque<u32>,
+}
+
+impl Pending {
+    /// The id the other end took, or a new one (from `new_id`) left for it. `connecting`: this
+    /// end is the client.
+    fn pair(
+        &mut self,
+        client: Option<&[u8]>,
+        connecting: bool,
+        new_id: impl FnOnce() -> u32,
+    ) -> u32 {
+        if let Some(name) = client {
+            return self.named.remove(name).unwrap_or_else(|| {
+                let id = new_id();
+                self.named.insert(name.into(), id);
+                id
+            });
+        }
+        let (theirs, ours) = if connecting {
+            (&mut self.accepted, &mut self.connected)
+        } else {
+            (&mut self.connected, &mut self.accepted)
+        };
+        theirs.pop_front().unwrap_or_else(|| {
+            let id = new_id();
+            ours.push_back(id);
+            id
+        })
+    }
 }
 
 /// How a connection was opened, for [`Session::open_connection`].
@@ -275,6 +307,17 @@ impl Session {
         opening: Opening<'_>,
         key: Option<(SocketAddr, SocketAddr)>,
     ) -> u32 {
+        self.open_unix_or_ip(opening, key, None)
+    }
+
+    /// [`Session::open_connection`], with the abstract name a Unix client is bound to
+    /// (`unix_client`, the same from both ends) to pair the scenario's own Unix connections by.
+    pub(crate) fn open_unix_or_ip(
+        &self,
+        opening: Opening<'_>,
+        key: Option<(SocketAddr, SocketAddr)>,
+        unix_client: Option<&[u8]>,
+    ) -> u32 {
         if let Some(key) = key {
             use std::hash::{BuildHasher, BuildHasherDefault};
             let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
@@ -289,11 +332,7 @@ impl Session {
             // Counted once, when accepted.
             Opening::ConnectOwn(path) => {
                 let queues = pending.entry(path.to_owned()).or_default();
-                queues.accepted.pop_front().unwrap_or_else(|| {
-                    let id = self.new_id();
-                    queues.connected.push_back(id);
-                    id
-                })
+                queues.pair(unix_client, true, || self.new_id())
             }
             Opening::Accept {
                 unix_path: Some(path),
@@ -301,11 +340,7 @@ impl Session {
             } => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
                 let queues = pending.entry(path.to_owned()).or_default();
-                queues.connected.pop_front().unwrap_or_else(|| {
-                    let id = self.new_id();
-                    queues.accepted.push_back(id);
-                    id
-                })
+                queues.pair(unix_client, false, || self.new_id())
             }
             Opening::Connect | Opening::Accept { .. } | Opening::Process => {
                 self.other_connections.fetch_add(1, Ordering::Relaxed);
@@ -793,5 +828,32 @@ mod tests {
         // A connect to someone else's Unix socket is counted at once.
         s.open_connection(Opening::Connect, None);
         assert_eq!(s.connections(), 5);
+    }
+
+    /// Clients bound to names (as sockscript's are) are paired by name, whichever order the
+    /// connecting and accepting threads get there in.
+    #[test]
+    fn unix_clients_with_names_are_paired_by_name_not_by_order() {
+        let (_rt, s) = session();
+        let path = Path::new("/tmp/y.sock");
+        let own = Opening::Accept {
+            unix_path: Some(path),
+            same_process: true,
+        };
+        let a = s.open_unix_or_ip(Opening::ConnectOwn(path), None, Some(b"000a1"));
+        let b = s.open_unix_or_ip(Opening::ConnectOwn(path), None, Some(b"000b2"));
+        assert_ne!(a, b);
+        assert_eq!(s.open_unix_or_ip(own, None, Some(b"000b2")), b);
+        let c = s.open_unix_or_ip(own, None, Some(b"000c3"));
+        assert_eq!(s.open_unix_or_ip(own, None, Some(b"000a1")), a);
+        assert_eq!(
+            s.open_unix_or_ip(Opening::ConnectOwn(path), None, Some(b"000c3")),
+            c
+        );
+        assert!(![a, b].contains(&c));
+        assert_eq!(s.connections(), 3);
+        // A name used again later is a new connection.
+        let again = s.open_unix_or_ip(Opening::ConnectOwn(path), None, Some(b"000a1"));
+        assert!(![a, b, c].contains(&again));
     }
 }

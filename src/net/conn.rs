@@ -273,7 +273,8 @@ impl Conn {
         opening: Opening<'_>,
         slot: HandleSlot,
     ) -> Conn {
-        let id = session.open_connection(opening, stream::ip_key(&opened.local, &opened.peer));
+        let ip = stream::ip_key(&opened.local, &opened.peer);
+        let id = session.open_unix_or_ip(opening, ip, opened.unix_client.as_deref());
         opened.local.name_unix_client(&opened.peer, id);
         opened.peer.name_unix_client(&opened.local, id);
         let transport = match (&opened.tls, &opened.r, opened.local.addr) {

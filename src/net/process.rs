@@ -231,6 +231,7 @@ impl Process {
             peer: Endpoint::named(&name),
             tls: None,
             same_process: false,
+            unix_client: None,
         };
         let stdio = Conn::from_opened(
             session,

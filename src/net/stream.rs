@@ -32,28 +32,38 @@ pub(crate) struct Opened {
     /// The peer is this process (a Unix socket's peer credentials say so): a connection the
     /// scenario holds both ends of.
     pub same_process: bool,
+    /// The abstract name a Unix client is bound to (see [`connect_unix`]): the same from both
+    /// ends, so the scenario's own connections are paired by it.
+    pub unix_client: Option<Box<[u8]>>,
 }
 
+/// This side's address, the peer's, and the abstract name a Unix client is bound to.
+type Ends = (Endpoint, Endpoint, Option<Box<[u8]>>);
+
 impl Plain {
+    /// This side's and the peer's address, and a Unix client's abstract name.
     fn endpoints(
         &self,
         op: &'static str,
         listen_path: Option<&std::path::Path>,
-    ) -> Result<(Endpoint, Endpoint), NetError> {
+    ) -> Result<Ends, NetError> {
         let io = |e: std::io::Error| NetError::io(op, None, &e);
         match self {
             Plain::Tcp(s) => Ok((
                 Endpoint::new(s.local_addr().map_err(io)?),
                 Endpoint::new(s.peer_addr().map_err(io)?),
+                None,
             )),
             Plain::Unix(s) => {
                 let local = s.local_addr().map_err(io)?;
                 let peer = s.peer_addr().map_err(io)?;
                 // An accepted socket has no name of its own: it is the listener's path.
                 let local_path = local.as_pathname().or(listen_path);
+                let client = local.as_abstract_name().or(peer.as_abstract_name());
                 Ok((
                     Endpoint::unix(local_path),
                     Endpoint::unix(peer.as_pathname()),
+                    client.map(Into::into),
                 ))
             }
         }
@@ -126,7 +136,7 @@ impl Plain {
         op: &'static str,
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
-        let (local, peer) = self.endpoints(op, listen_path)?;
+        let (local, peer, unix_client) = self.endpoints(op, listen_path)?;
         let same_process = self.same_process();
         // Out of the runtime's poller: the connection reads and writes the socket itself.
         let sock: socket2::Socket = match self {
@@ -143,6 +153,7 @@ impl Plain {
             peer,
             tls: None,
             same_process,
+            unix_client,
         })
     }
 
@@ -154,7 +165,7 @@ impl Plain {
         name: rustls::pki_types::ServerName<'static>,
         addr: &str,
     ) -> Result<Opened, NetError> {
-        let (local, peer) = self.endpoints(op, None)?;
+        let (local, peer, unix_client) = self.endpoints(op, None)?;
         let same_process = false;
         let (r, w, info) = match self {
             Plain::Tcp(s) => client_handshake(s, connector, name, op, addr).await?,
@@ -167,6 +178,7 @@ impl Plain {
             peer,
             tls: Some(info),
             same_process,
+            unix_client,
         })
     }
 
@@ -178,7 +190,7 @@ impl Plain {
         addr: &str,
         listen_path: Option<&std::path::Path>,
     ) -> Result<Opened, NetError> {
-        let (local, peer) = self.endpoints(op, listen_path)?;
+        let (local, peer, unix_client) = self.endpoints(op, listen_path)?;
         let same_process = self.same_process();
         let (r, w, info) = match self {
             Plain::Tcp(s) => server_handshake(s, acceptor, op, addr).await?,
@@ -191,7 +203,34 @@ impl Plain {
             peer,
             tls: Some(info),
             same_process,
+            unix_client,
         })
+    }
+}
+
+/// Connect to the Unix socket at `path` from a socket bound first to an abstract name of the
+/// kernel's choosing (Linux's autobind), instead of an unnamed one: the accepted end sees
+/// that name as its peer, so when the scenario holds both ends they are paired by it, not by
+/// the order two threads happen to record them in. A peer elsewhere sees a name where it
+/// would have seen none.
+async fn connect_unix(path: &std::path::Path) -> std::io::Result<UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    // An empty path is the family alone: the kernel picks the name.
+    socket.bind(&SockAddr::unix("")?)?;
+    match socket.connect(&SockAddr::unix(path)?) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = UnixStream::from_std(std::os::unix::net::UnixStream::from(
+        std::os::fd::OwnedFd::from(socket),
+    ))?;
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
     }
 }
 
@@ -249,7 +288,7 @@ pub(crate) async fn connect(
             let _ = s.set_nodelay(true);
             Plain::Tcp(s)
         }
-        Address::Unix(path) => match UnixStream::connect(path).await {
+        Address::Unix(path) => match connect_unix(path).await {
             Ok(s) => Plain::Unix(s),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(NetError::new(
