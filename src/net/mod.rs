@@ -10,6 +10,10 @@
 //! A script thread waits for a blocking call in `park`: it polls the call itself and sleeps in
 //! one `poll(2)` on its eventfd and the plain sockets the call waits on.
 //!
+//! A listener whose clients need a handshake first (TLS, a WebSocket upgrade) runs those
+//! handshakes in the background, each under a deadline (`handshakes`), so that one silent
+//! client holds up no other.
+//!
 //! [`proxy`] is no stream of the script's: it relays connections in the background, on the
 //! runtime, and records them in the transcript.
 
@@ -20,6 +24,7 @@ pub mod channel;
 pub mod conn;
 pub mod decode;
 pub mod error;
+mod handshakes;
 pub mod listener;
 mod park;
 mod pem;
