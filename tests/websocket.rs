@@ -546,3 +546,47 @@ fn ws_listeners_leak_no_tasks_or_sockets_over_many_runs() {
         .code(0)
         .stdout(&format!("{port}\nheld {}\n", 2 * RUNS));
 }
+
+/// `close()` lets go of the clients still in their upgrade at once (not at their deadline),
+/// fails a waiting `accept` with `closed`, and frees the port; a `wss` client silent in its
+/// TLS handshake is passed over at the listener's timeout. An upgrade needs nobody in
+/// `accept()`: it runs in the background.
+#[test]
+fn closing_a_ws_listener_frees_its_port_and_lets_go_of_clients_in_their_upgrade() {
+    let out = Test::new()
+        .args(&["--trace", "--timeout", "10s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let port = server.port;
+            let silent = connect(server.addr);
+            let ws = ws_connect(`ws://${server.addr}/`);
+            print("upgraded before any accept");
+            let waiting = spawn(|| assert_err(|| server.accept(), "closed").kind);
+            assert_eq(server.accept().peer, ws.local);
+            server.close();
+            print(waiting.join());
+            silent.timeout = "3s";
+            assert_eq(silent.recv(), "");
+            print(assert_err(|| server.accept(), "closed").kind);
+            let again = ws_listen(`127.0.0.1:${port}`);
+            print(`port free: ${again.port == port}`);
+
+            let secure = ws_listen("127.0.0.1:0", #{tls: "self-signed", timeout: 300});
+            let silent = connect(secure.addr);
+            silent.timeout = "3s";
+            assert_eq(silent.recv(), "");
+            let ca = secure.cert_pem;
+            let client = spawn(|| ws_connect(`wss://${secure.addr}/`, #{tls: #{ca: ca}}).recv());
+            secure.accept().send("next");
+            print(client.join());
+            "#,
+        )
+        .wall(std::time::Duration::from_secs(20))
+        .run();
+    out.code(0)
+        .stdout("upgraded before any accept\nclosed\nclosed\nport free: true\nnext\n")
+        .stderr_has(
+            "ws: the client did not finish its tls handshake within 300ms: closed, passed over",
+        );
+}
