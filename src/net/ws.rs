@@ -887,7 +887,8 @@ impl std::fmt::Display for WebSocket {
     }
 }
 
-/// A WebSocket server: a TCP listener (TLS when asked) whose `accept` does the HTTP upgrade.
+/// A WebSocket server: a TCP listener (TLS when asked) that upgrades its clients in the
+/// background; `accept` takes them as their upgrades finish.
 #[derive(Clone)]
 pub struct WsListener {
     inner: Arc<ListenerInner>,
