@@ -5,7 +5,7 @@
 //!
 //! A plain listener accepts on the calling script thread. A TLS listener cannot: one client
 //! that connects and stays silent would hold every other client's handshake behind its own.
-//! It runs its handshakes in the background instead ([`super::handshakes`]), each under a
+//! It runs its handshakes in the background instead (`handshakes`), each under a
 //! deadline, and `accept` takes connections in the order their handshakes finish.
 
 use std::path::{Path, PathBuf};

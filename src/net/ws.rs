@@ -16,7 +16,7 @@
 //! upgrade is answered `400 Bad Request` and recorded, and `accept` waits for the next client;
 //! a real upgrade is answered with tungstenite's response. A listener's TLS accepts and
 //! upgrades run in the background, each client under its own deadline
-//! ([`super::handshakes`]), so that one silent client holds up no other; `accept` takes the
+//! (`handshakes`), so that one silent client holds up no other; `accept` takes the
 //! clients in the order their upgrades finish.
 
 use std::collections::VecDeque;
