@@ -1181,7 +1181,7 @@ async fn handshake(
             why,
         })
     };
-    let within = fmt_duration(limit.length);
+    let within = || fmt_duration(limit.length);
     let io = match &shared.acceptor {
         Some(a) => match tokio::time::timeout_at(limit.at, a.accept(tcp)).await {
             Ok(Ok(s)) => Io::Tls(Box::new(s.into())),
@@ -1192,8 +1192,8 @@ async fn handshake(
             }
             Err(_) => {
                 let why = format!(
-                    "the client did not finish its tls handshake within {within}: closed, \
-                     passed over"
+                    "the client did not finish its tls handshake within {}: closed, passed over",
+                    within()
                 );
                 return passed_over(EventKind::Close, Bytes::new(), why);
             }
@@ -1215,8 +1215,10 @@ async fn handshake(
             passed_over(EventKind::Error, Bytes::new(), why)
         }
         Err(_) => {
-            let why =
-                format!("the client sent no complete request within {within}: closed, passed over");
+            let why = format!(
+                "the client sent no complete request within {}: closed, passed over",
+                within()
+            );
             passed_over(EventKind::Close, Bytes::new(), why)
         }
     }
