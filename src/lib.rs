@@ -13,9 +13,10 @@
 //! - [`net`] is the socket side, rhai-free: connections, listeners, deadlines, cancellation
 //!   (a script thread waits for a call in its own `poll(2)`, `net::park`),
 //!   and WebSockets ([`net::ws`], a message stream of its own; bound in `script::ws`). A
-//!   stream is a transport (two halves: read what is ready or wait, write what goes or wait,
-//!   shut down), one reader that owns the buffer and deadlines, and pure decoders
-//!   ([`net::decode`]). A child
+//!   listener whose clients need a handshake (TLS, a WebSocket upgrade) runs them in the
+//!   background, each under its own deadline (`net::handshakes`). A stream is a transport
+//!   (two halves: read what is ready or wait, write what goes or wait, shut down), one reader
+//!   that owns the buffer and deadlines, and pure decoders ([`net::decode`]). A child
 //!   process's pipes are one more transport ([`net::process`], `exec`), its process group
 //!   killed when the scenario's session is. Its [`net::ErrorKind`] is the one list of error
 //!   kinds, up to the diagnostic. [`net::proxy`] relays connections on the runtime, with

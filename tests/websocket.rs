@@ -401,3 +401,192 @@ fn reads_are_cancel_safe_and_a_ping_keeps_what_it_reads_past() {
         .run();
     out.code(0).stdout("timeout\nlate\nqueued\n");
 }
+
+/// A client that connects and sends nothing holds up no other: upgrades run in the background,
+/// each under its own deadline (the listener's timeout, from the moment the client connected),
+/// and `accept` takes the first that finishes. The silent client is closed at its deadline and
+/// recorded, by the `accept` that takes it, as passed over. (`accept` used to read the silent
+/// client's request itself: it raised `timeout` at 4s, the good client still waiting.)
+#[test]
+fn a_silent_client_does_not_hold_up_the_next_and_is_passed_over_at_its_deadline() {
+    const SCRIPT: &str = r#"
+let server = ws_listen("127.0.0.1:0", #{timeout: 4000});
+print(server.port);
+let first = server.accept();
+first.send(`first ${first.recv()}`);
+first.close();
+// The silent client's deadline was fixed when it connected; this accept may wait longer.
+server.timeout = "15s";
+let second = server.accept();
+second.send(`second ${second.recv()}`);
+second.close();
+"#;
+    let mut server = Test::new()
+        .args(&["--trace", "--timeout", "15s"])
+        .script(SCRIPT)
+        .spawn();
+    let port = server.port();
+    let mut client = python(&format!(
+        r#"
+import socket, time
+from websockets.sync.client import connect
+silent = socket.create_connection(("127.0.0.1", {port}), timeout=15)
+start = time.monotonic()
+with connect("ws://127.0.0.1:{port}/", open_timeout=15) as ws:
+    ws.send("good")
+    print(ws.recv(timeout=15))
+    took = time.monotonic() - start
+    print("served", "well before the deadline" if took < 2 else "after %.1fs" % took)
+# Passed over at its deadline: the server closes it, with nothing sent.
+assert silent.recv(1) == b""
+waited = time.monotonic() - start
+print("silent closed", "at its deadline" if 3.5 < waited < 10 else "after %.1fs" % waited)
+with connect("ws://127.0.0.1:{port}/", open_timeout=15) as ws:
+    ws.send("after")
+    print(ws.recv(timeout=15))
+"#
+    ));
+    assert_eq!(client.line(), "first good");
+    assert_eq!(client.line(), "served well before the deadline");
+    assert_eq!(client.line(), "silent closed at its deadline");
+    assert_eq!(client.line(), "second after");
+    client.wait().code(0);
+    let out = server.wait();
+    out.code(0).stdout(&format!("{port}\n"));
+    // Recorded once, on the script's thread (the trace names its task), as the listener's
+    // close of the silent client.
+    let stderr = &out.stderr;
+    let passed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("passed over"))
+        .collect();
+    assert_eq!(passed.len(), 1, "{stderr}");
+    let (_, event) = passed[0].split_once("] ").unwrap_or_default();
+    let event: Vec<&str> = event.split_whitespace().collect();
+    assert_eq!(
+        event[..4],
+        ["main", "close", &format!("127.0.0.1:{port}"), "->"],
+        "{stderr}"
+    );
+    assert!(
+        passed[0]
+            .ends_with(" ws: the client sent no complete request within 4s: closed, passed over"),
+        "{stderr}"
+    );
+}
+
+/// Two `ws_listen` servers, one with TLS, each with a client in its upgrade when main ends (held
+/// by a peer that outlives the run: one halfway through its request, one silent in its TLS
+/// handshake), a probe passed over, and an `accept` waiting.
+const WS_SOAK: &str = r#"
+let plain = ws_listen("127.0.0.1:0");
+let secure = ws_listen("127.0.0.1:0", #{tls: "self-signed"});
+let ca = secure.cert_pem;
+wait_for(plain.addr);
+let holder = connect(`127.0.0.1:${holder}`);
+holder.send_line(`${plain.port} ${secure.port}`);
+assert_eq(holder.recv_line(), "connected");
+// Connected after the held clients: accepted after them, so they are in their upgrades.
+let client = spawn(|| ws_connect(`ws://${plain.addr}/`).recv());
+let ws = plain.accept();
+ws.send("hi");
+assert_eq(client.join(), "hi");
+let client = spawn(|| ws_connect(`wss://${secure.addr}/`, #{tls: #{ca: ca}}).recv());
+let wss = secure.accept();
+wss.send("hi");
+assert_eq(client.join(), "hi");
+spawn(|| plain.accept());
+spawn(|| secure.accept());
+"#;
+
+/// Holds, until its stdin closes, two clients for each scenario that asks on its control
+/// port: one halfway through a request to the plain listener, one silent to the TLS one.
+const WS_SOAK_HOLDER: &str = r#"
+import socket, sys, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(256)
+print(srv.getsockname()[1], flush=True)
+held = []
+lock = threading.Lock()
+def hold(control):
+    with control:
+        plain, secure = control.makefile("rb").readline().split()
+        a = socket.create_connection(("127.0.0.1", int(plain)), timeout=10)
+        a.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        b = socket.create_connection(("127.0.0.1", int(secure)), timeout=10)
+        with lock:
+            held.extend([a, b])
+        control.sendall(b"connected\n")
+def serve():
+    while True:
+        control, _ = srv.accept()
+        threading.Thread(target=hold, args=(control,), daemon=True).start()
+threading.Thread(target=serve, daemon=True).start()
+sys.stdin.read()
+print("held", len(held))
+"#;
+
+#[test]
+fn ws_listeners_leak_no_tasks_or_sockets_over_many_runs() {
+    // The background upgrades end with their scenario, not at their deadline (`--timeout 30s`
+    // here), though their clients are still there: an upgrade task that outlived its run would
+    // keep its socket open.
+    const RUNS: usize = 300;
+    let mut holder = python(WS_SOAK_HOLDER);
+    let port = holder.port();
+    let var = format!("holder={port}");
+    let (out, samples) =
+        crate::soak::runs_sampled(WS_SOAK, RUNS, &["--timeout", "30s", "--var", &var]);
+    out.code(0).stderr_has(&format!("{RUNS} passed, 0 failed"));
+    crate::soak::assert_no_leak(&samples);
+    holder.close_stdin();
+    holder
+        .wait()
+        .code(0)
+        .stdout(&format!("{port}\nheld {}\n", 2 * RUNS));
+}
+
+/// `close()` lets go of the clients still in their upgrade at once (not at their deadline),
+/// fails a waiting `accept` with `closed`, and frees the port; a `wss` client silent in its
+/// TLS handshake is passed over at the listener's timeout. An upgrade needs nobody in
+/// `accept()`: it runs in the background.
+#[test]
+fn closing_a_ws_listener_frees_its_port_and_lets_go_of_clients_in_their_upgrade() {
+    let out = Test::new()
+        .args(&["--trace", "--timeout", "10s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let port = server.port;
+            let silent = connect(server.addr);
+            let ws = ws_connect(`ws://${server.addr}/`);
+            print("upgraded before any accept");
+            let waiting = spawn(|| assert_err(|| server.accept(), "closed").kind);
+            assert_eq(server.accept().peer, ws.local);
+            server.close();
+            print(waiting.join());
+            silent.timeout = "3s";
+            assert_eq(silent.recv(), "");
+            print(assert_err(|| server.accept(), "closed").kind);
+            let again = ws_listen(`127.0.0.1:${port}`);
+            print(`port free: ${again.port == port}`);
+
+            let secure = ws_listen("127.0.0.1:0", #{tls: "self-signed", timeout: 300});
+            let silent = connect(secure.addr);
+            silent.timeout = "3s";
+            assert_eq(silent.recv(), "");
+            let ca = secure.cert_pem;
+            let client = spawn(|| ws_connect(`wss://${secure.addr}/`, #{tls: #{ca: ca}}).recv());
+            secure.accept().send("next");
+            print(client.join());
+            "#,
+        )
+        .wall(std::time::Duration::from_secs(20))
+        .run();
+    out.code(0)
+        .stdout("upgraded before any accept\nclosed\nclosed\nport free: true\nnext\n")
+        .stderr_has(
+            "ws: the client did not finish its tls handshake within 300ms: closed, passed over",
+        );
+}

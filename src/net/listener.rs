@@ -5,7 +5,7 @@
 //!
 //! A plain listener accepts on the calling script thread. A TLS listener cannot: one client
 //! that connects and stays silent would hold every other client's handshake behind its own.
-//! It runs its handshakes in the background instead (`serve_handshakes`), each under a
+//! It runs its handshakes in the background instead (`handshakes`), each under a
 //! deadline, and `accept` takes connections in the order their handshakes finish.
 
 use std::path::{Path, PathBuf};
@@ -13,15 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
-use tokio::sync::{mpsc, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Address, Endpoint};
-use super::bridge::{deadline_after, CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
+use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::conn::Conn;
 use super::error::{fmt_duration, ErrorKind, NetError};
+use super::handshakes::{Handshakes, Limit, Listening};
 use super::socket_file::{self, SocketFile};
 use super::stream::{Opened, Plain};
 use super::tls::{self, ServerTls};
@@ -29,9 +28,6 @@ use crate::transcript::{EventKind, On, Transport};
 
 /// Pending connections the kernel queues before `accept`.
 const BACKLOG: u32 = 4096;
-/// The most connections a TLS listener holds between the kernel and `accept`: in their
-/// handshake, or handshaken and waiting to be taken. Further clients wait in the backlog.
-const MAX_HANDSHAKES: usize = 128;
 
 /// What `listen(addr, opts)` may ask for beyond the address.
 #[derive(Debug, Clone, Default)]
@@ -71,37 +67,16 @@ struct Inner {
 }
 
 /// What a TLS listener's `accept` takes from: connections whose handshakes ran in the
-/// background ([`serve_handshakes`]), as they finished.
+/// background, as they finished.
 struct TlsSide {
     cert_pem: String,
-    /// Unbounded as a channel; each entry holds a place among [`MAX_HANDSHAKES`].
-    ready: AsyncMutex<mpsc::UnboundedReceiver<Handshaken>>,
-    /// Stops the background tasks: on `close`, on drop, and with the scenario (a child token).
-    stop: CancellationToken,
-    /// Disconnected once the task that accepts TCP connections has dropped the listening
-    /// socket: `close` waits on it so the port is free when it returns. A plain channel, not the
-    /// task's `JoinHandle`: waiting needs no runtime, which may be shutting down by then.
-    serving: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    handshakes: Handshakes<Arrival>,
 }
 
-/// What the background task owns: the listening socket, then (dropped after it, as fields
-/// drop in order) the sender whose end tells `close` the socket is gone.
-struct Serving {
-    socket: Socket,
-    _gone: std::sync::mpsc::Sender<()>,
-}
-
-/// One connection out of the background, holding its place among [`MAX_HANDSHAKES`].
-struct Handshaken {
-    arrival: Arrival,
-    _room: OwnedSemaphorePermit,
-}
-
+/// A client whose handshake ended (one that failed is an error, which `accept` raises).
 enum Arrival {
-    /// Boxed: the other variants are small, and an arrival waits in a queue.
+    /// Boxed: an arrival waits in a queue, and the other variant is small.
     Ready(Box<Opened>),
-    /// The TCP accept or the handshake failed: `accept` raises it.
-    Failed(NetError),
     /// Not a TLS client: it closed without sending a byte (a `wait_for` probe, a port scan),
     /// or sent nothing before the deadline. `accept` records it and waits for the next.
     Skipped {
@@ -183,29 +158,21 @@ impl Listener {
         let (socket, tls) = match acceptor {
             None => (Some(Arc::new(socket)), None),
             Some(acceptor) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let stop = session.token().child_token();
-                let (gone, serving) = std::sync::mpsc::channel();
-                session.handle().spawn(serve_handshakes(
-                    Serving {
-                        socket,
-                        _gone: gone,
-                    },
-                    Handshakes {
-                        acceptor: acceptor.acceptor,
-                        addr: local.text.clone(),
-                        unix_path: unix_path.clone(),
-                        timeout: timeout.clone(),
-                        default_timeout: session.default_timeout(),
-                        stop: stop.clone(),
-                        ready: tx,
-                    },
-                ));
+                let shared = Arc::new(TlsHandshake {
+                    acceptor: acceptor.acceptor,
+                    addr: local.text.clone(),
+                    unix_path: unix_path.clone(),
+                });
+                let handshakes = Handshakes::start(
+                    session,
+                    socket,
+                    local.text.clone(),
+                    timeout.clone(),
+                    move |plain, limit| handshake(plain, shared.clone(), limit),
+                );
                 let side = TlsSide {
                     cert_pem: acceptor.cert_pem,
-                    ready: AsyncMutex::new(rx),
-                    stop,
-                    serving: Mutex::new(Some(serving)),
+                    handshakes,
                 };
                 (None, Some(side))
             }
@@ -325,22 +292,12 @@ impl Listener {
             return Err(NetError::closed("accept", Some(addr)));
         }
         let slot = inner.session.open_handle("accept", addr)?;
-        let closed = || NetError::closed("accept", Some(addr));
         let accepted = inner
             .session
             .block_on(call, "accept", Some(addr), self.timeout(), async {
-                let mut ready = tokio::select! {
-                    _ = inner.closed.closed() => return Err(closed()),
-                    ready = side.ready.lock() => ready,
-                };
                 loop {
-                    let next = tokio::select! {
-                        _ = inner.closed.closed() => return Err(closed()),
-                        next = ready.recv() => next.ok_or_else(closed)?,
-                    };
-                    match next.arrival {
+                    match side.handshakes.next(&inner.closed, addr).await? {
                         Arrival::Ready(opened) => return Ok(*opened),
-                        Arrival::Failed(e) => return Err(e),
                         // Recorded here, on the script thread, so the transcript names the task.
                         Arrival::Skipped { peer, kind, why } => inner.session.record(
                             call,
@@ -402,7 +359,7 @@ impl Listener {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(side) = &self.inner.tls {
-            side.close();
+            side.handshakes.close();
         }
         if let Some(file) = &self.inner.unix_file {
             file.remove();
@@ -424,138 +381,62 @@ impl Drop for Inner {
         if let (Some(file), false) = (&self.unix_file, self.closed.is_closed()) {
             file.remove();
         }
-        // As `close` does, so a dropped listener's port is free at once too.
-        if let Some(side) = &self.tls {
-            side.close();
-        }
-    }
-}
-
-impl TlsSide {
-    /// Stop the background side and wait (briefly) until its task has let the port go; drop
-    /// the connections nobody took, so their clients see the close now.
-    fn close(&self) {
-        self.stop.cancel();
-        let serving = self
-            .serving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        // Only a thread outside the runtime waits (script threads are): a runtime thread must
-        // not block, and the task still ends at its next poll.
-        if let (Some(serving), Err(_)) = (serving, tokio::runtime::Handle::try_current()) {
-            let _ = serving.recv_timeout(Duration::from_secs(1));
-        }
-        if let Ok(mut ready) = self.ready.try_lock() {
-            ready.close();
-            while ready.try_recv().is_ok() {}
-        }
+        // A TLS side's background stops as its `Handshakes` drops, next.
     }
 }
 
 /// What every handshake of one TLS listener shares.
-#[derive(Clone)]
-struct Handshakes {
+struct TlsHandshake {
     acceptor: TlsAcceptor,
     addr: Arc<str>,
     unix_path: Option<PathBuf>,
-    timeout: Arc<HandleTimeout>,
-    default_timeout: Duration,
-    stop: CancellationToken,
-    ready: mpsc::UnboundedSender<Handshaken>,
 }
 
-/// A TLS listener's background task: accept TCP (or Unix) connections and start each one's
-/// handshake in a task of its own, until the listener closes or drops or the scenario ends.
-/// At most [`MAX_HANDSHAKES`] connections are in hand at once.
-async fn serve_handshakes(serving: Serving, shared: Handshakes) {
-    let socket = &serving.socket;
-    let room = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let (accepted, permit) = tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            next = async {
-                let permit = room.clone().acquire_owned().await;
-                (socket.accept().await, permit)
-            } => next,
-        };
-        let Ok(permit) = permit else { return };
-        match accepted {
-            Ok(plain) => {
-                tokio::spawn(handshake(plain, shared.clone(), permit));
-            }
-            Err(e) => {
-                let failed = NetError::io("accept", Some(&shared.addr), &e);
-                let arrival = Arrival::Failed(failed);
-                let _ = shared.ready.send(Handshaken {
-                    arrival,
-                    _room: permit,
-                });
-                // An error such as "too many open files" repeats at once: do not spin on it.
-                tokio::select! {
-                    _ = shared.stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            }
-        }
-    }
-}
-
-/// One client's handshake, bounded by the listener's timeout (else the session's default)
-/// from the moment it connected.
-async fn handshake(plain: Plain, shared: Handshakes, room: OwnedSemaphorePermit) {
-    let limit = shared.timeout.get().unwrap_or(shared.default_timeout);
-    // `deadline_after`: a script may give a timeout too long for the clock to add.
-    let deadline = tokio::time::Instant::from_std(deadline_after(limit));
+/// One client's handshake, bounded by `limit`.
+async fn handshake(
+    plain: Plain,
+    shared: Arc<TlsHandshake>,
+    limit: Limit,
+) -> Result<Arrival, NetError> {
+    let deadline = limit.at;
     let peer = plain.peer_text();
     let addr = &*shared.addr;
-    let shaken = async {
-        match tokio::time::timeout_at(deadline, plain.sends_a_byte()).await {
-            Ok(Ok(false)) => {
-                return Arrival::Skipped {
-                    peer,
-                    kind: EventKind::Eof,
-                    why: "the client closed the connection without sending a byte: skipped, \
-                          no tls handshake"
-                        .to_owned(),
-                }
-            }
-            Err(_) => {
-                return Arrival::Skipped {
-                    peer,
-                    kind: EventKind::Close,
-                    why: format!(
-                        "the client sent nothing within {}: closed, no tls handshake",
-                        fmt_duration(limit)
-                    ),
-                }
-            }
-            // A byte is there, or the socket failed: the handshake tells which.
-            Ok(_) => {}
+    match tokio::time::timeout_at(deadline, plain.sends_a_byte()).await {
+        Ok(Ok(false)) => {
+            return Ok(Arrival::Skipped {
+                peer,
+                kind: EventKind::Eof,
+                why: "the client closed the connection without sending a byte: skipped, \
+                      no tls handshake"
+                    .to_owned(),
+            })
         }
-        let path = shared.unix_path.as_deref();
-        let tls = plain.server_tls("accept", &shared.acceptor, addr, path);
-        match tokio::time::timeout_at(deadline, tls).await {
-            Ok(Ok(opened)) => Arrival::Ready(Box::new(opened)),
-            Ok(Err(e)) => Arrival::Failed(e),
-            Err(_) => {
-                let why = format!(
-                    "the client did not finish it within {}",
-                    fmt_duration(limit)
-                );
-                let stalled = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
-                Arrival::Failed(tls::handshake_error("accept", addr, &stalled))
-            }
+        Err(_) => {
+            return Ok(Arrival::Skipped {
+                peer,
+                kind: EventKind::Close,
+                why: format!(
+                    "the client sent nothing within {}: closed, no tls handshake",
+                    fmt_duration(limit.length)
+                ),
+            })
         }
-    };
-    let arrival = tokio::select! {
-        _ = shared.stop.cancelled() => return,
-        arrival = shaken => arrival,
-    };
-    let _ = shared.ready.send(Handshaken {
-        arrival,
-        _room: room,
-    });
+        // A byte is there, or the socket failed: the handshake tells which.
+        Ok(_) => {}
+    }
+    let path = shared.unix_path.as_deref();
+    let tls = plain.server_tls("accept", &shared.acceptor, addr, path);
+    match tokio::time::timeout_at(deadline, tls).await {
+        Ok(opened) => Ok(Arrival::Ready(Box::new(opened?))),
+        Err(_) => {
+            let why = format!(
+                "the client did not finish it within {}",
+                fmt_duration(limit.length)
+            );
+            let stalled = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+            Err(tls::handshake_error("accept", addr, &stalled))
+        }
+    }
 }
 
 impl std::fmt::Display for Listener {
@@ -588,7 +469,9 @@ pub(crate) fn certificate_names(local: &Endpoint) -> Vec<String> {
     names
 }
 
-impl Socket {
+impl Listening for Socket {
+    type Client = Plain;
+
     /// The next connection, before any TLS.
     async fn accept(&self) -> std::io::Result<Plain> {
         match self {

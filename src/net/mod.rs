@@ -11,6 +11,10 @@
 //! one `poll(2)` on its eventfd and the plain sockets the call waits on. A read whose bytes are
 //! there and a send the socket takes whole need neither: they are one system call each.
 //!
+//! A listener whose clients need a handshake first (TLS, a WebSocket upgrade) runs those
+//! handshakes in the background, each under a deadline (`handshakes`), so that one silent
+//! client holds up no other.
+//!
 //! [`proxy`] is no stream of the script's: it relays connections in the background, on the
 //! runtime, and records them in the transcript.
 
@@ -21,6 +25,7 @@ pub mod channel;
 pub mod conn;
 pub mod decode;
 pub mod error;
+mod handshakes;
 pub mod listener;
 mod park;
 mod pem;

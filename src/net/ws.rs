@@ -14,7 +14,10 @@
 //!
 //! The server side reads the HTTP request head itself, so that a request that is no WebSocket
 //! upgrade is answered `400 Bad Request` and recorded, and `accept` waits for the next client;
-//! a real upgrade is answered with tungstenite's response.
+//! a real upgrade is answered with tungstenite's response. A listener's TLS accepts and
+//! upgrades run in the background, each client under its own deadline
+//! (`handshakes`), so that one silent client holds up no other; `accept` takes the
+//! clients in the order their upgrades finish.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -40,7 +43,8 @@ use tokio_tungstenite::WebSocketStream;
 use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
-use super::error::{describe, ErrorKind, NetError};
+use super::error::{describe, fmt_duration, ErrorKind, NetError};
+use super::handshakes::{Handshakes, Limit, Listening};
 use super::plain::{PlainSocket, Polled, Spinning};
 use super::tls::{self, ClientTls, ServerTls};
 use crate::transcript::{EventKind, On, Transport};
@@ -883,7 +887,8 @@ impl std::fmt::Display for WebSocket {
     }
 }
 
-/// A WebSocket server: a TCP listener (TLS when asked) whose `accept` does the HTTP upgrade.
+/// A WebSocket server: a TCP listener (TLS when asked) that upgrades its clients in the
+/// background; `accept` takes them as their upgrades finish.
 #[derive(Clone)]
 pub struct WsListener {
     inner: Arc<ListenerInner>,
@@ -891,12 +896,12 @@ pub struct WsListener {
 
 struct ListenerInner {
     session: Arc<Session>,
-    socket: Mutex<Option<Arc<TcpListener>>>,
     local: Endpoint,
-    acceptor: Option<TlsAcceptor>,
     cert_pem: Option<String>,
-    protocols: Vec<String>,
-    timeout: HandleTimeout,
+    /// The clients whose upgrades ran in the background; it owns the listening socket.
+    upgrades: Handshakes<Arrival>,
+    /// Shared with the background side, whose upgrades it bounds.
+    timeout: Arc<HandleTimeout>,
     closed: CloseSignal,
     _slot: HandleSlot,
 }
@@ -906,6 +911,47 @@ enum Upgrade {
     Done(Box<Ws>, Handshake),
     /// Not a WebSocket request: answered 400. The request head, and why.
     Refused(Bytes, String),
+}
+
+/// A client whose upgrade ended, for `accept` to take.
+enum Arrival {
+    /// Boxed: an arrival waits in a queue.
+    Ready(Box<Upgraded>),
+    /// Not a WebSocket client, or one that failed or stalled before it was one: `accept`
+    /// records it (on the script thread, so the transcript names the task) and takes the next.
+    PassedOver {
+        local: Arc<str>,
+        peer: Arc<str>,
+        kind: EventKind,
+        /// The request head, when there was a whole one.
+        head: Bytes,
+        why: String,
+    },
+}
+
+struct Upgraded {
+    ws: Ws,
+    local: Endpoint,
+    peer: Endpoint,
+    handshake: Handshake,
+}
+
+/// What every upgrade of one listener shares.
+struct Upgrades {
+    local: Endpoint,
+    acceptor: Option<TlsAcceptor>,
+    protocols: Vec<String>,
+    config: WebSocketConfig,
+}
+
+impl Listening for TcpListener {
+    /// With its address as `accept(2)` gave it: a client that has already reset has no peer
+    /// address to ask for any more (its upgrade then fails).
+    type Client = (TcpStream, std::net::SocketAddr);
+
+    async fn accept(&self) -> std::io::Result<Self::Client> {
+        TcpListener::accept(self).await
+    }
 }
 
 const LISTENER: On = On {
@@ -957,6 +1003,20 @@ impl WsListener {
             None => (None, None),
         };
         let note = if acceptor.is_some() { "wss" } else { "ws" };
+        let timeout = Arc::new(HandleTimeout::new());
+        let shared = Arc::new(Upgrades {
+            local: local.clone(),
+            acceptor,
+            protocols: opts.protocols.clone(),
+            config: config(session),
+        });
+        let upgrades = Handshakes::start(
+            session,
+            socket,
+            local.text.clone(),
+            timeout.clone(),
+            move |client, limit| handshake(client, shared.clone(), limit),
+        );
         session.record(
             call,
             EventKind::Listen,
@@ -969,12 +1029,10 @@ impl WsListener {
         Ok(WsListener {
             inner: Arc::new(ListenerInner {
                 session: session.clone(),
-                socket: Mutex::new(Some(Arc::new(socket))),
                 local,
-                acceptor,
                 cert_pem,
-                protocols: opts.protocols.clone(),
-                timeout: HandleTimeout::new(),
+                upgrades,
+                timeout,
                 closed: CloseSignal::new(),
                 _slot: slot,
             }),
@@ -1003,81 +1061,47 @@ impl WsListener {
 
     /// The next client that asks for a WebSocket, upgraded. A client that sends a plain HTTP
     /// request is answered 400, recorded, and passed over; so is one whose TLS handshake fails,
-    /// and one that resets or closes before its request is whole.
+    /// one that resets or closes before its request is whole, and one that sends no whole
+    /// request within its deadline.
     pub fn accept(&self, call: &Call) -> Result<WebSocket, NetError> {
         let op = "accept";
         let inner = &self.inner;
         let addr = &*inner.local.text;
-        let socket = inner
-            .socket
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| NetError::closed(op, Some(addr)))?;
+        if inner.closed.is_closed() {
+            return Err(NetError::closed(op, Some(addr)));
+        }
         let slot = inner.session.open_handle(op, addr)?;
-        let config = config(&inner.session);
         let accepted = inner
             .session
             .block_on(call, op, Some(addr), self.timeout(), async {
-                let io_err = |e: std::io::Error| NetError::io(op, Some(addr), &e);
                 loop {
-                    let (tcp, peer) = tokio::select! {
-                        _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                        r = socket.accept() => r.map_err(io_err)?,
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    // The peer as `accept` gave it: a client that has already reset has no
-                    // peer address to ask for any more (its upgrade then fails, below).
-                    let peer = Endpoint::new(peer);
-                    let local = tcp
-                        .local_addr()
-                        .map_or_else(|_| inner.local.clone(), Endpoint::new);
-                    // A client that fails must not stop the server: recorded, passed over.
-                    let passed_over = |message: String| {
-                        inner.session.record(
+                    match inner.upgrades.next(&inner.closed, addr).await? {
+                        Arrival::Ready(upgraded) => return Ok(*upgraded),
+                        // A client that fails must not stop the server: recorded, passed over.
+                        Arrival::PassedOver {
+                            local,
+                            peer,
+                            kind,
+                            head,
+                            why,
+                        } => inner.session.record(
                             call,
-                            EventKind::Error,
+                            kind,
                             LISTENER,
-                            Some(local.text.clone()),
-                            Some(peer.text.clone()),
-                            b"",
-                            Some(message),
-                        )
-                    };
-                    let io = match &inner.acceptor {
-                        Some(a) => match a.accept(tcp).await {
-                            Ok(s) => Io::Tls(Box::new(s.into())),
-                            // It does not trust the certificate, or speaks no TLS.
-                            Err(e) => {
-                                passed_over(tls::handshake_error(op, addr, &e).message.clone());
-                                continue;
-                            }
-                        },
-                        None => Io::plain(tcp).map_err(io_err)?,
-                    };
-                    let upgraded = match upgrade(io, &inner.protocols, config).await {
-                        Ok(upgraded) => upgraded,
-                        // It reset or went in the middle of its request.
-                        Err(e) => {
-                            passed_over(io_err(e).message.clone());
-                            continue;
-                        }
-                    };
-                    match upgraded {
-                        Upgrade::Done(ws, handshake) => return Ok((*ws, local, peer, handshake)),
-                        Upgrade::Refused(head, why) => inner.session.record(
-                            call,
-                            EventKind::Close,
-                            LISTENER,
-                            Some(local.text.clone()),
-                            Some(peer.text.clone()),
+                            Some(local),
+                            Some(peer),
                             &head,
                             Some(why),
                         ),
                     }
                 }
             });
-        let (ws, local, peer, handshake) = accepted.inspect_err(|e| {
+        let Upgraded {
+            ws,
+            local,
+            peer,
+            handshake,
+        } = accepted.inspect_err(|e| {
             if e.kind != ErrorKind::Cancelled {
                 inner.session.record(
                     call,
@@ -1105,11 +1129,7 @@ impl WsListener {
         if !self.inner.closed.close() {
             return;
         }
-        self.inner
-            .socket
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.inner.upgrades.close();
         self.inner.session.record(
             call,
             EventKind::Close,
@@ -1128,13 +1148,79 @@ impl std::fmt::Display for WsListener {
             f,
             "WsListener({}{}{})",
             self.inner.local.text,
-            if self.inner.acceptor.is_some() {
+            if self.inner.cert_pem.is_some() {
                 ", tls"
             } else {
                 ""
             },
             if self.is_closed() { ", closed" } else { "" }
         )
+    }
+}
+
+/// One client's TLS accept (for `wss`) and upgrade, bounded by `limit`. A client that fails
+/// or stalls is passed over.
+async fn handshake(
+    (tcp, peer): (TcpStream, std::net::SocketAddr),
+    shared: Arc<Upgrades>,
+    limit: Limit,
+) -> Result<Arrival, NetError> {
+    let op = "accept";
+    let addr = &*shared.local.text;
+    let _ = tcp.set_nodelay(true);
+    let peer = Endpoint::new(peer);
+    let local = tcp
+        .local_addr()
+        .map_or_else(|_| shared.local.clone(), Endpoint::new);
+    let passed_over = |kind, head, why| {
+        Ok(Arrival::PassedOver {
+            local: local.text.clone(),
+            peer: peer.text.clone(),
+            kind,
+            head,
+            why,
+        })
+    };
+    let within = || fmt_duration(limit.length);
+    let io = match &shared.acceptor {
+        Some(a) => match tokio::time::timeout_at(limit.at, a.accept(tcp)).await {
+            Ok(Ok(s)) => Io::Tls(Box::new(s.into())),
+            // It does not trust the certificate, or speaks no TLS.
+            Ok(Err(e)) => {
+                let why = tls::handshake_error(op, addr, &e).message.clone();
+                return passed_over(EventKind::Error, Bytes::new(), why);
+            }
+            Err(_) => {
+                let why = format!(
+                    "the client did not finish its tls handshake within {}: closed, passed over",
+                    within()
+                );
+                return passed_over(EventKind::Close, Bytes::new(), why);
+            }
+        },
+        None => Io::plain(tcp).map_err(|e| NetError::io(op, Some(addr), &e))?,
+    };
+    let upgrade = upgrade(io, &shared.protocols, shared.config);
+    match tokio::time::timeout_at(limit.at, upgrade).await {
+        Ok(Ok(Upgrade::Done(ws, handshake))) => Ok(Arrival::Ready(Box::new(Upgraded {
+            ws: *ws,
+            local,
+            peer,
+            handshake,
+        }))),
+        Ok(Ok(Upgrade::Refused(head, why))) => passed_over(EventKind::Close, head, why),
+        // It reset or went in the middle of its request.
+        Ok(Err(e)) => {
+            let why = NetError::io(op, Some(addr), &e).message.clone();
+            passed_over(EventKind::Error, Bytes::new(), why)
+        }
+        Err(_) => {
+            let why = format!(
+                "the client sent no complete request within {}: closed, passed over",
+                within()
+            );
+            passed_over(EventKind::Close, Bytes::new(), why)
+        }
     }
 }
 
