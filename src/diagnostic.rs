@@ -23,7 +23,7 @@ use rhai::{EvalAltResult, Map, Position};
 use crate::escape;
 use crate::net::{fmt_duration, ErrorKind};
 use crate::redact::Redactor;
-use crate::script::{abort_of, plain_message, Abort, Failure, TaskOrigin};
+use crate::script::{abort_of, plain_message, Abort, Failure, ModuleSources, TaskOrigin};
 use crate::transcript::{render_payload, Event, EventKind};
 
 /// How many of a failed connection's last events the diagnostic shows.
@@ -111,6 +111,20 @@ pub struct Diag {
     pub line: Option<usize>,
     /// The connection a socket error happened on, for its recent traffic.
     pub on: Link,
+    /// The imported modules the failure happened in or passed through, drawn as the scenario
+    /// is, each with its own labels.
+    pub more: Vec<Snippet>,
+    /// The failure itself happened in `more[0]` (a module), drawn first; the scenario's
+    /// labels are then the calls that led there.
+    pub failed_in_module: bool,
+}
+
+/// Another file a diagnostic draws: an imported module, with its labels.
+#[derive(Debug, Clone)]
+pub struct Snippet {
+    pub file: String,
+    pub source: String,
+    pub labels: Vec<(usize, usize, String)>,
 }
 
 impl Diag {
@@ -124,6 +138,8 @@ impl Diag {
             help: None,
             line: None,
             on: Link::default(),
+            more: Vec::new(),
+            failed_in_module: false,
         }
     }
 
@@ -155,9 +171,55 @@ impl Diag {
         });
     }
 
-    /// A place in another file (an imported module): said in the help, as `file:line:column`,
-    /// since only the scenario's own source is drawn.
-    fn elsewhere(mut self, module: &str, pos: Position, what: &str) -> Self {
+    /// A place in another file (an imported module): drawn from the module's text when the
+    /// scenario read it, else said in the help as `file:line:column`.
+    fn elsewhere(
+        mut self,
+        modules: &ModuleSources,
+        module: &str,
+        pos: Position,
+        what: &str,
+    ) -> Self {
+        if self.draw(modules, module, pos, what) {
+            self
+        } else {
+            self.said(module, pos, what)
+        }
+    }
+
+    /// Label `pos` in `module`'s text, when the scenario read that module. The first place
+    /// labelled at all, here or in the scenario, is where the failure happened: its module is
+    /// drawn first.
+    fn draw(&mut self, modules: &ModuleSources, module: &str, pos: Position, what: &str) -> bool {
+        let Some(text) = modules.get(module) else {
+            return false;
+        };
+        let Some((offset, len)) = span(&text, pos) else {
+            return false;
+        };
+        let first = self.labels.is_empty() && self.more.iter().all(|s| s.labels.is_empty());
+        let mut at = match self.more.iter().position(|s| s.file == module) {
+            Some(at) => at,
+            None => {
+                self.more.push(Snippet {
+                    file: module.to_owned(),
+                    source: text.to_string(),
+                    labels: Vec::new(),
+                });
+                self.more.len() - 1
+            }
+        };
+        if first {
+            self.more.swap(0, at);
+            self.failed_in_module = true;
+            at = 0;
+        }
+        self.more[at].labels.push((offset, len, what.to_owned()));
+        true
+    }
+
+    /// A place in a module whose text is not at hand, said in the help.
+    fn said(mut self, module: &str, pos: Position, what: &str) -> Self {
         let place = match (pos.line(), pos.position()) {
             (Some(line), Some(column)) => format!("{module}:{line}:{column}"),
             (Some(line), None) => format!("{module}:{line}"),
@@ -172,12 +234,17 @@ impl Diag {
     }
 
     /// The error happened at `pos` in `module`, not in this source: the labels made at that
-    /// position (which point at whatever this source has there) give way to the place, said in
-    /// the help.
-    fn moved_to(mut self, module: &str, pos: Position) -> Self {
+    /// position (which point at whatever this source has there) give way to the place in the
+    /// module, labelled as the first of them was.
+    fn moved_to(mut self, modules: &ModuleSources, module: &str, pos: Position) -> Self {
+        let what = self.labels.first().map(|(_, _, text)| text.clone());
         self.labels.clear();
         self.line = None;
-        self.elsewhere(module, pos, "it happened in an imported module")
+        if self.draw(modules, module, pos, what.as_deref().unwrap_or("here")) {
+            self
+        } else {
+            self.said(module, pos, "it happened in an imported module")
+        }
     }
 
     /// Add the last [`RECENT_EVENTS`] events of the failed connection to the help, from the
@@ -244,31 +311,48 @@ impl Diag {
         if let Some(help) = &self.help {
             diag = diag.with_help(escape::text(help));
         }
-        let (source, moved) = escape::source(&self.source);
-        let labels = self
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(i, (offset, len, text))| {
+        // The file where the failure happened first: the scenario, or the module it was in.
+        let mut files = vec![(self.file.as_str(), self.source.as_str(), &self.labels[..])];
+        files.extend(
+            self.more
+                .iter()
+                .map(|s| (s.file.as_str(), s.source.as_str(), &s.labels[..])),
+        );
+        if self.failed_in_module {
+            files.rotate_left(1);
+        }
+        // miette reads one source per diagnostic: each file is a region of one, a byte apart,
+        // so each is drawn with its own name and line numbers.
+        let mut regions = Vec::with_capacity(files.len());
+        let mut labels = Vec::new();
+        let mut base = 0;
+        for (file, text, spans) in files {
+            let (shown, moved) = escape::source(text);
+            let mut primary = None;
+            for (offset, len, label) in spans {
                 let start = moved(*offset);
-                let span = (start, moved(offset + len) - start);
-                let text = Some(escape::text(text).into_owned());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(text, span)
+                let span = (base + start, moved(offset + len) - start);
+                let label = Some(escape::text(label).into_owned());
+                labels.push(if labels.is_empty() {
+                    let before = text.get(..*offset).unwrap_or("");
+                    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+                    primary = Some((start, line.chars().count()));
+                    LabeledSpan::new_primary_with_span(label, span)
                 } else {
-                    LabeledSpan::new_with_span(text, span)
-                }
+                    LabeledSpan::new_with_span(label, span)
+                });
+            }
+            let len = shown.len();
+            regions.push(Region {
+                code: NamedSource::new(escape::line(file), shown.into_owned()),
+                base,
+                len,
+                primary,
             });
+            base += len + 1;
+        }
         let diag = diag.with_labels(labels);
-        let primary = self.labels.first().and_then(|&(offset, _, _)| {
-            let before = self.source.get(..offset)?;
-            let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
-            Some((moved(offset), line.chars().count()))
-        });
-        let report = miette::Report::new(diag).with_source_code(Shown {
-            code: NamedSource::new(escape::line(&self.file), source.into_owned()),
-            primary,
-        });
+        let report = miette::Report::new(diag).with_source_code(Shown { regions });
         let theme = if color {
             GraphicalTheme::unicode()
         } else {
@@ -285,11 +369,19 @@ impl Diag {
     }
 }
 
-/// The escaped script as miette reads it. The `[file:line:column]` heading gives the primary
-/// label's column as the script has it, in characters as rhai and editors count them, rather
-/// than miette's byte count in the escaped text.
+/// The escaped files a diagnostic draws, as miette reads them: one source whose regions are
+/// the files. The `[file:line:column]` heading of the failure's place gives its column as the
+/// script has it, in characters as rhai and editors count them, rather than miette's byte
+/// count in the escaped text.
 struct Shown {
+    regions: Vec<Region>,
+}
+
+/// One file in [`Shown`]: its spans start at `base`.
+struct Region {
     code: NamedSource<String>,
+    base: usize,
+    len: usize,
     /// The primary label's offset in the escaped text, and its 0-based column in the script.
     primary: Option<(usize, usize)>,
 }
@@ -301,29 +393,48 @@ impl SourceCode for Shown {
         before: usize,
         after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let contents = self.code.read_span(span, before, after)?;
-        match self.primary {
+        // A span across two regions (miette joining nearby labels) is refused: each file is
+        // drawn on its own.
+        let region = self
+            .regions
+            .iter()
+            .rev()
+            .find(|r| r.base <= span.offset())
+            .filter(|r| span.offset() + span.len() <= r.base + r.len)
+            .ok_or(MietteError::OutOfBounds)?;
+        let local = SourceSpan::new((span.offset() - region.base).into(), span.len());
+        let contents = region.code.read_span(&local, before, after)?;
+        let column = match region.primary {
             // miette reads the heading's position as the primary span without context.
-            Some((offset, column)) if (before, after) == (0, 0) && span.offset() == offset => {
-                Ok(Box::new(AtColumn { contents, column }))
+            Some((offset, column)) if (before, after) == (0, 0) && local.offset() == offset => {
+                Some(column)
             }
-            _ => Ok(contents),
-        }
+            _ => None,
+        };
+        let at = contents.span();
+        let span = SourceSpan::new((at.offset() + region.base).into(), at.len());
+        Ok(Box::new(Placed {
+            contents,
+            span,
+            column,
+        }))
     }
 }
 
-/// Span contents that say a column of their own.
-struct AtColumn<'a> {
+/// Span contents moved to their region's place in [`Shown`], perhaps with a column of their
+/// own.
+struct Placed<'a> {
     contents: Box<dyn SpanContents<'a> + 'a>,
-    column: usize,
+    span: SourceSpan,
+    column: Option<usize>,
 }
 
-impl<'a> SpanContents<'a> for AtColumn<'a> {
+impl<'a> SpanContents<'a> for Placed<'a> {
     fn data(&self) -> &'a [u8] {
         self.contents.data()
     }
     fn span(&self) -> &SourceSpan {
-        self.contents.span()
+        &self.span
     }
     fn name(&self) -> Option<&str> {
         self.contents.name()
@@ -332,7 +443,7 @@ impl<'a> SpanContents<'a> for AtColumn<'a> {
         self.contents.line()
     }
     fn column(&self) -> usize {
-        self.column
+        self.column.unwrap_or_else(|| self.contents.column())
     }
     fn line_count(&self) -> usize {
         self.contents.line_count()
@@ -349,6 +460,7 @@ pub fn describe(
     failure: &Failure,
     file: &str,
     source: &str,
+    modules: &ModuleSources,
     timeout: Duration,
     redact: &Redactor,
 ) -> Diag {
@@ -413,7 +525,7 @@ pub fn describe(
             ))
         }
         Failure::LeftBehind { cause, compiling } => {
-            let mut diag = describe(cause, file, source, timeout, redact);
+            let mut diag = describe(cause, file, source, modules, timeout, redact);
             let note = if *compiling {
                 "the script was still being compiled; its thread was left behind".to_owned()
             } else {
@@ -430,7 +542,7 @@ pub fn describe(
             diag
         }
         Failure::Raised { error, task } => {
-            raised(error, task.as_ref(), file, source, timeout, redact)
+            raised(error, task.as_ref(), file, source, modules, timeout, redact)
         }
     }
 }
@@ -440,6 +552,7 @@ fn raised(
     task: Option<&TaskOrigin>,
     file: &str,
     source: &str,
+    modules: &ModuleSources,
     timeout: Duration,
     redact: &Redactor,
 ) -> Diag {
@@ -466,8 +579,15 @@ fn raised(
                 source,
             )
             .help((!values.is_empty()).then_some(values));
-            let diag = match &f.file {
-                Some(module) => diag.elsewhere(module, f.position, f.label),
+            // rhai names the file of the module function running, also while it runs a
+            // closure written in the scenario (`lib::each(|x| assert(…))`): the assertion is
+            // in the file that has its function's name at its position.
+            let file = f.file.as_deref().filter(|module| {
+                let called = |text: &str| word_at(text, f.position) == Some(f.function.as_str());
+                modules.get(module).is_none_or(|text| called(&text)) || !called(source)
+            });
+            let diag = match file {
+                Some(module) => diag.elsewhere(modules, module, f.position, f.label),
                 None => diag.label(f.position, f.label),
             };
             // A failed assertion stops the scenario (rhai's uncatchable `ErrorTerminated`),
@@ -475,7 +595,7 @@ fn raised(
             // call only moves its position, so it ends at the outermost call. That call is
             // named from the source, so a helper called twice says which call failed.
             let called_at = inner.position();
-            if called_at.is_none() || (called_at == f.position && f.file.is_none()) {
+            if called_at.is_none() || (called_at == f.position && file.is_none()) {
                 diag
             } else {
                 let what = match word_at(source, called_at) {
@@ -550,16 +670,16 @@ fn raised(
         if crate::script::is_std_module(module) {
             break;
         }
-        frames.push((name.clone(), module.as_str(), *pos));
+        frames.push((name.clone(), modules.file_of(name, module), *pos));
         frame = inner;
     }
     // The error itself happened in the innermost function's file: when that is a module, its
     // position is not in this scenario's source.
-    if let Some(&(_, module, _)) = frames.last().filter(|(_, f, _)| !f.is_empty()) {
-        diag = diag.moved_to(module, at(inner.position()));
+    if let Some((_, module, _)) = frames.last().filter(|(_, f, _)| !f.is_empty()) {
+        diag = diag.moved_to(modules, module, at(inner.position()));
     }
     // Each call is made from the file of the function one frame out.
-    let mut caller = "";
+    let mut caller = String::new();
     for (name, module, pos) in frames {
         let what = if name.starts_with("anon$") {
             "in the closure called here".to_owned()
@@ -569,7 +689,7 @@ fn raised(
         diag = if caller.is_empty() {
             diag.label(pos, what)
         } else {
-            diag.elsewhere(caller, pos, &what)
+            diag.elsewhere(modules, &caller, pos, &what)
         };
         caller = module;
     }

@@ -246,10 +246,19 @@ impl Redactor {
         if let Some(help) = &mut diag.help {
             self.string(help);
         }
-        for (_, _, text) in &mut diag.labels {
+        self.quoted(&mut diag.source, &mut diag.labels);
+        for snippet in &mut diag.more {
+            self.string(&mut snippet.file);
+            self.quoted(&mut snippet.source, &mut snippet.labels);
+        }
+    }
+
+    /// Mask a file a diagnostic quotes and its labels' words, moving the labels with the text.
+    fn quoted(&self, source: &mut String, labels: &mut [(usize, usize, String)]) {
+        for (_, _, text) in labels.iter_mut() {
             self.string(text);
         }
-        let Some(found) = self.matches(diag.source.as_bytes()) else {
+        let Some(found) = self.matches(source.as_bytes()) else {
             return;
         };
         let moved = |offset: usize, is_end: bool| -> usize {
@@ -267,13 +276,13 @@ impl Redactor {
             }
             offset.saturating_add_signed(shift)
         };
-        for (offset, len, _) in &mut diag.labels {
+        for (offset, len, _) in labels.iter_mut() {
             let start = moved(*offset, false);
             let end = moved(*offset + *len, true);
             (*offset, *len) = (start, end.saturating_sub(start));
         }
-        let clean = splice(diag.source.as_bytes(), &found);
-        diag.source = String::from_utf8(clean)
+        let clean = splice(source.as_bytes(), &found);
+        *source = String::from_utf8(clean)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     }
 }
@@ -623,6 +632,8 @@ mod tests {
             help: Some("left: \"s3cr3t\"".into()),
             line: Some(1),
             on: Default::default(),
+            more: Vec::new(),
+            failed_in_module: false,
         };
         let mut o = Outcome::for_test("a.rhai", Status::Failed, Some(diag), Duration::ZERO);
         Redactor::new(["s3cr3t"]).outcome(&mut o);

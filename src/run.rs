@@ -575,6 +575,7 @@ pub fn execute(
     );
     session.set_seed(options.seed);
     interrupt.register(&session);
+    let modules = script::ModuleSources::default();
     let config = script::Config {
         max_time: options.max_time,
         vars: options.vars.clone(),
@@ -587,11 +588,13 @@ pub fn execute(
             tree: scenario.tree.clone(),
             file: scenario.path.clone(),
             max_size: options.script_limits.max_script,
+            sources: modules.clone(),
         }),
     };
     let ending = Ending {
         name: scenario.name.clone(),
         source: scenario.source.as_str().into(),
+        modules,
         timeout: options.timeout,
         redactor: options.redactor.clone(),
         transcript,
@@ -667,6 +670,8 @@ async fn watch_scenario(
 struct Ending {
     name: String,
     source: Arc<str>,
+    /// The modules the scenario read, for a failure inside one to be drawn there.
+    modules: script::ModuleSources,
     timeout: Duration,
     redactor: crate::redact::Redactor,
     transcript: Transcript,
@@ -690,6 +695,7 @@ impl Ending {
                     &failure,
                     &self.name,
                     &self.source,
+                    &self.modules,
                     self.timeout,
                     &self.redactor,
                 );

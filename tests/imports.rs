@@ -134,31 +134,64 @@ fn a_module_s_top_level_code_runs_at_its_import_and_never_under_check() {
         .stderr_has("lib/m.rhai:2:9` failed while it was imported: connect to");
 }
 
-/// An assertion or a socket error inside a module function: the diagnostic draws the call in
-/// the scenario and names the place in the module.
+/// An assertion or a socket error inside a module function: the diagnostic draws the place in
+/// the module, headed by the module's file, then the call in the scenario.
 #[test]
-fn errors_inside_a_module_name_their_place_in_it() {
-    Test::new()
+fn errors_inside_a_module_are_drawn_in_it_and_at_its_call() {
+    let out = Test::new()
         .write("suite/lib/greet.rhai", GREET)
         .write("suite/lib/helpers.rhai", "fn up(s) { s.to_upper() }\n")
         .named(
             "suite/s.rhai",
             "import \"lib/greet\" as greet;\ngreet::check(\"bob\");\ngreet::check(\"eve\");\n",
         )
-        .run()
-        .code(1)
+        .run();
+    out.code(1)
+        .stderr_has("[suite/lib/greet.rhai:4:18]")
+        .stderr_has(" 4 │ fn check(name) { assert_eq(name, \"bob\"); }")
+        .stderr_has("this assertion failed")
         .stderr_has("[suite/s.rhai:3:8]")
-        .stderr_has("in `check`, called here")
-        .stderr_has("this assertion failed: suite/lib/greet.rhai:4:18");
-    Test::new()
+        .stderr_has("in `check`, called here");
+    let err = &out.stderr;
+    let (module, call) = (err.find("[suite/lib/greet.rhai"), err.find("[suite/s.rhai"));
+    assert!(module < call, "the module's place comes first:\n{err}");
+    let out = Test::new()
         .write("lib/net.rhai", "fn read(c) {\n    c.recv_line()\n}\n")
         .named(
             "s.rhai",
             "import \"lib/net\" as net;\nlet l = listen(\"127.0.0.1:0\");\nlet c = connect(l.addr);\nnet::read(c);\n",
         )
         .args(&["--timeout", "100ms"])
-        .run()
-        .code(4)
-        .stderr_has("in `read`, called here")
-        .stderr_has("it happened in an imported module: lib/net.rhai:2:7");
+        .run();
+    out.code(4)
+        .stderr_has("[lib/net.rhai:2:7]")
+        .stderr_has(" 2 │     c.recv_line()")
+        .stderr_has("[s.rhai:4:6]")
+        .stderr_has("in `read`, called here");
+    assert!(!out.stderr.contains("imported module"), "{}", out.stderr);
+}
+
+/// A closure written in the scenario and run by a module's function (`lib::each(|x| …)`): rhai
+/// names the module as the file of what fails inside it; the diagnostic draws the closure's
+/// line in the scenario, and the module's call of the closure.
+#[test]
+fn a_scenario_s_closure_run_by_a_module_fails_in_the_scenario() {
+    const EACH: &str = "fn pad() {\n    1\n}\nfn each(f) {\n    f.call(1)\n}\n";
+    for (body, what) in [
+        ("assert_eq(x, 2);", "this assertion failed"),
+        ("throw \"no: \" + x;", "thrown here"),
+    ] {
+        let out = Test::new()
+            .write("lib/each.rhai", EACH)
+            .named(
+                "s.rhai",
+                &format!("import \"lib/each\" as lib;\nlib::each(|x| {{\n    {body}\n}});\n"),
+            )
+            .run();
+        out.stderr_has("[s.rhai:3:5]")
+            .stderr_has(&format!(" 3 │     {body}"))
+            .stderr_has(what)
+            .stderr_has("in `each`, called here");
+        assert!(!out.stderr.contains("each.rhai:3"), "{}", out.stderr);
+    }
 }

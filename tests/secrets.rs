@@ -256,6 +256,17 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
             "suite/d_thrown_kind.rhai",
             "throw #{kind: `bad_${TOKEN}`, message: \"thrown\"};\n",
         )
+        // A module's lines drawn where its assertion failed.
+        .write(
+            "suite/lib/tok.rhai",
+            &format!(
+                "fn check(t) {{\n    let known = \"{SECRET}\";\n    assert_eq(t, known);\n}}\n"
+            ),
+        )
+        .write(
+            "suite/e_module.rhai",
+            "import \"lib/tok\" as tok;\ntok::check(\"x\");\n",
+        )
         .path("suite")
         .args(&["--trace", "--secret", &format!("TOKEN={SECRET}")])
         // An empty secret masks nothing.
@@ -285,6 +296,8 @@ fn a_secret_is_masked_in_test_mode_and_every_report() {
     in_each(&texts, &["stderr", "junit", "tap", "json"], "|.***.|");
     in_each(&texts, &["stderr"], "a_uses_token.rhai: FAILED");
     in_each(&texts, &["junit", "tap", "json"], "bad_***");
+    // Its line is drawn (the secret is nowhere, above).
+    in_each(&texts, &["stderr", "junit", "tap", "json"], "let known = ");
 }
 
 #[test]

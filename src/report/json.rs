@@ -273,6 +273,8 @@ mod tests {
             help: Some(" left: 1\nright: 2".into()),
             line: Some(2),
             on: Default::default(),
+            more: Vec::new(),
+            failed_in_module: false,
         };
         let failed = outcome("bad.rhai", Status::Failed, Some(diag));
         let errored = outcome(

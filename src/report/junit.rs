@@ -106,6 +106,8 @@ mod tests {
             help: None,
             line: Some(1),
             on: Default::default(),
+            more: Vec::new(),
+            failed_in_module: false,
         };
         let failed = outcome("bad.rhai", Status::Failed, Some(diag));
         let errored = outcome(

@@ -154,6 +154,8 @@ mod tests {
             help: Some(" left: 1\nright: 2".into()),
             line: Some(2),
             on: Default::default(),
+            more: Vec::new(),
+            failed_in_module: false,
         };
         let mut failed = outcome("bad #1.rhai", Status::Failed, Some(diag));
         failed.stdout = "before\n\x01after\n".into();

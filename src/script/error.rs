@@ -30,6 +30,8 @@ pub struct AssertionFailure {
     pub position: Position,
     /// The module file the position is in; `None` when it is in the scenario itself.
     pub file: Option<String>,
+    /// The function called (`assert_eq`), whose name is at the position.
+    pub function: String,
     /// What the diagnostic says at the position.
     pub label: &'static str,
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rhai::{Engine, EvalAltResult, Module, Scope, Shared, AST};
 
@@ -27,6 +27,68 @@ pub struct ImportRoot {
     pub file: PathBuf,
     /// The largest module file read (`--limit script`).
     pub max_size: usize,
+    /// Where the text of each module read is kept, for diagnostics to draw.
+    pub sources: ModuleSources,
+}
+
+/// The text of each module a scenario read, by the name its errors give the module's file
+/// (as the user named the tree: `lib/net.rhai`), so a failure inside a module is drawn where
+/// it happened. Shared by the engine that reads the modules and the outcome that describes
+/// the failure.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleSources(Arc<Mutex<HashMap<String, Read>>>);
+
+/// One module file as the scenario read it.
+#[derive(Debug)]
+struct Read {
+    text: Arc<str>,
+    /// The names rhai gives the closures written in it (`anon$…`).
+    closures: Vec<String>,
+}
+
+impl ModuleSources {
+    /// The text of the module file errors name `name`, when the scenario read it.
+    pub fn get(&self, name: &str) -> Option<Arc<str>> {
+        self.lock().get(name).map(|read| read.text.clone())
+    }
+
+    /// The file a function named `function` was written in, as the error that names it as
+    /// `said` should have said it: rhai names a closure after the module whose code called it,
+    /// even when the closure was written in the scenario (`lib::each(|x| …)`). A closure no
+    /// module read has was written in the scenario (`""`).
+    pub fn file_of(&self, function: &str, said: &str) -> String {
+        if said.is_empty() || !function.starts_with("anon$") {
+            return said.to_owned();
+        }
+        let read = self.lock();
+        let has = |file: &str| {
+            read.get(file)
+                .is_some_and(|r| r.closures.iter().any(|c| c == function))
+        };
+        if !read.contains_key(said) || has(said) {
+            return said.to_owned();
+        }
+        read.keys()
+            .find(|file| has(file))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Keep `text` as `name`'s: the latest read is the one that runs (a module is read when
+    /// the scenario compiles, then again when its `import` runs).
+    fn insert(&self, name: String, text: &str, ast: &AST) {
+        let closures = ast
+            .iter_functions()
+            .filter(|f| f.name.starts_with("anon$"))
+            .map(|f| f.name.to_owned())
+            .collect();
+        let text = text.into();
+        self.lock().insert(name, Read { text, closures });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Read>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The files a scenario imports, found and loaded once each.
@@ -185,6 +247,9 @@ impl Files {
                 _ => format!("`{shown}` does not compile: {}", e.err_type()),
             }
         })?;
+        if let Some(root) = &self.root {
+            root.sources.insert(shown.clone(), &text, &ast);
+        }
         // Its functions name their file in errors and resolve their own imports from it.
         ast.set_source(shown);
         Ok(ast)

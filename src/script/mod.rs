@@ -34,7 +34,7 @@ use crate::redact::Redactor;
 pub use engine::{ELEMENT_BYTES, MAP_ENTRY_BYTES};
 use error::{abort, catchable_kind};
 pub use error::{abort_of, catchable_map, plain_message, Abort, AssertionFailure};
-pub use imports::ImportRoot;
+pub use imports::{ImportRoot, ModuleSources};
 pub use limits::size_text;
 pub use modules::{call_site as std_call_site, is_std as is_std_module};
 pub use value::{parse_deadline, parse_duration, parse_var};
