@@ -354,20 +354,31 @@ impl LiveRedactor {
         if head == 0 && tail == 0 {
             return self.redactor.event(event);
         }
-        let mut clean = event.clone();
-        clean.data = event.data.slice(head..data.len() - tail);
-        clean.len = event.len - head - tail;
-        self.redactor.event_in_place(&mut clean);
-        let mut shown = Vec::with_capacity(clean.data.len() + 2 * MASK.len());
+        // The masks are the union of the whole secrets in the payload, the start that finishes
+        // one begun before and the end that begins one: an end can be inside a whole secret
+        // (`hunter2` ends with `r2`, the start of `r2d2`), and masking it alone would leave
+        // the rest of that secret showing.
+        let mut spans = self.redactor.matches(data).unwrap_or_default();
         if head > 0 {
-            shown.extend_from_slice(MASK.as_bytes());
+            spans.push((0, head));
         }
-        shown.extend_from_slice(&clean.data);
         if tail > 0 {
-            shown.extend_from_slice(MASK.as_bytes());
+            spans.push((data.len() - tail, data.len()));
         }
-        clean.len = clean.len - clean.data.len() + shown.len();
+        spans.sort_unstable();
+        let mut union: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match union.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => union.push((start, end)),
+            }
+        }
+        let shown = splice(data, &union);
+        let mut clean = event.clone();
+        clean.len = event.len - data.len() + shown.len();
         clean.data = Bytes::from(shown);
+        // Its note and addresses; the payload has no secret left to find.
+        self.redactor.event_in_place(&mut clean);
         Cow::Owned(clean)
     }
 }
@@ -584,6 +595,21 @@ mod tests {
         );
         let plain = LiveRedactor::new(Redactor::default());
         assert!(matches!(plain.event(&events[0]), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn live_a_whole_secret_whose_end_begins_a_secret_is_masked_whole() {
+        // `hunter2` ends with `r2`, the start of `r2d2`; `abcab` ends with its own start.
+        let events = [
+            event(EventKind::Recv, "127.0.0.1:2", b"pw hunter2", 10),
+            event(EventKind::Recv, "127.0.0.1:2", b"d2 ok", 5),
+        ];
+        assert_eq!(
+            live(&["hunter2", "r2d2"], &events),
+            shown(&[("pw ***", 6), ("*** ok", 6)])
+        );
+        let events = [event(EventKind::Send, "127.0.0.1:2", b"pw abcab", 8)];
+        assert_eq!(live(&["abcab"], &events), shown(&[("pw ***", 6)]));
     }
 
     #[test]
