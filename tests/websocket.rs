@@ -562,8 +562,9 @@ fn closing_a_ws_listener_frees_its_port_and_lets_go_of_clients_in_their_upgrade(
             let silent = connect(server.addr);
             let ws = ws_connect(`ws://${server.addr}/`);
             print("upgraded before any accept");
-            let waiting = spawn(|| assert_err(|| server.accept(), "closed").kind);
             assert_eq(server.accept().peer, ws.local);
+            // Spawned once the upgraded client is taken, so this accept cannot take it.
+            let waiting = spawn(|| assert_err(|| server.accept(), "closed").kind);
             server.close();
             print(waiting.join());
             silent.timeout = "3s";
