@@ -126,7 +126,9 @@ pub fn record(options: Recording) -> u8 {
     };
     let text = crate::record::scenario(&conversations, options.side, &meta);
     let written = match &options.out {
-        Some(path) => std::fs::write(path, &text).map_err(|e| (path.display().to_string(), e)),
+        Some(path) => {
+            crate::report::write_file(path, &text).map_err(|e| (path.display().to_string(), e))
+        }
         None => std::io::stdout()
             .lock()
             .write_all(text.as_bytes())

@@ -1206,3 +1206,41 @@ fn exclude_and_lib_directories_leave_scenarios_out() {
     }
     assert!(out.stderr.contains("1 passed"), "{}", out.stderr);
 }
+
+/// A report replaces the file it is written to in one step (written beside it, then renamed
+/// over it: a new inode), so a run stopped while writing never leaves half a report; a link is
+/// written through, a device such as `/dev/stdout` in place, and nothing is left beside them.
+#[test]
+fn reports_replace_their_file_whole_and_write_through_links_and_devices() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("report-files");
+    let junit = dir.join("r.xml");
+    let target = dir.join("kept.json");
+    let link = dir.join("r.json");
+    for file in [&junit, &target] {
+        std::fs::write(file, "old").unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+    let inode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.ino());
+    let before = inode(&junit);
+    let out = Test::new()
+        .write("suite/a.rhai", "print(\"hi\");\n")
+        .path("suite")
+        .args(&["--test", "--report-junit", &junit.to_string_lossy()])
+        .args(&["--report-json", &link.to_string_lossy()])
+        .args(&["--report-tap", "/dev/stdout"])
+        .run();
+    out.code(0).stdout_has("TAP version").stdout_has("ok 1");
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text(&junit).contains("<testsuites"), "{}", text(&junit));
+    assert_ne!(inode(&junit), before, "the report was rewritten in place");
+    assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+    assert!(text(&target).contains("\"passed\""), "{}", text(&target));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["kept.json", "r.json", "r.xml"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -141,7 +141,7 @@ impl Files {
                 }
                 _ => Ok(()),
             };
-            if let Err(e) = made.and_then(|()| std::fs::write(&path, render(outcome))) {
+            if let Err(e) = made.and_then(|()| write_file(&path, render(outcome))) {
                 self.cannot_write(format, &path, &e);
             }
         }
@@ -159,7 +159,7 @@ impl Files {
             let Render::Run(render) = format.render else {
                 continue;
             };
-            if let Err(e) = std::fs::write(path, render(outcomes, elapsed)) {
+            if let Err(e) = write_file(path, render(outcomes, elapsed)) {
                 self.cannot_write(format, path, &e);
             }
         }
@@ -179,6 +179,30 @@ impl Files {
             ));
         }
     }
+}
+
+/// Write `bytes` to `path` whole or not at all: into a file beside it, then renamed over it, so
+/// a run stopped while writing (a CI job's time limit) leaves the report it had before, or
+/// none, never half of one for a CI to misread. A path that is no regular file (`/dev/stdout`,
+/// a pipe) or is a link is written in place, as asked.
+pub(crate) fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let bytes = bytes.as_ref();
+    let in_place = std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file());
+    let (Some(dir), Some(name), false) = (path.parent(), path.file_name(), in_place) else {
+        return std::fs::write(path, bytes);
+    };
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = dir.join(temp_name);
+    if std::fs::write(&temp, bytes).is_err() {
+        // A directory where only the file itself may be written.
+        let _ = std::fs::remove_file(&temp);
+        return std::fs::write(path, bytes);
+    }
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
 }
 
 /// Where a scenario's file goes under `dir`: its name's plain components (no `..`, no root:
