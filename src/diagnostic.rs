@@ -107,7 +107,8 @@ pub struct Diag {
     pub source: String,
     pub labels: Vec<(usize, usize, String)>,
     pub help: Option<String>,
-    /// The script line of the primary label, 1-based, for reports that want a line number.
+    /// The scenario's line of its first label, 1-based, for reports that want a line number:
+    /// for a failure inside a module, the scenario's call that led there.
     pub line: Option<usize>,
     /// The connection a socket error happened on, for its recent traffic.
     pub on: Link,
