@@ -22,7 +22,8 @@
 //!   kinds, up to the diagnostic. [`net::proxy`] relays connections on the runtime, with
 //!   Toxiproxy's faults.
 //! - [`transcript`] is what `net` records; [`outcome`] is the one result model;
-//!   [`diagnostic`] turns rhai positions into miette reports, each with a
+//!   [`diagnostic`] turns rhai positions into miette reports (the scenario's lines, and an
+//!   imported module's from the texts the engine kept, `script::ModuleSources`), each with a
 //!   [`diagnostic::Code`] from which [`outcome`] reads whether the scenario failed or errored.
 //! - [`report`] renders outcomes, each [`report::Format`] from plain data; it reads
 //!   [`outcome`] and never [`options`]. [`report::sequence`] turns one outcome's transcript
