@@ -427,3 +427,29 @@ fn join_with_a_deadline_raises_a_catchable_timeout() {
         .stdout("join timed out after 100ms\ndone\n")
         .faster_than(Duration::from_secs(5));
 }
+
+/// `SSL_CERT_FILE` naming a pipe: reading the system's roots would block for good; the TLS
+/// connect raises `tls` at once, naming it.
+#[test]
+fn ssl_cert_file_naming_a_pipe_is_a_tls_error_not_a_hang() {
+    let dir = crate::harness::temp_dir("cert-fifo");
+    let fifo = dir.join("roots.pem");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    Test::new()
+        .env("SSL_CERT_FILE", &fifo.to_string_lossy())
+        .args(&["--max-time", "20s"])
+        .script(
+            r#"
+            let l = listen("127.0.0.1:0", #{tls: "self-signed"});
+            spawn(|| { l.accept(); });
+            let e = assert_err(|| connect(l.addr, #{tls: true}), "tls");
+            print(e.message);
+            "#,
+        )
+        .run()
+        .code(0)
+        .faster_than(Duration::from_secs(10))
+        .stdout_has("is not a regular file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

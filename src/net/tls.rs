@@ -70,15 +70,24 @@ fn tls_error(op: &'static str, addr: &str, why: impl std::fmt::Display) -> NetEr
     )
 }
 
-/// The system's trusted roots, read once.
-fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+/// The system's trusted roots, read once; `SSL_CERT_FILE` and `SSL_CERT_DIR` name others, as
+/// OpenSSL's do. An `SSL_CERT_FILE` that is no regular file (a pipe would block the read for
+/// good) is an error that names it.
+fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
+            if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+                let is_file = std::fs::metadata(&file).map(|m| m.is_file());
+                if matches!(is_file, Ok(false)) {
+                    let file = file.to_string_lossy();
+                    return Err(format!("SSL_CERT_FILE `{file}` is not a regular file"));
+                }
+            }
             let mut store = RootCertStore::empty();
             let found = rustls_native_certs::load_native_certs();
             let _ = store.add_parsable_certificates(found.certs);
-            Arc::new(store)
+            Ok(Arc::new(store))
         })
         .clone()
 }
@@ -140,7 +149,10 @@ pub(crate) fn connector(
                 }
                 (Arc::new(store), certs)
             }
-            None => (system_roots(), Vec::new()),
+            None => (
+                system_roots().map_err(|why| tls_error(op, addr, why))?,
+                Vec::new(),
+            ),
         };
         let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
