@@ -313,7 +313,7 @@ fn a_message_over_the_buffer_limit_is_too_long() {
 }
 
 #[test]
-fn every_message_is_one_event_in_the_json_report() {
+fn every_message_and_automatic_answer_is_one_event_in_the_json_report() {
     let dir = crate::harness::Dir::new("ws-json");
     let report = dir.join("report.json");
     let out = Test::new()
@@ -329,6 +329,7 @@ fn every_message_is_one_event_in_the_json_report() {
             let ws = ws_connect(`ws://${server.addr}/`);
             ws.send("one message");
             ws.recv();
+            ws.ping("are you there");
             ws.close();
             t.join();
             "#,
@@ -358,8 +359,14 @@ fn every_message_is_one_event_in_the_json_report() {
             ("recv", "text", 11),
             ("send", "text", 11),
             ("recv", "text", 11),
+            ("send", "ping", 13),
+            ("recv", "ping", 13),
+            // The server's automatic answers are its sends.
+            ("send", "pong", 13),
+            ("recv", "pong", 13),
             ("send", "close 1000", 0),
             ("recv", "close 1000", 0),
+            ("send", "close 1000", 0),
             ("recv", "close 1000", 0),
         ],
         "{events:#?}"
@@ -405,7 +412,7 @@ fn reads_are_cancel_safe_and_a_ping_keeps_what_it_reads_past() {
 /// A client that connects and sends nothing holds up no other: upgrades run in the background,
 /// each under its own deadline (the listener's timeout, from the moment the client connected),
 /// and `accept` takes the first that finishes. The silent client is closed at its deadline and
-/// recorded, by the `accept` that takes it, as passed over. (`accept` used to read the silent
+/// recorded then, as the listener's (its `ws_listen` in main), as passed over. (`accept` used to read the silent
 /// client's request itself: it raised `timeout` at 4s, the good client still waiting.)
 #[test]
 fn a_silent_client_does_not_hold_up_the_next_and_is_passed_over_at_its_deadline() {
@@ -453,8 +460,8 @@ with connect("ws://127.0.0.1:{port}/", open_timeout=15) as ws:
     client.wait().code(0);
     let out = server.wait();
     out.code(0).stdout(&format!("{port}\n"));
-    // Recorded once, on the script's thread (the trace names its task), as the listener's
-    // close of the silent client.
+    // Recorded once, as the listener's close of the silent client (the trace names the task
+    // of its `ws_listen`).
     let stderr = &out.stderr;
     let passed: Vec<&str> = stderr
         .lines()

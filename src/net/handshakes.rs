@@ -6,9 +6,9 @@
 //! connected), at most [`MAX_HANDSHAKES`] clients are in hand at once, and `accept` takes the
 //! results in the order they finish. `close`, a drop, and the scenario's end stop every task.
 //!
-//! What a handshake produces, and how it records clients it passes over, is the listener's
-//! own: a result travels as a value, and `accept` records it on the script thread, so the
-//! transcript names the script's task.
+//! What a handshake produces is the listener's own. A client it passes over (no client of
+//! its kind, or one that stalled) it records itself, when that happens, and hands nothing to
+//! `accept`: a record left for the next `accept` would be lost when no `accept` follows.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,9 @@ struct Shared<T> {
 
 impl<T: Send + 'static> Handshakes<T> {
     /// Start accepting from `socket` (the listener at `addr`, bounded by `timeout`) on the
-    /// session's runtime, running `handshake` for each client.
+    /// session's runtime, running `handshake` for each client: it gives the client for
+    /// `accept`, the error `accept` raises, or `None` for a client it passed over (and
+    /// recorded).
     pub(crate) fn start<L, H, F>(
         session: &Session,
         socket: L,
@@ -87,7 +89,7 @@ impl<T: Send + 'static> Handshakes<T> {
     where
         L: Listening,
         H: Fn(L::Client, Limit) -> F + Send + 'static,
-        F: Future<Output = Result<T, NetError>> + Send + 'static,
+        F: Future<Output = Option<Result<T, NetError>>> + Send + 'static,
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = session.token().child_token();
@@ -166,7 +168,7 @@ where
     L: Listening,
     T: Send + 'static,
     H: Fn(L::Client, Limit) -> F,
-    F: Future<Output = Result<T, NetError>> + Send + 'static,
+    F: Future<Output = Option<Result<T, NetError>>> + Send + 'static,
 {
     let socket = &serving.socket;
     let room = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -192,6 +194,8 @@ where
                         _ = stop.cancelled() => return,
                         arrival = shaken => arrival,
                     };
+                    // Passed over, and recorded by the handshake.
+                    let Some(arrival) = arrival else { return };
                     let _ = ready.send(Handshaken {
                         arrival,
                         _room: permit,

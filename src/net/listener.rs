@@ -70,7 +70,7 @@ struct Inner {
 /// background, as they finished.
 struct TlsSide {
     cert_pem: String,
-    handshakes: Handshakes<Arrival>,
+    handshakes: Handshakes<Box<Opened>>,
 }
 
 /// A client whose handshake ended (one that failed is an error, which `accept` raises).
@@ -78,7 +78,8 @@ enum Arrival {
     /// Boxed: an arrival waits in a queue, and the other variant is small.
     Ready(Box<Opened>),
     /// Not a TLS client: it closed without sending a byte (a `wait_for` probe, a port scan),
-    /// or sent nothing before the deadline. `accept` records it and waits for the next.
+    /// or sent nothing before the deadline. Recorded when it happens, never handed to
+    /// `accept`.
     Skipped {
         peer: Option<Arc<str>>,
         kind: EventKind,
@@ -163,12 +164,38 @@ impl Listener {
                     addr: local.text.clone(),
                     unix_path: unix_path.clone(),
                 });
+                let recorder = (session.clone(), call.clone());
                 let handshakes = Handshakes::start(
                     session,
                     socket,
                     local.text.clone(),
                     timeout.clone(),
-                    move |plain, limit| handshake(plain, shared.clone(), limit),
+                    move |plain, limit| {
+                        let (session, call) = recorder.clone();
+                        let shared = shared.clone();
+                        async move {
+                            match handshake(plain, shared.clone(), limit).await {
+                                Ok(Arrival::Ready(opened)) => Some(Ok(opened)),
+                                // Recorded (as the listener's, from its `listen`) when it
+                                // happens, passed over.
+                                Ok(Arrival::Skipped { peer, kind, why }) => {
+                                    // An unnamed Unix client, named for its listener.
+                                    let peer = peer.map(|p| match &*p {
+                                        "unix:" => Arc::from(format!("{}#client", shared.addr)),
+                                        _ => p,
+                                    });
+                                    let on = On {
+                                        conn: None,
+                                        transport: Some(Transport::Tls),
+                                    };
+                                    let local = Some(shared.addr.clone());
+                                    session.record(&call, kind, on, local, peer, b"", Some(why));
+                                    None
+                                }
+                                Err(e) => Some(Err(e)),
+                            }
+                        }
+                    },
                 );
                 let side = TlsSide {
                     cert_pem: acceptor.cert_pem,
@@ -284,7 +311,7 @@ impl Listener {
     }
 
     /// `accept` on a TLS listener: the next connection whose handshake has finished. Clients
-    /// that were no TLS clients at all are recorded and passed over.
+    /// that were no TLS clients at all were recorded and passed over in the background.
     fn accept_tls(&self, call: &Call, side: &TlsSide) -> Result<Conn, NetError> {
         let inner = &self.inner;
         let addr = &*inner.local.text;
@@ -295,25 +322,8 @@ impl Listener {
         let accepted = inner
             .session
             .block_on(call, "accept", Some(addr), self.timeout(), async {
-                loop {
-                    match side.handshakes.next(&inner.closed, addr).await? {
-                        Arrival::Ready(opened) => return Ok(*opened),
-                        // Recorded here, on the script thread, so the transcript names the task.
-                        Arrival::Skipped { peer, kind, why } => inner.session.record(
-                            call,
-                            kind,
-                            inner.on,
-                            Some(inner.local.text.clone()),
-                            // An unnamed Unix client, named for its listener.
-                            peer.map(|p| match &*p {
-                                "unix:" => Arc::from(format!("{}#client", inner.local.text)),
-                                _ => p,
-                            }),
-                            b"",
-                            Some(why),
-                        ),
-                    }
-                }
+                let opened = side.handshakes.next(&inner.closed, addr).await?;
+                Ok(*opened)
             });
         self.accepted(call, accepted, slot)
     }

@@ -720,14 +720,22 @@ impl WebSocket {
             return Ok(None);
         };
         self.record(call, EventKind::Recv, &m.data, Some(m.note()));
+        // tungstenite answers a ping with a pong of its payload, and a close frame this side
+        // did not start with the same frame: the answers are this side's sends.
         match m.kind {
             Kind::Close => {
                 r.ended = true;
                 *inner.peer_close.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((m.code, String::from_utf8_lossy(&m.data).into_owned()));
+                if !inner.closed.is_closed() {
+                    self.record(call, EventKind::Send, &m.data, Some(m.note()));
+                }
                 self.send_replies().await;
             }
-            Kind::Ping => self.send_replies().await,
+            Kind::Ping => {
+                self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
+                self.send_replies().await;
+            }
             _ => {}
         }
         Ok(Some(m))
@@ -899,7 +907,7 @@ struct ListenerInner {
     local: Endpoint,
     cert_pem: Option<String>,
     /// The clients whose upgrades ran in the background; it owns the listening socket.
-    upgrades: Handshakes<Arrival>,
+    upgrades: Handshakes<Box<Upgraded>>,
     /// Shared with the background side, whose upgrades it bounds.
     timeout: Arc<HandleTimeout>,
     closed: CloseSignal,
@@ -917,8 +925,8 @@ enum Upgrade {
 enum Arrival {
     /// Boxed: an arrival waits in a queue.
     Ready(Box<Upgraded>),
-    /// Not a WebSocket client, or one that failed or stalled before it was one: `accept`
-    /// records it (on the script thread, so the transcript names the task) and takes the next.
+    /// Not a WebSocket client, or one that failed or stalled before it was one: recorded when
+    /// it happens, never handed to `accept`.
     PassedOver {
         local: Arc<str>,
         peer: Arc<str>,
@@ -1010,12 +1018,35 @@ impl WsListener {
             protocols: opts.protocols.clone(),
             config: config(session),
         });
+        let recorder = (session.clone(), call.clone());
         let upgrades = Handshakes::start(
             session,
             socket,
             local.text.clone(),
             timeout.clone(),
-            move |client, limit| handshake(client, shared.clone(), limit),
+            move |client, limit| {
+                let (session, call) = recorder.clone();
+                let shaken = handshake(client, shared.clone(), limit);
+                async move {
+                    match shaken.await {
+                        Ok(Arrival::Ready(upgraded)) => Some(Ok(upgraded)),
+                        // A client that fails must not stop the server: recorded (as the
+                        // listener's, from its `ws_listen`) when it happens, passed over.
+                        Ok(Arrival::PassedOver {
+                            local,
+                            peer,
+                            kind,
+                            head,
+                            why,
+                        }) => {
+                            let (local, peer) = (Some(local), Some(peer));
+                            session.record(&call, kind, LISTENER, local, peer, &head, Some(why));
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                }
+            },
         );
         session.record(
             call,
@@ -1074,27 +1105,8 @@ impl WsListener {
         let accepted = inner
             .session
             .block_on(call, op, Some(addr), self.timeout(), async {
-                loop {
-                    match inner.upgrades.next(&inner.closed, addr).await? {
-                        Arrival::Ready(upgraded) => return Ok(*upgraded),
-                        // A client that fails must not stop the server: recorded, passed over.
-                        Arrival::PassedOver {
-                            local,
-                            peer,
-                            kind,
-                            head,
-                            why,
-                        } => inner.session.record(
-                            call,
-                            kind,
-                            LISTENER,
-                            Some(local),
-                            Some(peer),
-                            &head,
-                            Some(why),
-                        ),
-                    }
-                }
+                let upgraded = inner.upgrades.next(&inner.closed, addr).await?;
+                Ok(*upgraded)
             });
         let Upgraded {
             ws,
