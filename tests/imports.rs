@@ -102,6 +102,15 @@ fn a_module_that_does_not_compile_or_imports_itself_is_a_compile_error() {
         .stderr_has("imports itself (an import cycle)");
 }
 
+/// `PORT=N` for `--var`, where nothing listens on port N: a listener bound and closed again.
+fn closed_port_var() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    format!("PORT={port}")
+}
+
 /// A module's top-level code runs when its `import` runs, under the scenario's deadlines: not
 /// while the scenario compiles, so `--check` runs none of it. A failure there is a run-time
 /// error at the `import` (exit 4), naming the place in the module.
@@ -110,12 +119,7 @@ fn a_module_s_top_level_code_runs_at_its_import_and_never_under_check() {
     let module =
         "print(\"module ran\");\nlet c = connect(`127.0.0.1:${var(\"PORT\")}`);\nfn f() { 1 }\n";
     let scenario = "print(\"scenario ran\");\nimport \"lib/m\" as m;\nprint(m::f());\n";
-    // A port nothing listens on: a listener bound and closed again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = format!("PORT={port}");
+    let port = closed_port_var();
     Test::new()
         .write("lib/m.rhai", module)
         .named("s.rhai", scenario)
@@ -194,4 +198,31 @@ fn a_scenario_s_closure_run_by_a_module_fails_in_the_scenario() {
             .stderr_has("in `each`, called here");
         assert!(!out.stderr.contains("each.rhai:3"), "{}", out.stderr);
     }
+}
+
+/// A module's top-level error is raised at the `import` as the module raised it (its kind,
+/// `op` and `addr`), its message saying where in the module it happened. A path that cannot
+/// be imported stays `invalid_argument`.
+#[test]
+fn a_module_s_top_level_error_keeps_its_kind() {
+    let port = closed_port_var();
+    Test::new()
+        .write("lib/refused.rhai", "connect(`127.0.0.1:${var(\"PORT\")}`);\n")
+        .write(
+            "lib/thrown.rhai",
+            "fn f() { throw #{kind: \"custom\", message: \"no\"} }\nf();\n",
+        )
+        .named(
+            "s.rhai",
+            "let e = assert_err(|| { import \"lib/refused\" as r; }, \"connection_refused\");\n\
+             print(e.op);\nprint(e.addr == `127.0.0.1:${var(\"PORT\")}`);\nprint(e.message);\n\
+             let e = assert_err(|| { import \"lib/thrown\" as t; }, \"custom\");\nprint(e.message);\n\
+             let p = \"lib/missing\";\n\
+             assert_err(|| { import p as m; }, \"invalid_argument\");\n",
+        )
+        .args(&["--var", &port])
+        .run()
+        .code(0)
+        .stdout_has("connect\ntrue\ncannot import `lib/refused`: `lib/refused.rhai:1:1` failed while it was imported: connect to")
+        .stdout_has("\ncannot import `lib/thrown`: `lib/thrown.rhai:2:1` failed while it was imported: no\n");
 }

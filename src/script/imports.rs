@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rhai::{Engine, EvalAltResult, Module, Scope, Shared, AST};
+use rhai::{Engine, EvalAltResult, Map, Module, Scope, Shared, AST};
 
 /// Where a scenario's imports may come from.
 #[derive(Debug, Clone)]
@@ -265,44 +265,67 @@ impl Files {
         path: &str,
     ) -> Result<Shared<Module>, Unresolved> {
         let file = self.locate(importer, path).map_err(Unresolved::Said)?;
-        self.load(engine, &file).map_err(|why| match why {
-            Unresolved::Said(why) => Unresolved::Said(format!("cannot import `{path}`: {why}")),
-            stopped => stopped,
-        })
+        self.load(engine, &file).map_err(|why| why.importing(path))
     }
 }
 
 /// Why an `import` found no module.
 pub(super) enum Unresolved {
-    /// A path refused, a file that does not compile, a module whose top-level code failed: a
-    /// sentence, raised as kind `invalid_argument` at the `import`.
+    /// A path refused, a file that does not compile, an import cycle: a sentence, raised as
+    /// kind `invalid_argument` at the `import`.
     Said(String),
+    /// The module's top-level code raised this catchable error: its map as the module raised
+    /// it (kind, `op`, `addr`, …), with a message that names the place in the module.
+    Failed(Map),
     /// The scenario was stopped while a module's top-level code ran (cancelled, `--max-time`,
     /// an expired `within`, a limit): that stop itself, which no `try` catches.
     Stopped(Box<EvalAltResult>),
+}
+
+impl Unresolved {
+    /// The same reason, its sentence headed by `` cannot import `path`: ``.
+    fn importing(self, path: &str) -> Unresolved {
+        let head = |why: &str| format!("cannot import `{path}`: {why}");
+        match self {
+            Unresolved::Said(why) => Unresolved::Said(head(&why)),
+            Unresolved::Failed(mut map) => {
+                let why = map.get("message").map(ToString::to_string);
+                map.insert("message".into(), head(&why.unwrap_or_default()).into());
+                Unresolved::Failed(map)
+            }
+            stopped @ Unresolved::Stopped(_) => stopped,
+        }
+    }
 }
 
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unresolved::Said(why) => f.write_str(why),
+            Unresolved::Failed(map) => match map.get("message") {
+                Some(message) => write!(f, "{message}"),
+                None => f.write_str("failed"),
+            },
             Unresolved::Stopped(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// A module's top-level code failed with `e`: its message and its place in the module, or
-/// the stop that ended it.
+/// A module's top-level code failed with `e`: the error as the module raised it, its message
+/// headed by the place in the module; or the stop that ended it.
 fn failed_while_imported(shown: &str, e: Box<EvalAltResult>) -> Unresolved {
     if matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..)) {
         return Unresolved::Stopped(e);
     }
-    let message = super::error::catchable_map(&e)
+    let mut map = super::error::catchable_map(&e);
+    let message = map
         .get("message")
         .map_or_else(|| e.to_string(), ToString::to_string);
     let at = e.position();
-    Unresolved::Said(match (at.line(), at.position()) {
+    let message = match (at.line(), at.position()) {
         (Some(l), Some(c)) => format!("`{shown}:{l}:{c}` failed while it was imported: {message}"),
         _ => format!("`{shown}` failed while it was imported: {message}"),
-    })
+    };
+    map.insert("message".into(), message.into());
+    Unresolved::Failed(map)
 }

@@ -109,6 +109,7 @@ impl ModuleResolver for Imports {
                 err.set_position(pos);
                 err
             }
+            Unresolved::Failed(map) => EvalAltResult::ErrorRuntime(map.into(), pos).into(),
             Unresolved::Stopped(stop) => stop,
         })
     }
