@@ -200,6 +200,46 @@ fn a_scenario_s_closure_run_by_a_module_fails_in_the_scenario() {
     }
 }
 
+/// Imports inside function bodies run only when the function is called, after the module's
+/// top-level code: modules whose functions import each other, or a function importing the
+/// module that imported its own, are no cycle. Such imports are still found and compiled when
+/// the scenario compiles.
+#[test]
+fn imports_inside_functions_may_import_each_other() {
+    // `a` imports `b` inside a function, or at its top level; `b` imports `a` inside one.
+    for a in [
+        "fn f() { import \"b\" as b; b::g() + 1 }\nfn h() { 10 }\n",
+        "import \"b\" as b;\nfn f() { b::g() + 1 }\nfn h() { 10 }\n",
+    ] {
+        Test::new()
+            .write("lib/a.rhai", a)
+            .write("lib/b.rhai", "fn g() { import \"a\" as a; a::h() }\n")
+            .named("s.rhai", "import \"lib/a\" as a;\nprint(a::f());\n")
+            .run()
+            .code(0)
+            .stdout("11\n");
+    }
+    Test::new()
+        .write("lib/a.rhai", "fn f() { import \"b\" as b; b::g() }\n")
+        .write("lib/b.rhai", "fn g() { import \"missing\" as m; 1 }\n")
+        .named("s.rhai", "print(\"ran\");\nimport \"lib/a\" as a;\n")
+        .run()
+        .code(3)
+        .stdout("")
+        .stderr_has("cannot import `lib/a`: cannot import `b`: cannot import `missing`")
+        .stderr_has("s.rhai:2:8]");
+    // A cycle of top-level imports stays one when a function's import reaches a file of it
+    // first.
+    Test::new()
+        .write("lib/x.rhai", "import \"y\" as y;\nimport \"z\" as z;\n")
+        .write("lib/y.rhai", "fn f() { import \"z\" as z; }\n")
+        .write("lib/z.rhai", "import \"x\" as x;\n")
+        .named("s.rhai", "import \"lib/x\" as x;\n")
+        .run()
+        .code(3)
+        .stderr_has("cannot import `lib/x`: cannot import `z`: cannot import `x`");
+}
+
 /// A module's top-level error is raised at the `import` as the module raised it (its kind,
 /// `op` and `addr`), its message saying where in the module it happened. A path that cannot
 /// be imported stays `invalid_argument`.

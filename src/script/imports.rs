@@ -8,9 +8,10 @@
 //!
 //! Imports with a literal path are checked when the scenario compiles
 //! ([`super::modules::compile`]: found and compiled, not run), so a bad one is a compile error
-//! at its `import` line. Each module is evaluated once per scenario, when an `import` of it
-//! first runs (its top-level code runs then, under the scenario's deadlines), and shared by
-//! every `import` of it.
+//! at its `import` line; so is a cycle of imports at modules' top level, whose code would
+//! import itself (an import inside a function runs only when the function is called). Each
+//! module is evaluated once per scenario, when an `import` of it first runs (its top-level
+//! code runs then, under the scenario's deadlines), and shared by every `import` of it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,8 +98,8 @@ pub(super) struct Files {
     /// Each module by its resolved path, once evaluated; `None` while it is being evaluated,
     /// so an import cycle is found instead of recursing.
     loaded: Mutex<HashMap<PathBuf, Option<Shared<Module>>>>,
-    /// The files checked while the scenario compiled: `true` once done, `false` while their
-    /// own imports are being checked (so a cycle is found).
+    /// The files checked while the scenario compiled: `true` once done, `false` while the
+    /// files their top-level imports name are being checked (so a cycle of those is found).
     checked: Mutex<HashMap<PathBuf, bool>>,
 }
 

@@ -13,6 +13,7 @@
 //! others. Each module is compiled once per process and shared (`Arc`) by every scenario and
 //! task thread.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use rhai::module_resolvers::{DummyModuleResolver, ModuleResolver};
@@ -60,21 +61,66 @@ impl Imports {
         }
     }
 
-    /// Whether an `import` of `path` from `importer` will find its module, without running any
+    /// Whether an `import` of `path` in the scenario will find its module, without running any
     /// module's code: a shipped module, or a file inside the tree that compiles, and whose own
     /// imports of literal paths pass the same check. Its top-level code runs when the `import`
     /// does, at run time.
-    fn check(&self, engine: &Engine, importer: Option<&str>, path: &str) -> Result<(), String> {
+    ///
+    /// Only imports at a module's top level run when its top-level code does, so only they can
+    /// form a cycle: an import inside a function runs when the function is called, when the
+    /// module it is in has been imported, and only has to be found and compiled. Those wait in
+    /// `later` until the chain of top-level imports that reached them is checked: the files on
+    /// that chain are then the only ones being checked, and reaching one again is a cycle.
+    fn check(&self, engine: &Engine, path: &str) -> Result<(), String> {
+        let mut later = VecDeque::from([Later {
+            importer: None,
+            path: path.into(),
+            trail: Vec::new(),
+        }]);
+        while let Some(next) = later.pop_front() {
+            self.check_top_level(engine, &next, &mut later)
+                .map_err(|why| {
+                    next.trail
+                        .iter()
+                        .rev()
+                        .fold(why, |why, outer| format!("cannot import `{outer}`: {why}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Check `import`'s file and, before it is done, the files its top-level imports name;
+    /// the imports inside its functions are put in `later`.
+    fn check_top_level(
+        &self,
+        engine: &Engine,
+        import: &Later,
+        later: &mut VecDeque<Later>,
+    ) -> Result<(), String> {
+        let path = &import.path;
         if path.starts_with("std/") {
             return std_module(path).map(drop);
         }
+        let importer = import.importer.as_deref();
         let Some((file, ast)) = self.files.check_start(engine, importer, path)? else {
             return Ok(());
         };
-        let shown = file.display().to_string();
-        for (nested, _) in literal_imports(&ast) {
-            self.check(engine, Some(&shown), &nested)
-                .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+        let shown: ImmutableString = file.display().to_string().into();
+        let mut trail = import.trail.clone();
+        trail.push(path.clone());
+        for nested in literal_imports(&ast) {
+            let in_function = nested.in_function;
+            let nested = Later {
+                importer: Some(shown.clone()),
+                path: nested.path,
+                trail: trail.clone(),
+            };
+            if in_function {
+                later.push_back(nested);
+            } else {
+                self.check_top_level(engine, &nested, later)
+                    .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+            }
         }
         self.files.check_done(&file);
         Ok(())
@@ -93,6 +139,15 @@ impl Imports {
             None => self.files.find(engine, importer, path),
         }
     }
+}
+
+/// An import [`Imports::check`] has yet to check.
+struct Later {
+    /// The module file it is in; `None` for the scenario.
+    importer: Option<ImmutableString>,
+    path: ImmutableString,
+    /// The paths of the imports that led to it, from the scenario's: its errors say them.
+    trail: Vec<ImmutableString>,
 }
 
 impl ModuleResolver for Imports {
@@ -159,28 +214,47 @@ pub fn compile(
     source: &str,
 ) -> Result<AST, ParseError> {
     let ast = engine.compile_with_scope(scope, source)?;
-    for (name, at) in literal_imports(&ast) {
-        if let Err(message) = imports.check(engine, None, &name) {
+    for import in literal_imports(&ast) {
+        if let Err(message) = imports.check(engine, &import.path) {
             return Err(ParseError(
                 Box::new(ParseErrorType::BadInput(LexError::Runtime(message))),
-                at,
+                import.at,
             ));
         }
     }
     Ok(ast)
 }
 
-/// The `import`s of a literal path in `ast`, function bodies included, in order.
-fn literal_imports(ast: &AST) -> Vec<(ImmutableString, Position)> {
+/// An `import` of a literal path.
+struct LiteralImport {
+    path: ImmutableString,
+    at: Position,
+    /// It is inside a function or closure: it runs when that is called, not with the code
+    /// around it.
+    in_function: bool,
+}
+
+/// The `import`s of a literal path in `ast`: those of its top-level code in order, then those
+/// inside its functions and closures.
+fn literal_imports(ast: &AST) -> Vec<LiteralImport> {
     let mut found = Vec::new();
-    ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
-            if let Expr::StringConstant(name, at) = &import.0 {
-                found.push((name.clone(), *at));
+    for (part, in_function) in [
+        (ast.clone_statements_only(), false),
+        (ast.clone_functions_only(), true),
+    ] {
+        part.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
+                if let Expr::StringConstant(name, at) = &import.0 {
+                    found.push(LiteralImport {
+                        path: name.clone(),
+                        at: *at,
+                        in_function,
+                    });
+                }
             }
-        }
-        true
-    });
+            true
+        });
+    }
     found
 }
 
