@@ -200,6 +200,98 @@ fn a_scenario_s_closure_run_by_a_module_fails_in_the_scenario() {
     }
 }
 
+/// A module the test's tasks import: it says when its top-level code runs, then takes a while.
+const SLOW: &str = "print(\"slow ran\");\nsleep(300);\nfn hello() { \"hi\" }\n";
+
+/// Two tasks import one module at once: the second waits for the first's run of the module's
+/// top-level code, which runs once; neither is an import cycle.
+#[test]
+fn tasks_importing_one_module_at_once_share_one_run_of_it() {
+    Test::new()
+        .write("lib/slow.rhai", SLOW)
+        .named(
+            "s.rhai",
+            "let a = spawn(|| { import \"lib/slow\" as s; s::hello() });\n\
+             let b = spawn(|| { import \"lib/slow\" as s; s::hello() });\n\
+             print(a.join());\nprint(b.join());\n",
+        )
+        .run()
+        .code(0)
+        .stdout("slow ran\nhi\nhi\n");
+    // The wait for another task's run ends at the waiting task's own deadline, as a timeout it
+    // may catch; the run it waited for goes on.
+    Test::new()
+        .write("lib/slow.rhai", SLOW)
+        .named(
+            "s.rhai",
+            "let started = channel();\n\
+             let a = spawn(|| { started.send(1); import \"lib/slow\" as s; s::hello() });\n\
+             started.recv();\nsleep(50);\n\
+             let e = assert_err(|| within(100, || { import \"lib/slow\" as s; }), \"timeout\");\n\
+             print(e.op);\nprint(a.join());\n",
+        )
+        .run()
+        .code(0)
+        .stdout("slow ran\nimport\nhi\n");
+}
+
+/// A module whose top-level code fails is not kept: a task that waited for that run runs the
+/// module itself, as any later import of it does.
+#[test]
+fn a_task_waiting_for_a_module_that_fails_runs_it_itself() {
+    let module = "print(\"flaky ran\");\nsleep(200);\nthrow #{kind: \"flaky\", message: \"no\"};\n";
+    Test::new()
+        .write("lib/flaky.rhai", module)
+        .named(
+            "s.rhai",
+            "let f = || assert_err(|| { import \"lib/flaky\" as f; }).kind;\n\
+             let a = spawn(f);\nlet b = spawn(f);\n\
+             let kinds = [a.join(), b.join()];\nprint(kinds);\n",
+        )
+        .run()
+        .code(0)
+        .stdout("flaky ran\nflaky ran\n[\"flaky\", \"flaky\"]\n");
+}
+
+/// An import cycle of paths computed at run time is found when the imports run, on the
+/// thread that runs them, instead of waiting for itself.
+#[test]
+fn an_import_cycle_found_at_run_time_is_an_error() {
+    Test::new()
+        .write("lib/a.rhai", "let p = \"b\";\nimport p as b;\n")
+        .write("lib/b.rhai", "let p = \"a\";\nimport p as a;\n")
+        .named("s.rhai", "import \"lib/a\" as a;\n")
+        .args(&["--max-time", "5s"])
+        .run()
+        .code(4)
+        .stderr_has("imports itself");
+}
+
+/// Two tasks importing modules that import each other at run time, each running one of them:
+/// each would wait for the other; both imports are an import cycle instead.
+#[test]
+fn tasks_whose_modules_import_each_other_at_run_time_do_not_wait_forever() {
+    Test::new()
+        .write(
+            "lib/a.rhai",
+            "sleep(200);\nlet p = \"b\";\nimport p as b;\n",
+        )
+        .write(
+            "lib/b.rhai",
+            "sleep(200);\nlet p = \"a\";\nimport p as a;\n",
+        )
+        .named(
+            "s.rhai",
+            "let f = |p| assert_err(|| { import p as m; }, \"invalid_argument\").message;\n\
+             let a = spawn(|| f.call(\"lib/a\"));\nlet b = spawn(|| f.call(\"lib/b\"));\n\
+             print(a.join());\nprint(b.join());\n",
+        )
+        .args(&["--max-time", "5s"])
+        .run()
+        .code(0)
+        .stdout_has("imports itself (an import cycle");
+}
+
 /// Imports inside function bodies run only when the function is called, after the module's
 /// top-level code: modules whose functions import each other, or a function importing the
 /// module that imported its own, are no cycle. Such imports are still found and compiled when

@@ -24,7 +24,7 @@ use rhai::{
 
 use super::error::script_error;
 use super::imports::Unresolved;
-use crate::net::ErrorKind;
+use crate::net::{ErrorKind, Session};
 
 /// The modules shipped in the binary: the path a scenario imports, and its rhai source.
 const STD: [(&str, &str); 3] = [
@@ -54,10 +54,11 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// Files are imported from `root`'s tree; with none, only the shipped modules.
-    pub fn new(root: Option<super::imports::ImportRoot>) -> Imports {
+    /// Files are imported from `root`'s tree; with none, only the shipped modules. A task
+    /// that waits for another's run of a module waits under `session`'s cancellation.
+    pub fn new(root: Option<super::imports::ImportRoot>, session: Arc<Session>) -> Imports {
         Imports {
-            files: Arc::new(super::imports::Files::new(root)),
+            files: Arc::new(super::imports::Files::new(root, session)),
         }
     }
 
@@ -126,17 +127,18 @@ impl Imports {
         Ok(())
     }
 
-    /// The module at `path`, imported from `importer` (a module's file; `None` for the
-    /// scenario), or why there is none, as a sentence.
+    /// The module at `path`, imported at `at` from `importer` (a module's file; `None` for
+    /// the scenario), or why there is none.
     fn find(
         &self,
         engine: &Engine,
         importer: Option<&str>,
         path: &str,
+        at: Position,
     ) -> Result<Arc<Module>, Unresolved> {
         match path.strip_prefix("std/") {
             Some(_) => std_module(path).map_err(Unresolved::Said),
-            None => self.files.find(engine, importer, path),
+            None => self.files.find(engine, importer, path, at),
         }
     }
 }
@@ -158,15 +160,16 @@ impl ModuleResolver for Imports {
         path: &str,
         pos: Position,
     ) -> Result<Arc<Module>, Box<EvalAltResult>> {
-        self.find(engine, source, path).map_err(|why| match why {
-            Unresolved::Said(message) => {
-                let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
-                err.set_position(pos);
-                err
-            }
-            Unresolved::Failed(map) => EvalAltResult::ErrorRuntime(map.into(), pos).into(),
-            Unresolved::Stopped(stop) => stop,
-        })
+        self.find(engine, source, path, pos)
+            .map_err(|why| match why {
+                Unresolved::Said(message) => {
+                    let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
+                    err.set_position(pos);
+                    err
+                }
+                Unresolved::Failed(map) => EvalAltResult::ErrorRuntime(map.into(), pos).into(),
+                Unresolved::Stopped(stop) => stop,
+            })
     }
 }
 
@@ -316,6 +319,24 @@ pub fn call_site(error: &EvalAltResult) -> Option<(Position, &EvalAltResult)> {
 mod tests {
     use super::*;
 
+    /// Imports of a script without a file, over a session of their own (and its runtime, to
+    /// keep while they are used).
+    fn tree_less() -> (tokio::runtime::Runtime, Imports) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let session = Session::new(
+            runtime.handle().clone(),
+            std::time::Duration::from_secs(1),
+            crate::net::Limits::default(),
+            crate::transcript::Transcript::new(
+                std::time::Instant::now(),
+                crate::transcript::DEFAULT_CAPTURE,
+            ),
+        );
+        (runtime, Imports::new(None, session))
+    }
+
     #[test]
     fn every_shipped_module_compiles() {
         for (path, _) in STD {
@@ -334,8 +355,9 @@ mod tests {
     #[test]
     fn an_unknown_std_path_names_the_modules_that_exist() {
         let engine = Engine::new();
-        let err = Imports::new(None)
-            .find(&engine, None, "std/redis")
+        let (_runtime, imports) = tree_less();
+        let err = imports
+            .find(&engine, None, "std/redis", Position::NONE)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -350,9 +372,10 @@ mod tests {
     #[test]
     fn without_a_tree_other_paths_are_refused() {
         let engine = Engine::new();
+        let (_runtime, imports) = tree_less();
         for path in ["lib/resp", "/etc/passwd", "../x", "resp", "std"] {
-            let err = Imports::new(None)
-                .find(&engine, None, path)
+            let err = imports
+                .find(&engine, None, path, Position::NONE)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
@@ -364,7 +387,7 @@ mod tests {
     #[test]
     fn compile_refuses_a_bad_import_at_its_path() {
         let engine = Engine::new();
-        let imports = Imports::new(None);
+        let (_runtime, imports) = tree_less();
         let source = "let x = 1;\n  import \"std/nope\" as n;\n";
         let err = compile(&engine, &imports, &Scope::new(), source)
             .err()
