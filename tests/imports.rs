@@ -102,6 +102,15 @@ fn a_module_that_does_not_compile_or_imports_itself_is_a_compile_error() {
         .stderr_has("imports itself (an import cycle)");
 }
 
+/// `PORT=N` for `--var`, where nothing listens on port N: a listener bound and closed again.
+fn closed_port_var() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    format!("PORT={port}")
+}
+
 /// A module's top-level code runs when its `import` runs, under the scenario's deadlines: not
 /// while the scenario compiles, so `--check` runs none of it. A failure there is a run-time
 /// error at the `import` (exit 4), naming the place in the module.
@@ -110,12 +119,7 @@ fn a_module_s_top_level_code_runs_at_its_import_and_never_under_check() {
     let module =
         "print(\"module ran\");\nlet c = connect(`127.0.0.1:${var(\"PORT\")}`);\nfn f() { 1 }\n";
     let scenario = "print(\"scenario ran\");\nimport \"lib/m\" as m;\nprint(m::f());\n";
-    // A port nothing listens on: a listener bound and closed again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = format!("PORT={port}");
+    let port = closed_port_var();
     Test::new()
         .write("lib/m.rhai", module)
         .named("s.rhai", scenario)
@@ -194,4 +198,163 @@ fn a_scenario_s_closure_run_by_a_module_fails_in_the_scenario() {
             .stderr_has("in `each`, called here");
         assert!(!out.stderr.contains("each.rhai:3"), "{}", out.stderr);
     }
+}
+
+/// A module the test's tasks import: it says when its top-level code runs, then takes a while.
+const SLOW: &str = "print(\"slow ran\");\nsleep(300);\nfn hello() { \"hi\" }\n";
+
+/// Two tasks import one module at once: the second waits for the first's run of the module's
+/// top-level code, which runs once; neither is an import cycle.
+#[test]
+fn tasks_importing_one_module_at_once_share_one_run_of_it() {
+    Test::new()
+        .write("lib/slow.rhai", SLOW)
+        .named(
+            "s.rhai",
+            "let a = spawn(|| { import \"lib/slow\" as s; s::hello() });\n\
+             let b = spawn(|| { import \"lib/slow\" as s; s::hello() });\n\
+             print(a.join());\nprint(b.join());\n",
+        )
+        .run()
+        .code(0)
+        .stdout("slow ran\nhi\nhi\n");
+    // The wait for another task's run ends at the waiting task's own deadline, as a timeout it
+    // may catch; the run it waited for goes on.
+    Test::new()
+        .write("lib/slow.rhai", SLOW)
+        .named(
+            "s.rhai",
+            "let started = channel();\n\
+             let a = spawn(|| { started.send(1); import \"lib/slow\" as s; s::hello() });\n\
+             started.recv();\nsleep(50);\n\
+             let e = assert_err(|| within(100, || { import \"lib/slow\" as s; }), \"timeout\");\n\
+             print(e.op);\nprint(a.join());\n",
+        )
+        .run()
+        .code(0)
+        .stdout("slow ran\nimport\nhi\n");
+}
+
+/// A module whose top-level code fails is not kept: a task that waited for that run runs the
+/// module itself, as any later import of it does.
+#[test]
+fn a_task_waiting_for_a_module_that_fails_runs_it_itself() {
+    let module = "print(\"flaky ran\");\nsleep(200);\nthrow #{kind: \"flaky\", message: \"no\"};\n";
+    Test::new()
+        .write("lib/flaky.rhai", module)
+        .named(
+            "s.rhai",
+            "let f = || assert_err(|| { import \"lib/flaky\" as f; }).kind;\n\
+             let a = spawn(f);\nlet b = spawn(f);\n\
+             let kinds = [a.join(), b.join()];\nprint(kinds);\n",
+        )
+        .run()
+        .code(0)
+        .stdout("flaky ran\nflaky ran\n[\"flaky\", \"flaky\"]\n");
+}
+
+/// An import cycle of paths computed at run time is found when the imports run, on the
+/// thread that runs them, instead of waiting for itself.
+#[test]
+fn an_import_cycle_found_at_run_time_is_an_error() {
+    Test::new()
+        .write("lib/a.rhai", "let p = \"b\";\nimport p as b;\n")
+        .write("lib/b.rhai", "let p = \"a\";\nimport p as a;\n")
+        .named("s.rhai", "import \"lib/a\" as a;\n")
+        .args(&["--max-time", "5s"])
+        .run()
+        .code(4)
+        .stderr_has("imports itself");
+}
+
+/// Two tasks importing modules that import each other at run time, each running one of them:
+/// each would wait for the other; both imports are an import cycle instead.
+#[test]
+fn tasks_whose_modules_import_each_other_at_run_time_do_not_wait_forever() {
+    Test::new()
+        .write(
+            "lib/a.rhai",
+            "sleep(200);\nlet p = \"b\";\nimport p as b;\n",
+        )
+        .write(
+            "lib/b.rhai",
+            "sleep(200);\nlet p = \"a\";\nimport p as a;\n",
+        )
+        .named(
+            "s.rhai",
+            "let f = |p| assert_err(|| { import p as m; }, \"invalid_argument\").message;\n\
+             let a = spawn(|| f.call(\"lib/a\"));\nlet b = spawn(|| f.call(\"lib/b\"));\n\
+             print(a.join());\nprint(b.join());\n",
+        )
+        .args(&["--max-time", "5s"])
+        .run()
+        .code(0)
+        .stdout_has("imports itself (an import cycle");
+}
+
+/// Imports inside function bodies run only when the function is called, after the module's
+/// top-level code: modules whose functions import each other, or a function importing the
+/// module that imported its own, are no cycle. Such imports are still found and compiled when
+/// the scenario compiles.
+#[test]
+fn imports_inside_functions_may_import_each_other() {
+    // `a` imports `b` inside a function, or at its top level; `b` imports `a` inside one.
+    for a in [
+        "fn f() { import \"b\" as b; b::g() + 1 }\nfn h() { 10 }\n",
+        "import \"b\" as b;\nfn f() { b::g() + 1 }\nfn h() { 10 }\n",
+    ] {
+        Test::new()
+            .write("lib/a.rhai", a)
+            .write("lib/b.rhai", "fn g() { import \"a\" as a; a::h() }\n")
+            .named("s.rhai", "import \"lib/a\" as a;\nprint(a::f());\n")
+            .run()
+            .code(0)
+            .stdout("11\n");
+    }
+    Test::new()
+        .write("lib/a.rhai", "fn f() { import \"b\" as b; b::g() }\n")
+        .write("lib/b.rhai", "fn g() { import \"missing\" as m; 1 }\n")
+        .named("s.rhai", "print(\"ran\");\nimport \"lib/a\" as a;\n")
+        .run()
+        .code(3)
+        .stdout("")
+        .stderr_has("cannot import `lib/a`: cannot import `b`: cannot import `missing`")
+        .stderr_has("s.rhai:2:8]");
+    // A cycle of top-level imports stays one when a function's import reaches a file of it
+    // first.
+    Test::new()
+        .write("lib/x.rhai", "import \"y\" as y;\nimport \"z\" as z;\n")
+        .write("lib/y.rhai", "fn f() { import \"z\" as z; }\n")
+        .write("lib/z.rhai", "import \"x\" as x;\n")
+        .named("s.rhai", "import \"lib/x\" as x;\n")
+        .run()
+        .code(3)
+        .stderr_has("cannot import `lib/x`: cannot import `z`: cannot import `x`");
+}
+
+/// A module's top-level error is raised at the `import` as the module raised it (its kind,
+/// `op` and `addr`), its message saying where in the module it happened. A path that cannot
+/// be imported stays `invalid_argument`.
+#[test]
+fn a_module_s_top_level_error_keeps_its_kind() {
+    let port = closed_port_var();
+    Test::new()
+        .write("lib/refused.rhai", "connect(`127.0.0.1:${var(\"PORT\")}`);\n")
+        .write(
+            "lib/thrown.rhai",
+            "fn f() { throw #{kind: \"custom\", message: \"no\"} }\nf();\n",
+        )
+        .named(
+            "s.rhai",
+            "let e = assert_err(|| { import \"lib/refused\" as r; }, \"connection_refused\");\n\
+             print(e.op);\nprint(e.addr == `127.0.0.1:${var(\"PORT\")}`);\nprint(e.message);\n\
+             let e = assert_err(|| { import \"lib/thrown\" as t; }, \"custom\");\nprint(e.message);\n\
+             let p = \"lib/missing\";\n\
+             assert_err(|| { import p as m; }, \"invalid_argument\");\n",
+        )
+        .args(&["--var", &port])
+        .run()
+        .code(0)
+        .stdout_has("connect\ntrue\ncannot import `lib/refused`: `lib/refused.rhai:1:1` failed while it was imported: connect to")
+        .stdout_has("\ncannot import `lib/thrown`: `lib/thrown.rhai:2:1` failed while it was imported: no\n");
 }

@@ -38,7 +38,7 @@ pub fn build(ctx: &Arc<ScriptCtx>, config: &super::Config) -> (Engine, super::mo
     // Scenarios import only what `modules` serves: the shipped modules, and files of their own
     // tree; rhai has no file or process access otherwise (`exec` starts processes only with
     // `--allow-exec`).
-    let imports = super::modules::Imports::new(config.imports.clone());
+    let imports = super::modules::Imports::new(config.imports.clone(), ctx.session.clone());
     engine.set_module_resolver(imports.clone());
     // A typo in a variable name is a compile error (exit 3), not a failure mid-conversation.
     engine.set_strict_variables(true);

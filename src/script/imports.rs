@@ -8,15 +8,21 @@
 //!
 //! Imports with a literal path are checked when the scenario compiles
 //! ([`super::modules::compile`]: found and compiled, not run), so a bad one is a compile error
-//! at its `import` line. Each module is evaluated once per scenario, when an `import` of it
-//! first runs (its top-level code runs then, under the scenario's deadlines), and shared by
-//! every `import` of it.
+//! at its `import` line; so is a cycle of imports at modules' top level, whose code would
+//! import itself (an import inside a function runs only when the function is called). Each
+//! module is evaluated once per scenario, when an `import` of it first runs (its top-level
+//! code runs then, under the scenario's deadlines), and shared by every `import` of it: an
+//! `import` on another task's thread meanwhile waits for that run, under its own deadlines.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
-use rhai::{Engine, EvalAltResult, Module, Scope, Shared, AST};
+use rhai::{Engine, EvalAltResult, Map, Module, Position, Scope, Shared, AST};
+use tokio::sync::watch;
+
+use crate::net::{Session, NO_DEADLINE};
 
 /// Where a scenario's imports may come from.
 #[derive(Debug, Clone)]
@@ -94,19 +100,22 @@ impl ModuleSources {
 /// The files a scenario imports, found and loaded once each.
 pub(super) struct Files {
     root: Option<ImportRoot>,
-    /// Each module by its resolved path, once evaluated; `None` while it is being evaluated,
-    /// so an import cycle is found instead of recursing.
-    loaded: Mutex<HashMap<PathBuf, Option<Shared<Module>>>>,
-    /// The files checked while the scenario compiled: `true` once done, `false` while their
-    /// own imports are being checked (so a cycle is found).
+    /// The scenario's: a wait for another task's run of a module ends when the scenario is
+    /// stopped, or at the waiting task's `within`.
+    session: Arc<Session>,
+    /// The modules run so far, and those running.
+    loads: Mutex<Loads>,
+    /// The files checked while the scenario compiled: `true` once done, `false` while the
+    /// files their top-level imports name are being checked (so a cycle of those is found).
     checked: Mutex<HashMap<PathBuf, bool>>,
 }
 
 impl Files {
-    pub(super) fn new(root: Option<ImportRoot>) -> Files {
+    pub(super) fn new(root: Option<ImportRoot>, session: Arc<Session>) -> Files {
         Files {
             root,
-            loaded: Mutex::new(HashMap::new()),
+            session,
+            loads: Mutex::new(Loads::default()),
             checked: Mutex::new(HashMap::new()),
         }
     }
@@ -197,22 +206,70 @@ impl Files {
         }
     }
 
-    /// Compile and evaluate the module at `file`, or take it from the cache.
-    fn load(&self, engine: &Engine, file: &Path) -> Result<Shared<Module>, Unresolved> {
+    /// The module at `file`, imported at `at`: from the cache; else compiled and evaluated on
+    /// this thread, while imports of it on other threads wait for that run instead of starting
+    /// their own. A module whose top-level code failed is not kept: the next import of it runs
+    /// it again, and so does each import that waited for the run that failed. An import of a
+    /// module whose top-level code this thread is running (directly, or through threads that
+    /// wait for one another's) is an import cycle.
+    fn load(
+        &self,
+        engine: &Engine,
+        file: &Path,
+        at: Position,
+    ) -> Result<Shared<Module>, Unresolved> {
         let shown = file.display().to_string();
-        {
-            let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            match loaded.get(file) {
-                Some(Some(module)) => return Ok(module.clone()),
-                Some(None) => {
-                    return Err(Unresolved::Said(format!(
-                        "`{shown}` imports itself (an import cycle)"
-                    )))
-                }
-                None => {}
+        let me = std::thread::current().id();
+        let mut loads = loop {
+            let mut loads = self.lock();
+            let (task, mut done) = match loads.modules.get(file) {
+                Some(Load::Loaded(module)) => return Ok(module.clone()),
+                Some(Load::Running { task, done, .. }) => (task.clone(), done.clone()),
+                None => break loads,
+            };
+            if let Some(running) = loads.cycle(file, me) {
+                return Err(Unresolved::Said(if running == file {
+                    format!("`{shown}` imports itself (an import cycle)")
+                } else {
+                    format!(
+                        "`{}` imports itself (an import cycle, through `{task}`'s import of \
+                         `{shown}`)",
+                        running.display()
+                    )
+                }));
             }
-        }
-        self.lock().insert(file.to_owned(), None);
+            loads.waiting.insert(me, file.to_owned());
+            drop(loads);
+            // The run ends by dropping its sender, whether it failed or not.
+            let waited = self.session.block_on(
+                &super::context::call_at(at),
+                "import",
+                None,
+                Some(NO_DEADLINE),
+                async {
+                    let _ = done.changed().await;
+                    Ok(())
+                },
+            );
+            self.lock().waiting.remove(&me);
+            if let Err(e) = waited {
+                return Err(waited_for(&shown, &task, super::error::raise(e)));
+            }
+        };
+        let (ended, done) = watch::channel(());
+        let task = super::context::task();
+        let running = Load::Running {
+            thread: me,
+            task,
+            done,
+        };
+        loads.modules.insert(file.to_owned(), running);
+        drop(loads);
+        let run = Run {
+            files: self,
+            file,
+            _ended: ended,
+        };
         let result = self
             .compile(engine, file)
             .map_err(Unresolved::Said)
@@ -221,16 +278,16 @@ impl Files {
                     .map(Shared::new)
                     .map_err(|e| failed_while_imported(&shown, e))
             });
-        let mut loaded = self.lock();
-        match &result {
-            Ok(module) => loaded.insert(file.to_owned(), Some(module.clone())),
-            Err(_) => loaded.remove(file),
-        };
+        if let Ok(module) = &result {
+            let loaded = Load::Loaded(module.clone());
+            self.lock().modules.insert(file.to_owned(), loaded);
+        }
+        drop(run);
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Option<Shared<Module>>>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loads> {
+        self.loads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn compile(&self, engine: &Engine, file: &Path) -> Result<AST, String> {
@@ -257,52 +314,154 @@ impl Files {
 }
 
 impl Files {
-    /// The module `path` names, imported from `importer`: found, then loaded (or cached).
+    /// The module `path` names, imported from `importer` at `at`: found, then loaded (or
+    /// cached).
     pub(super) fn find(
         &self,
         engine: &Engine,
         importer: Option<&str>,
         path: &str,
+        at: Position,
     ) -> Result<Shared<Module>, Unresolved> {
         let file = self.locate(importer, path).map_err(Unresolved::Said)?;
-        self.load(engine, &file).map_err(|why| match why {
-            Unresolved::Said(why) => Unresolved::Said(format!("cannot import `{path}`: {why}")),
-            stopped => stopped,
-        })
+        self.load(engine, &file, at)
+            .map_err(|why| why.importing(path))
+    }
+}
+
+/// The modules of a scenario by their resolved paths, as its imports ran them.
+#[derive(Default)]
+struct Loads {
+    modules: HashMap<PathBuf, Load>,
+    /// The module each thread waits for while another thread runs its top-level code.
+    waiting: HashMap<ThreadId, PathBuf>,
+}
+
+/// One module file, as its imports ran it.
+enum Load {
+    /// Its top-level code is running on `thread`, the task `task`; `done` changes (its sender
+    /// is dropped) when that run ends, whether it failed or not.
+    Running {
+        thread: ThreadId,
+        task: Arc<str>,
+        done: watch::Receiver<()>,
+    },
+    /// Its top-level code ran: the module every import of it shares.
+    Loaded(Shared<Module>),
+}
+
+impl Loads {
+    /// The module whose top-level code the thread `me` runs that a wait for `file` would wait
+    /// for: `file` itself, or one that the thread running `file` waits for, and so on. `None`
+    /// when the wait would end.
+    fn cycle<'a>(&'a self, file: &'a Path, me: ThreadId) -> Option<&'a Path> {
+        let mut at = file;
+        // Each thread waits for one module at most: a longer walk is a cycle without `me`,
+        // which its own threads found.
+        for _ in 0..=self.waiting.len() {
+            let Some(Load::Running { thread, .. }) = self.modules.get(at) else {
+                return None;
+            };
+            if *thread == me {
+                return Some(at);
+            }
+            at = self.waiting.get(thread)?;
+        }
+        None
+    }
+}
+
+/// A run of a module's top-level code on this thread. Dropped, it takes the module's entry
+/// back unless the run left the module there, then lets the threads waiting for it go (by
+/// dropping `_ended`), also when the run panicked.
+struct Run<'a> {
+    files: &'a Files,
+    file: &'a Path,
+    _ended: watch::Sender<()>,
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        let mut loads = self.files.lock();
+        if matches!(loads.modules.get(self.file), Some(Load::Running { .. })) {
+            loads.modules.remove(self.file);
+        }
     }
 }
 
 /// Why an `import` found no module.
 pub(super) enum Unresolved {
-    /// A path refused, a file that does not compile, a module whose top-level code failed: a
-    /// sentence, raised as kind `invalid_argument` at the `import`.
+    /// A path refused, a file that does not compile, an import cycle: a sentence, raised as
+    /// kind `invalid_argument` at the `import`.
     Said(String),
+    /// The module's top-level code raised this catchable error: its map as the module raised
+    /// it (kind, `op`, `addr`, …), with a message that names the place in the module.
+    Failed(Map),
     /// The scenario was stopped while a module's top-level code ran (cancelled, `--max-time`,
     /// an expired `within`, a limit): that stop itself, which no `try` catches.
     Stopped(Box<EvalAltResult>),
+}
+
+impl Unresolved {
+    /// The same reason, its sentence headed by `` cannot import `path`: ``.
+    fn importing(self, path: &str) -> Unresolved {
+        let head = |why: &str| format!("cannot import `{path}`: {why}");
+        match self {
+            Unresolved::Said(why) => Unresolved::Said(head(&why)),
+            Unresolved::Failed(mut map) => {
+                let why = map.get("message").map(ToString::to_string);
+                map.insert("message".into(), head(&why.unwrap_or_default()).into());
+                Unresolved::Failed(map)
+            }
+            stopped @ Unresolved::Stopped(_) => stopped,
+        }
+    }
 }
 
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unresolved::Said(why) => f.write_str(why),
+            Unresolved::Failed(map) => match map.get("message") {
+                Some(message) => write!(f, "{message}"),
+                None => f.write_str("failed"),
+            },
             Unresolved::Stopped(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// A module's top-level code failed with `e`: its message and its place in the module, or
-/// the stop that ended it.
+/// The wait for `task`'s run of the module `shown` ended with `e` instead: the stop, or the
+/// waiting task's deadline (a catchable `timeout`).
+fn waited_for(shown: &str, task: &str, e: Box<EvalAltResult>) -> Unresolved {
+    if matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..)) {
+        return Unresolved::Stopped(e);
+    }
+    let mut map = super::error::catchable_map(&e);
+    let message = map.get("message").map(ToString::to_string);
+    let message = format!(
+        "waited for `{task}` to import `{shown}`: {}",
+        message.unwrap_or_default()
+    );
+    map.insert("message".into(), message.into());
+    Unresolved::Failed(map)
+}
+
+/// A module's top-level code failed with `e`: the error as the module raised it, its message
+/// headed by the place in the module; or the stop that ended it.
 fn failed_while_imported(shown: &str, e: Box<EvalAltResult>) -> Unresolved {
     if matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..)) {
         return Unresolved::Stopped(e);
     }
-    let message = super::error::catchable_map(&e)
+    let mut map = super::error::catchable_map(&e);
+    let message = map
         .get("message")
         .map_or_else(|| e.to_string(), ToString::to_string);
     let at = e.position();
-    Unresolved::Said(match (at.line(), at.position()) {
+    let message = match (at.line(), at.position()) {
         (Some(l), Some(c)) => format!("`{shown}:{l}:{c}` failed while it was imported: {message}"),
         _ => format!("`{shown}` failed while it was imported: {message}"),
-    })
+    };
+    map.insert("message".into(), message.into());
+    Unresolved::Failed(map)
 }

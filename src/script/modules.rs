@@ -13,6 +13,7 @@
 //! others. Each module is compiled once per process and shared (`Arc`) by every scenario and
 //! task thread.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use rhai::module_resolvers::{DummyModuleResolver, ModuleResolver};
@@ -23,7 +24,7 @@ use rhai::{
 
 use super::error::script_error;
 use super::imports::Unresolved;
-use crate::net::ErrorKind;
+use crate::net::{ErrorKind, Session};
 
 /// The modules shipped in the binary: the path a scenario imports, and its rhai source.
 const STD: [(&str, &str); 3] = [
@@ -53,46 +54,102 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// Files are imported from `root`'s tree; with none, only the shipped modules.
-    pub fn new(root: Option<super::imports::ImportRoot>) -> Imports {
+    /// Files are imported from `root`'s tree; with none, only the shipped modules. A task
+    /// that waits for another's run of a module waits under `session`'s cancellation.
+    pub fn new(root: Option<super::imports::ImportRoot>, session: Arc<Session>) -> Imports {
         Imports {
-            files: Arc::new(super::imports::Files::new(root)),
+            files: Arc::new(super::imports::Files::new(root, session)),
         }
     }
 
-    /// Whether an `import` of `path` from `importer` will find its module, without running any
+    /// Whether an `import` of `path` in the scenario will find its module, without running any
     /// module's code: a shipped module, or a file inside the tree that compiles, and whose own
     /// imports of literal paths pass the same check. Its top-level code runs when the `import`
     /// does, at run time.
-    fn check(&self, engine: &Engine, importer: Option<&str>, path: &str) -> Result<(), String> {
+    ///
+    /// Only imports at a module's top level run when its top-level code does, so only they can
+    /// form a cycle: an import inside a function runs when the function is called, when the
+    /// module it is in has been imported, and only has to be found and compiled. Those wait in
+    /// `later` until the chain of top-level imports that reached them is checked: the files on
+    /// that chain are then the only ones being checked, and reaching one again is a cycle.
+    fn check(&self, engine: &Engine, path: &str) -> Result<(), String> {
+        let mut later = VecDeque::from([Later {
+            importer: None,
+            path: path.into(),
+            trail: Vec::new(),
+        }]);
+        while let Some(next) = later.pop_front() {
+            self.check_top_level(engine, &next, &mut later)
+                .map_err(|why| {
+                    next.trail
+                        .iter()
+                        .rev()
+                        .fold(why, |why, outer| format!("cannot import `{outer}`: {why}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Check `import`'s file and, before it is done, the files its top-level imports name;
+    /// the imports inside its functions are put in `later`.
+    fn check_top_level(
+        &self,
+        engine: &Engine,
+        import: &Later,
+        later: &mut VecDeque<Later>,
+    ) -> Result<(), String> {
+        let path = &import.path;
         if path.starts_with("std/") {
             return std_module(path).map(drop);
         }
+        let importer = import.importer.as_deref();
         let Some((file, ast)) = self.files.check_start(engine, importer, path)? else {
             return Ok(());
         };
-        let shown = file.display().to_string();
-        for (nested, _) in literal_imports(&ast) {
-            self.check(engine, Some(&shown), &nested)
-                .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+        let shown: ImmutableString = file.display().to_string().into();
+        let mut trail = import.trail.clone();
+        trail.push(path.clone());
+        for nested in literal_imports(&ast) {
+            let in_function = nested.in_function;
+            let nested = Later {
+                importer: Some(shown.clone()),
+                path: nested.path,
+                trail: trail.clone(),
+            };
+            if in_function {
+                later.push_back(nested);
+            } else {
+                self.check_top_level(engine, &nested, later)
+                    .map_err(|why| format!("cannot import `{path}`: {why}"))?;
+            }
         }
         self.files.check_done(&file);
         Ok(())
     }
 
-    /// The module at `path`, imported from `importer` (a module's file; `None` for the
-    /// scenario), or why there is none, as a sentence.
+    /// The module at `path`, imported at `at` from `importer` (a module's file; `None` for
+    /// the scenario), or why there is none.
     fn find(
         &self,
         engine: &Engine,
         importer: Option<&str>,
         path: &str,
+        at: Position,
     ) -> Result<Arc<Module>, Unresolved> {
         match path.strip_prefix("std/") {
             Some(_) => std_module(path).map_err(Unresolved::Said),
-            None => self.files.find(engine, importer, path),
+            None => self.files.find(engine, importer, path, at),
         }
     }
+}
+
+/// An import [`Imports::check`] has yet to check.
+struct Later {
+    /// The module file it is in; `None` for the scenario.
+    importer: Option<ImmutableString>,
+    path: ImmutableString,
+    /// The paths of the imports that led to it, from the scenario's: its errors say them.
+    trail: Vec<ImmutableString>,
 }
 
 impl ModuleResolver for Imports {
@@ -103,14 +160,16 @@ impl ModuleResolver for Imports {
         path: &str,
         pos: Position,
     ) -> Result<Arc<Module>, Box<EvalAltResult>> {
-        self.find(engine, source, path).map_err(|why| match why {
-            Unresolved::Said(message) => {
-                let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
-                err.set_position(pos);
-                err
-            }
-            Unresolved::Stopped(stop) => stop,
-        })
+        self.find(engine, source, path, pos)
+            .map_err(|why| match why {
+                Unresolved::Said(message) => {
+                    let mut err = script_error(ErrorKind::InvalidArgument, "import", message);
+                    err.set_position(pos);
+                    err
+                }
+                Unresolved::Failed(map) => EvalAltResult::ErrorRuntime(map.into(), pos).into(),
+                Unresolved::Stopped(stop) => stop,
+            })
     }
 }
 
@@ -158,28 +217,47 @@ pub fn compile(
     source: &str,
 ) -> Result<AST, ParseError> {
     let ast = engine.compile_with_scope(scope, source)?;
-    for (name, at) in literal_imports(&ast) {
-        if let Err(message) = imports.check(engine, None, &name) {
+    for import in literal_imports(&ast) {
+        if let Err(message) = imports.check(engine, &import.path) {
             return Err(ParseError(
                 Box::new(ParseErrorType::BadInput(LexError::Runtime(message))),
-                at,
+                import.at,
             ));
         }
     }
     Ok(ast)
 }
 
-/// The `import`s of a literal path in `ast`, function bodies included, in order.
-fn literal_imports(ast: &AST) -> Vec<(ImmutableString, Position)> {
+/// An `import` of a literal path.
+struct LiteralImport {
+    path: ImmutableString,
+    at: Position,
+    /// It is inside a function or closure: it runs when that is called, not with the code
+    /// around it.
+    in_function: bool,
+}
+
+/// The `import`s of a literal path in `ast`: those of its top-level code in order, then those
+/// inside its functions and closures.
+fn literal_imports(ast: &AST) -> Vec<LiteralImport> {
     let mut found = Vec::new();
-    ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
-            if let Expr::StringConstant(name, at) = &import.0 {
-                found.push((name.clone(), *at));
+    for (part, in_function) in [
+        (ast.clone_statements_only(), false),
+        (ast.clone_functions_only(), true),
+    ] {
+        part.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
+                if let Expr::StringConstant(name, at) = &import.0 {
+                    found.push(LiteralImport {
+                        path: name.clone(),
+                        at: *at,
+                        in_function,
+                    });
+                }
             }
-        }
-        true
-    });
+            true
+        });
+    }
     found
 }
 
@@ -241,6 +319,24 @@ pub fn call_site(error: &EvalAltResult) -> Option<(Position, &EvalAltResult)> {
 mod tests {
     use super::*;
 
+    /// Imports of a script without a file, over a session of their own (and its runtime, to
+    /// keep while they are used).
+    fn tree_less() -> (tokio::runtime::Runtime, Imports) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let session = Session::new(
+            runtime.handle().clone(),
+            std::time::Duration::from_secs(1),
+            crate::net::Limits::default(),
+            crate::transcript::Transcript::new(
+                std::time::Instant::now(),
+                crate::transcript::DEFAULT_CAPTURE,
+            ),
+        );
+        (runtime, Imports::new(None, session))
+    }
+
     #[test]
     fn every_shipped_module_compiles() {
         for (path, _) in STD {
@@ -259,8 +355,9 @@ mod tests {
     #[test]
     fn an_unknown_std_path_names_the_modules_that_exist() {
         let engine = Engine::new();
-        let err = Imports::new(None)
-            .find(&engine, None, "std/redis")
+        let (_runtime, imports) = tree_less();
+        let err = imports
+            .find(&engine, None, "std/redis", Position::NONE)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -275,9 +372,10 @@ mod tests {
     #[test]
     fn without_a_tree_other_paths_are_refused() {
         let engine = Engine::new();
+        let (_runtime, imports) = tree_less();
         for path in ["lib/resp", "/etc/passwd", "../x", "resp", "std"] {
-            let err = Imports::new(None)
-                .find(&engine, None, path)
+            let err = imports
+                .find(&engine, None, path, Position::NONE)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
@@ -289,7 +387,7 @@ mod tests {
     #[test]
     fn compile_refuses_a_bad_import_at_its_path() {
         let engine = Engine::new();
-        let imports = Imports::new(None);
+        let (_runtime, imports) = tree_less();
         let source = "let x = 1;\n  import \"std/nope\" as n;\n";
         let err = compile(&engine, &imports, &Scope::new(), source)
             .err()
