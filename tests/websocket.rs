@@ -598,3 +598,36 @@ fn closing_a_ws_listener_frees_its_port_and_lets_go_of_clients_in_their_upgrade(
             "ws: the client did not finish its tls handshake within 300ms: closed, passed over",
         );
 }
+
+/// A `wss` WebSocket says what its TLS handshake settled on, on both sides (the server's with
+/// the name the client asked for), and so do the transcript's connect and accept; a `ws` one
+/// has no `tls`.
+#[test]
+fn a_wss_websocket_has_its_tls_parameters_and_a_ws_one_none() {
+    Test::new()
+        .args(&["--trace"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0", #{tls: "self-signed"});
+            let t = spawn(|| {
+                let s = server.accept();
+                print(`server ${s.tls.version} sni ${s.tls.sni}`);
+                s.recv();
+            });
+            let opts = #{tls: #{ca: server.cert_pem}};
+            let ws = ws_connect(`wss://localhost:${server.port}/`, opts);
+            print(`client ${ws.tls.version} ${ws.tls.cipher.starts_with("TLS")} sni ${ws.tls.sni}`);
+            ws.close();
+            t.join();
+            let plain = ws_listen("127.0.0.1:0");
+            print(`ws: ${ws_connect(`ws://${plain.addr}/`).tls}`);
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout_has("client TLSv1_3 true sni \n")
+        .stdout_has("server TLSv1_3 sni localhost\n")
+        .stdout_has("ws: \n")
+        .stderr_has(": 101, tls TLSv1_3 TLS13_")
+        .stderr_has(" ws#1: /, tls TLSv1_3 TLS13_");
+}

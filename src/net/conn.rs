@@ -324,13 +324,7 @@ impl Conn {
 
     /// What the TLS handshake settled on, for the transcript.
     pub(crate) fn tls_note(&self) -> Option<String> {
-        self.inner.tls.as_ref().map(|t| {
-            let alpn = t
-                .alpn
-                .as_deref()
-                .map_or(String::new(), |a| format!(", alpn {a}"));
-            format!("tls {} {}{alpn}", t.version, t.cipher)
-        })
+        self.inner.tls.as_ref().map(|t| t.note())
     }
 
     /// The TLS parameters, when this connection is TLS.

@@ -303,6 +303,17 @@ fn describe_cert_error(err: &rustls::CertificateError) -> String {
     }
 }
 
+impl TlsInfo {
+    /// As the transcript notes it: `tls TLSv1_3 TLS13_AES_128_GCM_SHA256, alpn h2`.
+    pub(crate) fn note(&self) -> String {
+        let alpn = self
+            .alpn
+            .as_deref()
+            .map_or(String::new(), |a| format!(", alpn {a}"));
+        format!("tls {} {}{alpn}", self.version, self.cipher)
+    }
+}
+
 pub(crate) fn info_of(conn: &rustls::CommonState, sni: Option<&str>) -> TlsInfo {
     TlsInfo {
         version: conn

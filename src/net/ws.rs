@@ -46,7 +46,7 @@ use super::call::Call;
 use super::error::{describe, fmt_duration, ErrorKind, NetError};
 use super::handshakes::{Handshakes, Limit, Listening};
 use super::plain::{PlainSocket, Polled, Spinning};
-use super::tls::{self, ClientTls, ServerTls};
+use super::tls::{self, ClientTls, ServerTls, TlsInfo};
 use crate::transcript::{EventKind, On, Transport};
 
 /// The longest HTTP request head a WebSocket server reads before it answers 400.
@@ -182,6 +182,8 @@ pub struct Handshake {
     pub headers: Vec<(String, String)>,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
+    /// What the TLS handshake under it settled on (`wss`).
+    pub tls: Option<TlsInfo>,
 }
 
 impl Handshake {
@@ -400,7 +402,7 @@ impl WebSocket {
             let io_err = |e: std::io::Error| NetError::io(op, Some(url), &e);
             let local = Endpoint::new(tcp.local_addr().map_err(io_err)?);
             let peer = Endpoint::new(tcp.peer_addr().map_err(io_err)?);
-            let io = if secure {
+            let (io, settled) = if secure {
                 let t = opts.tls.clone().unwrap_or_default();
                 let name = host.trim_start_matches('[').trim_end_matches(']');
                 let (connector, name) = tls::connector(&t, name, &addr)?;
@@ -408,9 +410,10 @@ impl WebSocket {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| tls::handshake_error(op, &addr, &e))?;
-                Io::Tls(Box::new(stream.into()))
+                let settled = tls::info_of(stream.get_ref().1, None);
+                (Io::Tls(Box::new(stream.into())), Some(settled))
             } else {
-                Io::plain(tcp).map_err(io_err)?
+                (Io::plain(tcp).map_err(io_err)?, None)
             };
             let (ws, response) =
                 tokio_tungstenite::client_async_with_config(request, io, Some(config))
@@ -424,15 +427,19 @@ impl WebSocket {
                     .and_then(|p| p.to_str().ok())
                     .map(str::to_owned),
                 headers: Handshake::headers_of(headers),
+                tls: settled,
                 ..Handshake::default()
             };
             Ok((ws, local, peer, handshake))
         });
         let (ws, local, peer, handshake) = opened.map_err(failed)?;
-        let note = match &handshake.protocol {
+        let mut note = match &handshake.protocol {
             Some(p) => format!("{url}: {} (protocol {p})", handshake.status),
             None => format!("{url}: {}", handshake.status),
         };
+        if let Some(t) = &handshake.tls {
+            note = format!("{note}, {}", t.note());
+        }
         let socket = WebSocket::new(session, ws, local, peer, Arc::from(url), handshake, slot);
         socket.record(call, EventKind::Connect, b"", Some(note));
         Ok(socket)
@@ -1126,10 +1133,13 @@ impl WsListener {
                 )
             }
         })?;
-        let note = match &handshake.protocol {
+        let mut note = match &handshake.protocol {
             Some(p) => format!("{} (protocol {p})", handshake.path),
             None => handshake.path.clone(),
         };
+        if let Some(t) = &handshake.tls {
+            note = format!("{note}, {}", t.note());
+        }
         let url = inner.local.text.clone();
         let socket = WebSocket::new(&inner.session, ws, local, peer, url, handshake, slot);
         socket.record(call, EventKind::Accept, b"", Some(note));
@@ -1194,9 +1204,13 @@ async fn handshake(
         })
     };
     let within = || fmt_duration(limit.length);
-    let io = match &shared.acceptor {
+    let (io, settled) = match &shared.acceptor {
         Some(a) => match tokio::time::timeout_at(limit.at, a.accept(tcp)).await {
-            Ok(Ok(s)) => Io::Tls(Box::new(s.into())),
+            Ok(Ok(s)) => {
+                let conn = s.get_ref().1;
+                let settled = tls::info_of(conn, conn.server_name());
+                (Io::Tls(Box::new(s.into())), Some(settled))
+            }
             // It does not trust the certificate, or speaks no TLS.
             Ok(Err(e)) => {
                 let why = tls::handshake_error(op, addr, &e).message.clone();
@@ -1210,9 +1224,12 @@ async fn handshake(
                 return passed_over(EventKind::Close, Bytes::new(), why);
             }
         },
-        None => Io::plain(tcp).map_err(|e| NetError::io(op, Some(addr), &e))?,
+        None => (
+            Io::plain(tcp).map_err(|e| NetError::io(op, Some(addr), &e))?,
+            None,
+        ),
     };
-    let upgrade = upgrade(io, &shared.protocols, shared.config);
+    let upgrade = upgrade(io, settled, &shared.protocols, shared.config);
     match tokio::time::timeout_at(limit.at, upgrade).await {
         Ok(Ok(Upgrade::Done(ws, handshake))) => Ok(Arrival::Ready(Box::new(Upgraded {
             ws: *ws,
@@ -1236,11 +1253,12 @@ async fn handshake(
     }
 }
 
-/// The server side of the opening handshake: read the request head; answer a WebSocket
-/// upgrade with 101 (choosing the first of `protocols` the client offers), anything else with
-/// 400.
+/// The server side of the opening handshake, over `io` (TLS when `tls` says what it settled
+/// on): read the request head; answer a WebSocket upgrade with 101 (choosing the first of
+/// `protocols` the client offers), anything else with 400.
 async fn upgrade(
     mut io: Io,
+    tls: Option<TlsInfo>,
     protocols: &[String],
     config: WebSocketConfig,
 ) -> std::io::Result<Upgrade> {
@@ -1299,6 +1317,7 @@ async fn upgrade(
         query: uri.query().map(str::to_owned),
         headers: Handshake::headers_of(request.headers()),
         protocol: protocol.cloned(),
+        tls,
     };
     let ws =
         WebSocketStream::from_partially_read(io, tail.to_vec(), Role::Server, Some(config)).await;

@@ -20,7 +20,7 @@ fn opt<T: Into<Dynamic>>(value: Option<T>) -> Dynamic {
 }
 
 /// `#{version, cipher, alpn, sni}` for `conn.tls`.
-fn tls_map(t: &crate::net::TlsInfo) -> Map {
+pub(super) fn tls_map(t: &crate::net::TlsInfo) -> Map {
     let mut map = Map::new();
     map.insert("version".into(), t.version.clone().into());
     map.insert("cipher".into(), t.cipher.clone().into());

@@ -275,6 +275,9 @@ pub(super) fn register(engine: &mut Engine) {
         .register_fn("to_debug", |w: &mut WebSocket| w.to_string())
         .register_get("peer", |w: &mut WebSocket| w.peer().text.to_string())
         .register_get("local", |w: &mut WebSocket| w.local().text.to_string())
+        .register_get("tls", |w: &mut WebSocket| {
+            opt(w.handshake().tls.as_ref().map(super::net::tls_map))
+        })
         .register_get("response", |w: &mut WebSocket| {
             let h = w.handshake();
             if h.status == 101 && !h.path.is_empty() {
