@@ -631,3 +631,39 @@ fn a_wss_websocket_has_its_tls_parameters_and_a_ws_one_none() {
         .stderr_has(": 101, tls TLSv1_3 TLS13_")
         .stderr_has(" ws#1: /, tls TLSv1_3 TLS13_");
 }
+
+/// Pings and the peer's close are answered by a WebSocket whose script reads nothing (its
+/// task waits on a channel): `ping` gets its pong and `close` the peer's close frame, and the
+/// transcript shows the answers as the `auto` task's. A ping the script did not read shows in
+/// its next `recv_message`; a message that came meanwhile is recorded by the read that takes
+/// it.
+#[test]
+fn a_websocket_whose_script_reads_nothing_still_answers_pings_and_closes() {
+    Test::new()
+        .args(&["--trace", "--timeout", "5s"])
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let ws = ws_connect(`ws://${server.addr}/`);
+            let s = server.accept();
+            let start = channel();
+            let t = spawn(|| {
+                start.recv();
+                let first = s.recv_message().type;
+                `server saw: ${first}, then ${s.recv()}, then ${s.recv()}`
+            });
+            print(`pong: ${type_of(ws.ping())}`);
+            ws.send("hello");
+            ws.close();
+            print("closed");
+            start.send(1);
+            print(t.join());
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("pong: f64\nclosed\nserver saw: ping, then hello, then \n")
+        .stderr_has("auto     send     ")
+        .stderr_has("(17 bytes): pong")
+        .stderr_has("task 1   recv     ");
+}

@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -39,6 +39,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{http, ClientRequestBuilder, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 
 use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
@@ -221,6 +222,8 @@ pub struct ListenOptions {
 #[derive(Clone)]
 pub struct WebSocket {
     inner: Arc<Inner>,
+    /// Stops the keeper when the last handle goes.
+    _alive: Arc<Alive>,
 }
 
 struct Inner {
@@ -239,15 +242,81 @@ struct Inner {
     peer_close: Mutex<Option<(Option<u16>, String)>>,
     /// Makes the payloads of `ping()`, so a pong answers the ping that asked for it.
     pings: AtomicU64,
+    keeper: Keeper,
     _slot: HandleSlot,
+}
+
+/// How long the script reads nothing before the keeper reads for it.
+const IDLE: Duration = Duration::from_millis(20);
+
+/// What the script's reads and the keeper ([`keep`]) share: the keeper reads (answering pings
+/// and the peer's close) only while no script read wants the reader, and gives it up as soon
+/// as one does. A script read costs two atomic counts and a look at `engaged`; the keeper
+/// looks every [`IDLE`] whether the script read since.
+struct Keeper {
+    /// Script reads started, ever: the keeper waits until this stays still for [`IDLE`].
+    reads: AtomicU64,
+    /// Script reads running or waiting for the reader.
+    active: AtomicUsize,
+    /// The keeper holds the reader, or is about to take it.
+    engaged: AtomicBool,
+    /// A script read wants the reader back.
+    wanted: tokio::sync::Notify,
+}
+
+impl Keeper {
+    /// A script read starts: the keeper lets the reader go (and stays off it until it ends).
+    /// `engaged` is read after `active` is counted and the keeper counts `active` after it
+    /// sets `engaged` (both `SeqCst`), so one of the two sees the other.
+    fn want(&self) -> Wanting<'_> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.active.fetch_add(1, Ordering::SeqCst);
+        if self.engaged.load(Ordering::SeqCst) {
+            self.wanted.notify_one();
+        }
+        Wanting(self)
+    }
+}
+
+/// A script read in progress, for the [`Keeper`]; counted out when dropped.
+struct Wanting<'a>(&'a Keeper);
+
+impl Drop for Wanting<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Stops a WebSocket's keeper when the last script handle of it goes (a clone shares it).
+struct Alive(CancellationToken);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 struct Reader {
     io: Option<SplitStream<Ws>>,
-    /// Messages a `ping` read past while it waited for its pong, already recorded.
-    pending: VecDeque<Received>,
+    /// Messages read before a script read asked for them, in the order they came: data
+    /// messages a `ping` read while it waited for its pong, and every frame the keeper read
+    /// (`false`: a data message, recorded by the read that takes it; a ping, pong or close
+    /// was recorded, and answered, when it came).
+    pending: VecDeque<(Received, bool)>,
+    /// The keeper's read failed (a reset): the next script read raises it.
+    failed: Option<NetError>,
     /// The peer's close frame (or the end of the stream) came: nothing more will.
     ended: bool,
+}
+
+/// Who reads a frame: a script read, `close` (which its own close does not end), or the
+/// keeper (no spin on a runtime thread; data messages are recorded when the script takes
+/// them, under its call).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum By {
+    Script,
+    Closing,
+    Keeper,
 }
 
 struct Writer {
@@ -456,29 +525,40 @@ impl WebSocket {
     ) -> WebSocket {
         let conn = session.open_connection(Opening::Connect, super::stream::ip_key(&local, &peer));
         let (w, r) = ws.split();
-        WebSocket {
-            inner: Arc::new(Inner {
-                session: session.clone(),
-                local,
-                peer,
-                conn,
-                url,
-                handshake,
-                reader: AsyncMutex::new(Reader {
-                    io: Some(r),
-                    pending: VecDeque::new(),
-                    ended: false,
-                }),
-                writer: AsyncMutex::new(Writer {
-                    io: Some(w),
-                    interrupted: false,
-                }),
-                timeout: HandleTimeout::new(),
-                closed: CloseSignal::new(),
-                peer_close: Mutex::new(None),
-                pings: AtomicU64::new(0),
-                _slot: slot,
+        let inner = Arc::new(Inner {
+            session: session.clone(),
+            local,
+            peer,
+            conn,
+            url,
+            handshake,
+            reader: AsyncMutex::new(Reader {
+                io: Some(r),
+                pending: VecDeque::new(),
+                failed: None,
+                ended: false,
             }),
+            writer: AsyncMutex::new(Writer {
+                io: Some(w),
+                interrupted: false,
+            }),
+            timeout: HandleTimeout::new(),
+            closed: CloseSignal::new(),
+            peer_close: Mutex::new(None),
+            pings: AtomicU64::new(0),
+            keeper: Keeper {
+                reads: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
+                engaged: AtomicBool::new(false),
+                wanted: tokio::sync::Notify::new(),
+            },
+            _slot: slot,
+        });
+        let stop = session.token().child_token();
+        session.handle().spawn(keep(inner.clone(), stop.clone()));
+        WebSocket {
+            inner,
+            _alive: Arc::new(Alive(stop)),
         }
     }
 
@@ -673,11 +753,17 @@ impl WebSocket {
         let result = inner
             .session
             .block_on(call, op, Some(addr), self.timeout(), async {
+                let _wanting = inner.keeper.want();
                 let mut r = inner.reader.lock().await;
                 loop {
                     let next = match r.pending.pop_front() {
-                        Some(m) => Some(m),
-                        None => self.read_frame(call, op, &mut r, true).await?,
+                        Some((m, recorded)) => {
+                            if !recorded {
+                                self.record(call, EventKind::Recv, &m.data, Some(m.note()));
+                            }
+                            Some(m)
+                        }
+                        None => inner.read_frame(call, op, &mut r, By::Script).await?,
                     };
                     match next {
                         Some(m) if wanted(&m) => return Ok(Some(m)),
@@ -687,76 +773,6 @@ impl WebSocket {
                 }
             });
         result.map_err(|e| self.failed(call, e.waiting_for(waiting)))
-    }
-
-    /// Read the next frame off the wire and record it; `None` at the end. With `watch_close`,
-    /// this side's `close` ends the wait.
-    async fn read_frame(
-        &self,
-        call: &Call,
-        op: &'static str,
-        r: &mut Reader,
-        watch_close: bool,
-    ) -> Result<Option<Received>, NetError> {
-        let inner = &self.inner;
-        let addr = self.addr();
-        if r.ended {
-            return Ok(None);
-        }
-        let io =
-            r.io.as_mut()
-                .ok_or_else(|| NetError::closed(op, Some(addr)))?;
-        let next = if watch_close {
-            tokio::select! {
-                _ = inner.closed.closed() => return Err(NetError::closed(op, Some(addr))),
-                next = Spinning::new(io.next()) => next,
-            }
-        } else {
-            io.next().await
-        };
-        let msg = match next {
-            Some(Ok(msg)) => msg,
-            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                r.ended = true;
-                self.record(call, EventKind::Eof, b"", None);
-                return Ok(None);
-            }
-            Some(Err(e)) => return Err(ws_error(op, addr, e)),
-        };
-        let Some(m) = Received::of(msg) else {
-            return Ok(None);
-        };
-        self.record(call, EventKind::Recv, &m.data, Some(m.note()));
-        // tungstenite answers a ping with a pong of its payload, and a close frame this side
-        // did not start with the same frame: the answers are this side's sends.
-        match m.kind {
-            Kind::Close => {
-                r.ended = true;
-                *inner.peer_close.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((m.code, String::from_utf8_lossy(&m.data).into_owned()));
-                if !inner.closed.is_closed() {
-                    self.record(call, EventKind::Send, &m.data, Some(m.note()));
-                }
-                self.send_replies().await;
-            }
-            Kind::Ping => {
-                self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
-                self.send_replies().await;
-            }
-            _ => {}
-        }
-        Ok(Some(m))
-    }
-
-    /// tungstenite queues the answer to a ping or a close and sends it with the next write or
-    /// read: send it now, unless another task is writing (its write sends it).
-    async fn send_replies(&self) {
-        if let Ok(mut guard) = self.inner.writer.try_lock() {
-            let w = &mut *guard;
-            if let (Some(io), false) = (w.io.as_mut(), w.interrupted) {
-                let _ = tokio::time::timeout(Duration::from_millis(500), io.flush()).await;
-            }
-        }
     }
 
     /// Send a ping and wait for its pong: the round trip. Messages that arrive first are kept
@@ -772,6 +788,9 @@ impl WebSocket {
                 Bytes::from(format!("sockscript-ping-{n}"))
             }
         };
+        // Before the ping goes: the keeper leaves the pong to this read (one it reads first is
+        // kept in `pending`).
+        let _wanting = inner.keeper.want();
         let started = Instant::now();
         self.send_message(
             call,
@@ -784,13 +803,18 @@ impl WebSocket {
             .session
             .block_on(call, op, Some(addr), self.timeout(), async {
                 let mut r = inner.reader.lock().await;
+                let answer = |(m, _): &(Received, bool)| m.kind == Kind::Pong && m.data == payload;
+                if let Some(i) = r.pending.iter().position(answer) {
+                    r.pending.remove(i);
+                    return Ok(started.elapsed());
+                }
                 loop {
-                    match self.read_frame(call, op, &mut r, true).await? {
+                    match inner.read_frame(call, op, &mut r, By::Script).await? {
                         Some(m) if m.kind == Kind::Pong && m.data == payload => {
                             return Ok(started.elapsed())
                         }
                         Some(m) if matches!(m.kind, Kind::Text | Kind::Binary) => {
-                            r.pending.push_back(m)
+                            r.pending.push_back((m, true))
                         }
                         Some(_) => {}
                         None => {
@@ -842,11 +866,12 @@ impl WebSocket {
                         let _ = io.send(Message::Close(Some(frame))).await;
                     }
                 }
+                let _wanting = inner.keeper.want();
                 let mut r = inner.reader.lock().await;
                 while !r.ended {
-                    match self.read_frame(call, "close", &mut r, false).await {
+                    match inner.read_frame(call, "close", &mut r, By::Closing).await {
                         Ok(Some(m)) if matches!(m.kind, Kind::Text | Kind::Binary) => {
-                            r.pending.push_back(m)
+                            r.pending.push_back((m, true))
                         }
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break,
@@ -865,6 +890,10 @@ impl WebSocket {
         self.record(call, EventKind::Close, b"", None);
     }
 
+    fn record(&self, call: &Call, kind: EventKind, payload: &[u8], note: Option<String>) {
+        self.inner.record(call, kind, payload, note);
+    }
+
     /// Put a failure in the transcript and say which connection it was on.
     fn failed(&self, call: &Call, err: NetError) -> NetError {
         if err.kind == ErrorKind::Cancelled {
@@ -873,22 +902,171 @@ impl WebSocket {
         self.record(call, EventKind::Error, b"", Some(err.message.clone()));
         err.on_conn(self.id())
     }
+}
+
+impl Inner {
+    /// Read the next frame off the wire and record it (a data message read by the keeper is
+    /// recorded when the script takes it); `None` at the end. Except while closing, this side's
+    /// `close` ends the wait.
+    async fn read_frame(
+        &self,
+        call: &Call,
+        op: &'static str,
+        r: &mut Reader,
+        by: By,
+    ) -> Result<Option<Received>, NetError> {
+        let addr = &*self.peer.text;
+        if let Some(e) = r.failed.take() {
+            return Err(e);
+        }
+        if r.ended {
+            return Ok(None);
+        }
+        let io =
+            r.io.as_mut()
+                .ok_or_else(|| NetError::closed(op, Some(addr)))?;
+        let next = match by {
+            By::Script => tokio::select! {
+                _ = self.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                next = Spinning::new(io.next()) => next,
+            },
+            By::Keeper => tokio::select! {
+                _ = self.closed.closed() => return Err(NetError::closed(op, Some(addr))),
+                next = io.next() => next,
+            },
+            By::Closing => io.next().await,
+        };
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                r.ended = true;
+                self.record(call, EventKind::Eof, b"", None);
+                return Ok(None);
+            }
+            Some(Err(e)) => return Err(ws_error(op, addr, e)),
+        };
+        let Some(m) = Received::of(msg) else {
+            return Ok(None);
+        };
+        let data = matches!(m.kind, Kind::Text | Kind::Binary);
+        if !(data && by == By::Keeper) {
+            self.record(call, EventKind::Recv, &m.data, Some(m.note()));
+        }
+        // tungstenite answers a ping with a pong of its payload, and a close frame this side
+        // did not start with the same frame: the answers are this side's sends.
+        match m.kind {
+            Kind::Close => {
+                r.ended = true;
+                *self.peer_close.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((m.code, String::from_utf8_lossy(&m.data).into_owned()));
+                if !self.closed.is_closed() {
+                    self.record(call, EventKind::Send, &m.data, Some(m.note()));
+                }
+                self.send_replies().await;
+            }
+            Kind::Ping => {
+                self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
+                self.send_replies().await;
+            }
+            _ => {}
+        }
+        Ok(Some(m))
+    }
+
+    /// tungstenite queues the answer to a ping or a close and sends it with the next write or
+    /// read: send it now, unless another task is writing (its write sends it).
+    async fn send_replies(&self) {
+        if let Ok(mut guard) = self.writer.try_lock() {
+            let w = &mut *guard;
+            if let (Some(io), false) = (w.io.as_mut(), w.interrupted) {
+                let _ = tokio::time::timeout(Duration::from_millis(500), io.flush()).await;
+            }
+        }
+    }
 
     fn record(&self, call: &Call, kind: EventKind, payload: &[u8], note: Option<String>) {
-        self.inner.session.record(
+        self.session.record(
             call,
             kind,
             On {
-                conn: Some(self.inner.conn),
+                conn: Some(self.conn),
                 transport: Some(Transport::Ws),
             },
-            Some(self.inner.local.text.clone()),
-            Some(self.inner.peer.text.clone()),
+            Some(self.local.text.clone()),
+            Some(self.peer.text.clone()),
             payload,
             note,
         );
     }
 }
+
+/// A WebSocket's keeper, on the runtime: while the script reads nothing (for [`IDLE`], and
+/// no read of it waits), it reads for it, so a ping is answered and the peer's close is
+/// answered when it comes, not at the script's next read. Data messages it reads wait in
+/// `pending` for the script's reads (recorded then, under their call), and so do the pings,
+/// pongs and close it read (for `recv_message`, and a `ping` waiting for its pong). It lets the reader go as soon as a script read wants
+/// it, and ends with the WebSocket's last handle, its close, its end, or the scenario.
+async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
+    let call = Call::new(Arc::from(KEEPER_TASK), None, None);
+    let keeper = &inner.keeper;
+    loop {
+        // Until the script has started no read for IDLE, and none is running.
+        loop {
+            let seen = keeper.reads.load(Ordering::SeqCst);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(IDLE) => {}
+            }
+            let still = keeper.reads.load(Ordering::SeqCst) == seen;
+            if still && keeper.active.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+        }
+        keeper.engaged.store(true, Ordering::SeqCst);
+        let reader = if keeper.active.load(Ordering::SeqCst) == 0 {
+            inner.reader.try_lock().ok()
+        } else {
+            None
+        };
+        let Some(mut r) = reader else {
+            keeper.engaged.store(false, Ordering::SeqCst);
+            continue;
+        };
+        let ended = loop {
+            if keeper.active.load(Ordering::SeqCst) > 0 {
+                break false;
+            }
+            let frame = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = keeper.wanted.notified() => break false,
+                frame = inner.read_frame(&call, "recv", &mut r, By::Keeper) => frame,
+            };
+            match frame {
+                Ok(Some(m)) => {
+                    let recorded = !matches!(m.kind, Kind::Text | Kind::Binary);
+                    r.pending.push_back((m, recorded));
+                }
+                Ok(None) => break true,
+                // This side closed: its `close` takes over. Else the script's next read
+                // raises what the keeper met.
+                Err(e) => {
+                    if !inner.closed.is_closed() {
+                        r.failed = Some(e);
+                    }
+                    break true;
+                }
+            }
+        };
+        keeper.engaged.store(false, Ordering::SeqCst);
+        drop(r);
+        if ended {
+            return;
+        }
+    }
+}
+
+/// The task the transcript names for what a WebSocket's keeper reads and answers.
+const KEEPER_TASK: &str = "auto";
 
 impl std::fmt::Display for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
