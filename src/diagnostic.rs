@@ -329,15 +329,15 @@ impl Diag {
         let mut base = 0;
         for (file, text, spans) in files {
             let (shown, moved) = escape::source(text);
-            let mut primary = None;
+            let mut columns = Vec::with_capacity(spans.len());
             for (offset, len, label) in spans {
                 let start = moved(*offset);
                 let span = (base + start, moved(offset + len) - start);
                 let label = Some(escape::text(label).into_owned());
+                let before = text.get(..*offset).unwrap_or("");
+                let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+                columns.push((start, line.chars().count()));
                 labels.push(if labels.is_empty() {
-                    let before = text.get(..*offset).unwrap_or("");
-                    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
-                    primary = Some((start, line.chars().count()));
                     LabeledSpan::new_primary_with_span(label, span)
                 } else {
                     LabeledSpan::new_with_span(label, span)
@@ -348,7 +348,7 @@ impl Diag {
                 code: NamedSource::new(escape::line(file), shown.into_owned()),
                 base,
                 len,
-                primary,
+                columns,
             });
             base += len + 1;
         }
@@ -371,9 +371,9 @@ impl Diag {
 }
 
 /// The escaped files a diagnostic draws, as miette reads them: one source whose regions are
-/// the files. The `[file:line:column]` heading of the failure's place gives its column as the
-/// script has it, in characters as rhai and editors count them, rather than miette's byte
-/// count in the escaped text.
+/// the files. Each `[file:line:column]` heading gives its label's column as the script has
+/// it, in characters as rhai and editors count them, rather than miette's byte count in the
+/// escaped text.
 struct Shown {
     regions: Vec<Region>,
 }
@@ -383,8 +383,8 @@ struct Region {
     code: NamedSource<String>,
     base: usize,
     len: usize,
-    /// The primary label's offset in the escaped text, and its 0-based column in the script.
-    primary: Option<(usize, usize)>,
+    /// Each label's offset in the escaped text, and its 0-based column in the script.
+    columns: Vec<(usize, usize)>,
 }
 
 impl SourceCode for Shown {
@@ -395,23 +395,23 @@ impl SourceCode for Shown {
         after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
         // A span across two regions (miette joining nearby labels) is refused: each file is
-        // drawn on its own.
+        // drawn on its own. A label at the end of a file (an unclosed block) reaches one byte
+        // past it, into the gap before the next.
         let region = self
             .regions
             .iter()
             .rev()
             .find(|r| r.base <= span.offset())
-            .filter(|r| span.offset() + span.len() <= r.base + r.len)
+            .filter(|r| span.offset() + span.len() <= r.base + r.len + 1)
             .ok_or(MietteError::OutOfBounds)?;
         let local = SourceSpan::new((span.offset() - region.base).into(), span.len());
         let contents = region.code.read_span(&local, before, after)?;
-        let column = match region.primary {
-            // miette reads the heading's position as the primary span without context.
-            Some((offset, column)) if (before, after) == (0, 0) && local.offset() == offset => {
-                Some(column)
-            }
-            _ => None,
-        };
+        // miette reads a heading's position as its label's span without context.
+        let column = region
+            .columns
+            .iter()
+            .find(|&&(offset, _)| (before, after) == (0, 0) && local.offset() == offset)
+            .map(|&(_, column)| column);
         let at = contents.span();
         let span = SourceSpan::new((at.offset() + region.base).into(), at.len());
         Ok(Box::new(Placed {
@@ -862,6 +862,29 @@ mod tests {
              ·                              ╰── failed \\u{fffe} here\n   ╰────\n  \
              help: left: \\u{9b}\n        right: 1\n"
         );
+    }
+
+    #[test]
+    fn every_file_s_heading_counts_characters_and_a_label_at_the_end_is_drawn() {
+        let modules = ModuleSources::default();
+        modules.insert_for_test("m.rhai", "fn boom() {\n  throw \"x\";\n}\n");
+        let src = "let u = \"✓✓✓\"; m::boom(1);\n";
+        let diag = Diag::new(Code::Thrown, "uncaught: x", "s.rhai", src)
+            .label(Position::new(1, 17), "thrown here")
+            .moved_to(&modules, "m.rhai", Position::new(2, 3))
+            .label(Position::new(1, 19), "in `boom`, called here");
+        let shown = diag.render(false);
+        // The module first, then the scenario's call: its column in characters (19), not
+        // bytes (25).
+        let (module, call) = (shown.find("[m.rhai:2:3]"), shown.find("[s.rhai:1:19]"));
+        assert!(module.is_some() && module < call, "{shown}");
+        // A compile error at the very end of a file (an unclosed block) still draws the file.
+        let src = "let x = 1;\nfn f() {";
+        let diag = Diag::new(Code::Compile, "does not compile", "e.rhai", src)
+            .label(Position::new(2, 9), "Expecting '}'");
+        let shown = diag.render(false);
+        assert!(shown.contains("[e.rhai:2:9]"), "{shown}");
+        assert!(!shown.contains("Failed to read"), "{shown}");
     }
 
     #[test]

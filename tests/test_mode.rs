@@ -1208,8 +1208,9 @@ fn exclude_and_lib_directories_leave_scenarios_out() {
 }
 
 /// A report replaces the file it is written to in one step (written beside it, then renamed
-/// over it: a new inode), so a run stopped while writing never leaves half a report; a link is
-/// written through, a device such as `/dev/stdout` in place, and nothing is left beside them.
+/// over it: a new inode, with the old file's permissions), so a run stopped while writing never
+/// leaves half a report; a link is written through, a device such as `/dev/stdout` in place,
+/// and nothing is left beside them.
 #[test]
 fn reports_replace_their_file_whole_and_write_through_links_and_devices() {
     use std::os::unix::fs::MetadataExt;
@@ -1220,6 +1221,10 @@ fn reports_replace_their_file_whole_and_write_through_links_and_devices() {
     for file in [&junit, &target] {
         std::fs::write(file, "old").unwrap_or_else(|e| panic!("{e}"));
     }
+    // A report may hold a conversation: the file's own permissions stay.
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(&junit, private).unwrap_or_else(|e| panic!("{e}"));
     std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
     let inode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.ino());
     let before = inode(&junit);
@@ -1234,6 +1239,8 @@ fn reports_replace_their_file_whole_and_write_through_links_and_devices() {
     let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{e}"));
     assert!(text(&junit).contains("<testsuites"), "{}", text(&junit));
     assert_ne!(inode(&junit), before, "the report was rewritten in place");
+    let mode = std::fs::metadata(&junit).map_or(0, |m| m.permissions().mode() & 0o777);
+    assert_eq!(mode, 0o600, "the report's permissions");
     assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
     assert!(text(&target).contains("\"passed\""), "{}", text(&target));
     let mut names: Vec<String> = std::fs::read_dir(&dir)

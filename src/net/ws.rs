@@ -964,7 +964,8 @@ impl Inner {
                 }
                 self.send_replies().await;
             }
-            Kind::Ping => {
+            // Once this side has sent its close, tungstenite answers no ping.
+            Kind::Ping if !self.closed.is_closed() => {
                 self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
                 self.send_replies().await;
             }

@@ -181,28 +181,49 @@ impl Files {
     }
 }
 
-/// Write `bytes` to `path` whole or not at all: into a file beside it, then renamed over it, so
-/// a run stopped while writing (a CI job's time limit) leaves the report it had before, or
-/// none, never half of one for a CI to misread. A path that is no regular file (`/dev/stdout`,
-/// a pipe) or is a link is written in place, as asked.
+/// Write `bytes` to `path` whole or not at all: into a new file beside it, then renamed over
+/// it, so a run stopped while writing (a CI job's time limit) leaves the report it had before,
+/// or none, never half of one for a CI to misread (a run killed mid-write may leave the
+/// hidden `.NAME.*.tmp` beside it). The new file is created, never opened if something is
+/// there (a link planted at its name is not followed), and takes the old file's permissions.
+/// A path that is no regular file (`/dev/stdout`, a pipe) or is a link is written in place,
+/// as asked; so is one whose directory takes no new file.
 pub(crate) fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
     let bytes = bytes.as_ref();
-    let in_place = std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file());
+    let old = std::fs::symlink_metadata(path).ok();
+    let in_place = old.as_ref().is_some_and(|m| !m.file_type().is_file());
     let (Some(dir), Some(name), false) = (path.parent(), path.file_name(), in_place) else {
         return std::fs::write(path, bytes);
     };
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    temp_name.push(format!(".{}.{n}.{nanos}.tmp", std::process::id()));
     let temp = dir.join(temp_name);
-    if std::fs::write(&temp, bytes).is_err() {
-        // A directory where only the file itself may be written.
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+    {
+        Ok(file) => file,
+        Err(_) => return std::fs::write(path, bytes),
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| match &old {
+            Some(old) => file.set_permissions(old.permissions()),
+            None => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&temp);
-        return std::fs::write(path, bytes);
     }
-    std::fs::rename(&temp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temp);
-    })
+    written
 }
 
 /// Where a scenario's file goes under `dir`: its name's plain components (no `..`, no root:

@@ -92,6 +92,16 @@ impl ModuleSources {
         self.lock().insert(name, Read { text, closures });
     }
 
+    /// `text` as the module `name`, for tests of what diagnostics draw.
+    #[cfg(test)]
+    pub(crate) fn insert_for_test(&self, name: &str, text: &str) {
+        let read = Read {
+            text: text.into(),
+            closures: Vec::new(),
+        };
+        self.lock().insert(name.to_owned(), read);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Read>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
