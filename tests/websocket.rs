@@ -667,3 +667,34 @@ fn a_websocket_whose_script_reads_nothing_still_answers_pings_and_closes() {
         .stderr_has("(17 bytes): pong")
         .stderr_has("task 1   recv     ");
 }
+
+/// The reader in the background holds a bounded amount of messages the script has not read: a
+/// peer that sends and sends still meets back-pressure (its send times out), as it would with
+/// no reader at all.
+#[test]
+fn a_websocket_whose_script_reads_nothing_still_pushes_back() {
+    Test::new()
+        .script(
+            r#"
+            let server = ws_listen("127.0.0.1:0");
+            let ws = ws_connect(`ws://${server.addr}/`);
+            let s = server.accept();
+            let chunk = blob(65536, 120);
+            s.timeout = 1000;
+            let sent = 0;
+            let why = "all sent";
+            try {
+                for i in 0..512 {
+                    s.send(chunk);
+                    sent += 1;
+                }
+            } catch (e) {
+                why = e.kind;
+            }
+            print(`${why} after fewer than 256: ${sent < 256}`);
+            "#,
+        )
+        .run()
+        .code(0)
+        .stdout("timeout after fewer than 256: true\n");
+}

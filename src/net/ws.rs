@@ -303,6 +303,9 @@ struct Reader {
     /// (`false`: a data message, recorded by the read that takes it; a ping, pong or close
     /// was recorded, and answered, when it came).
     pending: VecDeque<(Received, bool)>,
+    /// The bytes of the data messages in `pending` the keeper read: it reads no more past
+    /// [`KEPT_AT_MOST`], so a peer the script does not read still meets TCP's back-pressure.
+    kept: usize,
     /// The keeper's read failed (a reset): the next script read raises it.
     failed: Option<NetError>,
     /// The peer's close frame (or the end of the stream) came: nothing more will.
@@ -535,6 +538,7 @@ impl WebSocket {
             reader: AsyncMutex::new(Reader {
                 io: Some(r),
                 pending: VecDeque::new(),
+                kept: 0,
                 failed: None,
                 ended: false,
             }),
@@ -759,6 +763,7 @@ impl WebSocket {
                     let next = match r.pending.pop_front() {
                         Some((m, recorded)) => {
                             if !recorded {
+                                r.kept = r.kept.saturating_sub(m.data.len());
                                 self.record(call, EventKind::Recv, &m.data, Some(m.note()));
                             }
                             Some(m)
@@ -1034,7 +1039,7 @@ async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
             continue;
         };
         let ended = loop {
-            if keeper.active.load(Ordering::SeqCst) > 0 {
+            if keeper.active.load(Ordering::SeqCst) > 0 || r.kept >= KEPT_AT_MOST {
                 break false;
             }
             let frame = tokio::select! {
@@ -1045,6 +1050,9 @@ async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
             match frame {
                 Ok(Some(m)) => {
                     let recorded = !matches!(m.kind, Kind::Text | Kind::Binary);
+                    if !recorded {
+                        r.kept += m.data.len();
+                    }
                     r.pending.push_back((m, recorded));
                 }
                 Ok(None) => break true,
@@ -1065,6 +1073,10 @@ async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
         }
     }
 }
+
+/// The most bytes of data messages the keeper holds for the script: past it, it reads no
+/// more (pings behind them wait for the script's reads), as a socket's buffers would fill.
+const KEPT_AT_MOST: usize = 256 * 1024;
 
 /// The task the transcript names for what a WebSocket's keeper reads and answers.
 const KEEPER_TASK: &str = "auto";
