@@ -634,12 +634,11 @@ fn a_wss_websocket_has_its_tls_parameters_and_a_ws_one_none() {
 
 /// Pings and the peer's close are answered by a WebSocket whose script reads nothing (its
 /// task waits on a channel): `ping` gets its pong and `close` the peer's close frame, and the
-/// transcript shows the answers as the `auto` task's. A ping the script did not read shows in
-/// its next `recv_message`; a message that came meanwhile is recorded by the read that takes
-/// it.
+/// transcript shows what it read and answered as the `auto` task's, when it came. A ping the
+/// script did not read shows in its next `recv_message`.
 #[test]
 fn a_websocket_whose_script_reads_nothing_still_answers_pings_and_closes() {
-    Test::new()
+    let out = Test::new()
         .args(&["--trace", "--timeout", "5s"])
         .script(
             r#"
@@ -660,12 +659,13 @@ fn a_websocket_whose_script_reads_nothing_still_answers_pings_and_closes() {
             print(t.join());
             "#,
         )
-        .run()
-        .code(0)
+        .run();
+    out.code(0)
         .stdout("pong: f64\nclosed\nserver saw: ping, then hello, then \n")
         .stderr_has("auto     send     ")
         .stderr_has("(17 bytes): pong")
-        .stderr_has("task 1   recv     ");
+        .stderr_has("(5 bytes): text\n    \"hello\"");
+    assert!(!out.stderr.contains("task 1   recv"), "{}", out.stderr);
 }
 
 /// The reader in the background holds a bounded amount of messages the script has not read: a
@@ -697,4 +697,51 @@ fn a_websocket_whose_script_reads_nothing_still_pushes_back() {
         .run()
         .code(0)
         .stdout("timeout after fewer than 256: true\n");
+}
+
+/// A peer that floods empty messages at a WebSocket whose script reads nothing: the reader in
+/// the background stops at its bound (each message counts, not only its bytes) and lets the
+/// runtime's other work run, so the script's `sleep` ends on time. (It read the flood into
+/// memory without end, holding the runtime's thread: the `sleep` ended with the flood.)
+#[test]
+fn a_flood_of_empty_messages_is_bounded_and_holds_up_nothing() {
+    let mut peer = python(
+        r#"
+import base64, hashlib, socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+head = b""
+while b"\r\n\r\n" not in head:
+    head += c.recv(4096)
+key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+c.settimeout(5)
+flood = b"\x82\x00" * 65536
+end = time.monotonic() + 10
+try:
+    while time.monotonic() < end:
+        c.sendall(flood)
+except OSError:
+    pass
+"#,
+    );
+    let port = peer.port();
+    let out = Test::new()
+        .args(&["--max-time", "20s"])
+        .script(&format!(
+            r#"
+            let ws = ws_connect("ws://127.0.0.1:{port}/");
+            sleep(1000);
+            print("slept");
+            "#
+        ))
+        .run();
+    let _ = peer.wait();
+    out.code(0)
+        .stdout_has("slept")
+        .faster_than(std::time::Duration::from_secs(6));
 }

@@ -262,6 +262,8 @@ struct Keeper {
     engaged: AtomicBool,
     /// A script read wants the reader back.
     wanted: tokio::sync::Notify,
+    /// The last script read running ended.
+    done: tokio::sync::Notify,
 }
 
 impl Keeper {
@@ -283,7 +285,9 @@ struct Wanting<'a>(&'a Keeper);
 
 impl Drop for Wanting<'_> {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_one();
+        }
     }
 }
 
@@ -298,23 +302,48 @@ impl Drop for Alive {
 
 struct Reader {
     io: Option<SplitStream<Ws>>,
-    /// Messages read before a script read asked for them, in the order they came: data
-    /// messages a `ping` read while it waited for its pong, and every frame the keeper read
-    /// (`false`: a data message, recorded by the read that takes it; a ping, pong or close
-    /// was recorded, and answered, when it came).
-    pending: VecDeque<(Received, bool)>,
-    /// The bytes of the data messages in `pending` the keeper read: it reads no more past
-    /// [`KEPT_AT_MOST`], so a peer the script does not read still meets TCP's back-pressure.
+    /// Messages read (and recorded) before a script read asked for them, in the order they
+    /// came: data messages a `ping` or `close` read past, and every frame the keeper read.
+    pending: VecDeque<Received>,
+    /// What `pending` holds, in bytes plus [`KEPT_EACH`] a message: the keeper reads no more
+    /// past [`KEPT_AT_MOST`], so a peer the script does not read still meets back-pressure.
     kept: usize,
     /// The keeper's read failed (a reset): the next script read raises it.
-    failed: Option<NetError>,
+    failed: Option<WsError>,
     /// The peer's close frame (or the end of the stream) came: nothing more will.
     ended: bool,
 }
 
+impl Reader {
+    fn keep(&mut self, m: Received) {
+        self.kept += m.data.len() + KEPT_EACH;
+        self.pending.push_back(m);
+    }
+
+    fn take(&mut self) -> Option<Received> {
+        let m = self.pending.pop_front()?;
+        self.kept = self.kept.saturating_sub(m.data.len() + KEPT_EACH);
+        Some(m)
+    }
+
+    /// The pong that answers `payload`, when one is kept.
+    fn take_pong(&mut self, payload: &[u8]) -> bool {
+        let answer = |m: &Received| m.kind == Kind::Pong && m.data == payload;
+        let Some(m) = self
+            .pending
+            .iter()
+            .position(answer)
+            .and_then(|i| self.pending.remove(i))
+        else {
+            return false;
+        };
+        self.kept = self.kept.saturating_sub(m.data.len() + KEPT_EACH);
+        true
+    }
+}
+
 /// Who reads a frame: a script read, `close` (which its own close does not end), or the
-/// keeper (no spin on a runtime thread; data messages are recorded when the script takes
-/// them, under its call).
+/// keeper (no spin on a runtime thread; a failure is kept for the next script read).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum By {
     Script,
@@ -555,6 +584,7 @@ impl WebSocket {
                 active: AtomicUsize::new(0),
                 engaged: AtomicBool::new(false),
                 wanted: tokio::sync::Notify::new(),
+                done: tokio::sync::Notify::new(),
             },
             _slot: slot,
         });
@@ -760,14 +790,8 @@ impl WebSocket {
                 let _wanting = inner.keeper.want();
                 let mut r = inner.reader.lock().await;
                 loop {
-                    let next = match r.pending.pop_front() {
-                        Some((m, recorded)) => {
-                            if !recorded {
-                                r.kept = r.kept.saturating_sub(m.data.len());
-                                self.record(call, EventKind::Recv, &m.data, Some(m.note()));
-                            }
-                            Some(m)
-                        }
+                    let next = match r.take() {
+                        Some(m) => Some(m),
                         None => inner.read_frame(call, op, &mut r, By::Script).await?,
                     };
                     match next {
@@ -808,9 +832,7 @@ impl WebSocket {
             .session
             .block_on(call, op, Some(addr), self.timeout(), async {
                 let mut r = inner.reader.lock().await;
-                let answer = |(m, _): &(Received, bool)| m.kind == Kind::Pong && m.data == payload;
-                if let Some(i) = r.pending.iter().position(answer) {
-                    r.pending.remove(i);
+                if r.take_pong(&payload) {
                     return Ok(started.elapsed());
                 }
                 loop {
@@ -818,9 +840,7 @@ impl WebSocket {
                         Some(m) if m.kind == Kind::Pong && m.data == payload => {
                             return Ok(started.elapsed())
                         }
-                        Some(m) if matches!(m.kind, Kind::Text | Kind::Binary) => {
-                            r.pending.push_back((m, true))
-                        }
+                        Some(m) if matches!(m.kind, Kind::Text | Kind::Binary) => r.keep(m),
                         Some(_) => {}
                         None => {
                             return Err(NetError::new(
@@ -875,9 +895,7 @@ impl WebSocket {
                 let mut r = inner.reader.lock().await;
                 while !r.ended {
                     match inner.read_frame(call, "close", &mut r, By::Closing).await {
-                        Ok(Some(m)) if matches!(m.kind, Kind::Text | Kind::Binary) => {
-                            r.pending.push_back((m, true))
-                        }
+                        Ok(Some(m)) if matches!(m.kind, Kind::Text | Kind::Binary) => r.keep(m),
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break,
                     }
@@ -910,10 +928,32 @@ impl WebSocket {
 }
 
 impl Inner {
-    /// Read the next frame off the wire and record it (a data message read by the keeper is
-    /// recorded when the script takes it); `None` at the end. Except while closing, this side's
-    /// `close` ends the wait.
+    /// Read the next frame off the wire, record it, and send tungstenite's answer to a ping or
+    /// a close; `None` at the end. Except while closing, this side's `close` ends the wait.
     async fn read_frame(
+        &self,
+        call: &Call,
+        op: &'static str,
+        r: &mut Reader,
+        by: By,
+    ) -> Result<Option<Received>, NetError> {
+        let m = self.take_frame(call, op, r, by).await?;
+        if m.as_ref().is_some_and(|m| self.answered(m)) {
+            self.send_replies().await;
+        }
+        Ok(m)
+    }
+
+    /// Whether tungstenite has queued an answer to `m`: a pong to a ping (unless this side has
+    /// sent its close: then none), this side's close to the peer's.
+    fn answered(&self, m: &Received) -> bool {
+        m.kind == Kind::Close || (m.kind == Kind::Ping && !self.closed.is_closed())
+    }
+
+    /// [`Inner::read_frame`] up to the answer: the frame read and recorded, with its answer
+    /// recorded as sent. A failure the keeper met is kept in the reader for the next script
+    /// read, which raises it under its own name (the keeper gets `None`).
+    async fn take_frame(
         &self,
         call: &Call,
         op: &'static str,
@@ -922,7 +962,7 @@ impl Inner {
     ) -> Result<Option<Received>, NetError> {
         let addr = &*self.peer.text;
         if let Some(e) = r.failed.take() {
-            return Err(e);
+            return Err(ws_error(op, addr, e));
         }
         if r.ended {
             return Ok(None);
@@ -948,33 +988,27 @@ impl Inner {
                 self.record(call, EventKind::Eof, b"", None);
                 return Ok(None);
             }
+            Some(Err(e)) if by == By::Keeper => {
+                r.failed = Some(e);
+                return Ok(None);
+            }
             Some(Err(e)) => return Err(ws_error(op, addr, e)),
         };
         let Some(m) = Received::of(msg) else {
             return Ok(None);
         };
-        let data = matches!(m.kind, Kind::Text | Kind::Binary);
-        if !(data && by == By::Keeper) {
-            self.record(call, EventKind::Recv, &m.data, Some(m.note()));
-        }
+        self.record(call, EventKind::Recv, &m.data, Some(m.note()));
         // tungstenite answers a ping with a pong of its payload, and a close frame this side
         // did not start with the same frame: the answers are this side's sends.
-        match m.kind {
-            Kind::Close => {
-                r.ended = true;
-                *self.peer_close.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((m.code, String::from_utf8_lossy(&m.data).into_owned()));
-                if !self.closed.is_closed() {
-                    self.record(call, EventKind::Send, &m.data, Some(m.note()));
-                }
-                self.send_replies().await;
+        if m.kind == Kind::Close {
+            r.ended = true;
+            *self.peer_close.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((m.code, String::from_utf8_lossy(&m.data).into_owned()));
+            if !self.closed.is_closed() {
+                self.record(call, EventKind::Send, &m.data, Some(m.note()));
             }
-            // Once this side has sent its close, tungstenite answers no ping.
-            Kind::Ping if !self.closed.is_closed() => {
-                self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
-                self.send_replies().await;
-            }
-            _ => {}
+        } else if self.answered(&m) {
+            self.record(call, EventKind::Send, &m.data, Some("pong".to_owned()));
         }
         Ok(Some(m))
     }
@@ -1008,16 +1042,24 @@ impl Inner {
 
 /// A WebSocket's keeper, on the runtime: while the script reads nothing (for [`IDLE`], and
 /// no read of it waits), it reads for it, so a ping is answered and the peer's close is
-/// answered when it comes, not at the script's next read. Data messages it reads wait in
-/// `pending` for the script's reads (recorded then, under their call), and so do the pings,
-/// pongs and close it read (for `recv_message`, and a `ping` waiting for its pong). It lets the reader go as soon as a script read wants
-/// it, and ends with the WebSocket's last handle, its close, its end, or the scenario.
+/// answered when it comes, not at the script's next read. What it reads is recorded then (as
+/// the task [`KEEPER_TASK`], in the order it came) and waits in `pending` for the script's
+/// reads: `recv_message` sees the pings too, a `ping` finds its pong there. It lets the
+/// reader go as soon as a script read wants it, and ends with the WebSocket's last handle,
+/// its close, its end, or the scenario.
 async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
     let call = Call::new(Arc::from(KEEPER_TASK), None, None);
     let keeper = &inner.keeper;
     loop {
         // Until the script has started no read for IDLE, and none is running.
         loop {
+            if keeper.active.load(Ordering::SeqCst) > 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = keeper.done.notified() => {}
+                }
+                continue;
+            }
             let seen = keeper.reads.load(Ordering::SeqCst);
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -1038,32 +1080,33 @@ async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
             keeper.engaged.store(false, Ordering::SeqCst);
             continue;
         };
+        let mut read = 0u32;
         let ended = loop {
             if keeper.active.load(Ordering::SeqCst) > 0 || r.kept >= KEPT_AT_MOST {
                 break false;
             }
+            // Frames that keep coming must not hold the runtime's thread.
+            read = read.wrapping_add(1);
+            if read % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
             let frame = tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = keeper.wanted.notified() => break false,
-                frame = inner.read_frame(&call, "recv", &mut r, By::Keeper) => frame,
+                frame = inner.take_frame(&call, "recv", &mut r, By::Keeper) => frame,
             };
             match frame {
                 Ok(Some(m)) => {
-                    let recorded = !matches!(m.kind, Kind::Text | Kind::Binary);
-                    if !recorded {
-                        r.kept += m.data.len();
+                    // Kept before the answer goes, which a script read may not cut short.
+                    let answered = inner.answered(&m);
+                    r.keep(m);
+                    if answered {
+                        inner.send_replies().await;
                     }
-                    r.pending.push_back((m, recorded));
                 }
-                Ok(None) => break true,
-                // This side closed: its `close` takes over. Else the script's next read
-                // raises what the keeper met.
-                Err(e) => {
-                    if !inner.closed.is_closed() {
-                        r.failed = Some(e);
-                    }
-                    break true;
-                }
+                // The end, or a failure the next script read raises; or this side closed
+                // (its `close` takes over).
+                Ok(None) | Err(_) => break true,
             }
         };
         keeper.engaged.store(false, Ordering::SeqCst);
@@ -1074,9 +1117,13 @@ async fn keep(inner: Arc<Inner>, stop: CancellationToken) {
     }
 }
 
-/// The most bytes of data messages the keeper holds for the script: past it, it reads no
-/// more (pings behind them wait for the script's reads), as a socket's buffers would fill.
+/// The most the keeper holds for the script, in bytes plus [`KEPT_EACH`] a message: past it,
+/// it reads no more (pings behind them wait for the script's reads), as a socket's buffers
+/// would fill.
 const KEPT_AT_MOST: usize = 256 * 1024;
+
+/// What each message kept counts besides its bytes, so a flood of empty ones is bounded too.
+const KEPT_EACH: usize = 64;
 
 /// The task the transcript names for what a WebSocket's keeper reads and answers.
 const KEEPER_TASK: &str = "auto";
