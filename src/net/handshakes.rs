@@ -7,8 +7,9 @@
 //! results in the order they finish. `close`, a drop, and the scenario's end stop every task.
 //!
 //! What a handshake produces is the listener's own. A client it passes over (no client of
-//! its kind, or one that stalled) it records itself, when that happens, and hands nothing to
-//! `accept`: a record left for the next `accept` would be lost when no `accept` follows.
+//! its kind, or one that stalled) is recorded here when that happens, as an event of the
+//! listener's (the call that made it), and handed to no `accept`: a record left for the next
+//! `accept` would be lost when no `accept` follows.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use tokio::sync::{mpsc, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::bridge::{deadline_after, CloseSignal, HandleTimeout, Session};
+use super::call::Call;
 use super::error::NetError;
+use crate::transcript::{EventKind, On};
 
 /// The most connections a listener holds between the kernel and `accept`: in their handshake,
 /// or handshaken and waiting to be taken. Further clients wait in the backlog.
@@ -58,6 +61,25 @@ struct Handshaken<T> {
     _room: OwnedSemaphorePermit,
 }
 
+/// What one client's handshake came to.
+pub(crate) enum Shaken<T> {
+    /// A client for `accept`.
+    Ready(T),
+    /// No client of the listener's kind, or one that failed or stalled before it was one.
+    PassedOver(PassedOver),
+}
+
+/// A client passed over, as the transcript records it.
+pub(crate) struct PassedOver {
+    pub kind: EventKind,
+    pub on: On,
+    pub local: Option<Arc<str>>,
+    pub peer: Option<Arc<str>>,
+    /// What it sent, when that is worth keeping (a refused request head).
+    pub head: bytes::Bytes,
+    pub why: String,
+}
+
 /// What the accepting task owns: the listening socket, then (dropped after it, as fields drop
 /// in order) the sender whose end tells `close` the socket is gone.
 struct Serving<L> {
@@ -67,6 +89,9 @@ struct Serving<L> {
 
 /// What the accepting task needs besides its socket and the handshake.
 struct Shared<T> {
+    session: Arc<Session>,
+    /// The call that made the listener: its task and place name what it passes over.
+    call: Call,
     addr: Arc<str>,
     timeout: Arc<HandleTimeout>,
     default_timeout: Duration,
@@ -77,10 +102,11 @@ struct Shared<T> {
 impl<T: Send + 'static> Handshakes<T> {
     /// Start accepting from `socket` (the listener at `addr`, bounded by `timeout`) on the
     /// session's runtime, running `handshake` for each client: it gives the client for
-    /// `accept`, the error `accept` raises, or `None` for a client it passed over (and
-    /// recorded).
+    /// `accept`, the error `accept` raises, or a client passed over, recorded as made by
+    /// `call`.
     pub(crate) fn start<L, H, F>(
-        session: &Session,
+        session: &Arc<Session>,
+        call: &Call,
         socket: L,
         addr: Arc<str>,
         timeout: Arc<HandleTimeout>,
@@ -89,12 +115,14 @@ impl<T: Send + 'static> Handshakes<T> {
     where
         L: Listening,
         H: Fn(L::Client, Limit) -> F + Send + 'static,
-        F: Future<Output = Option<Result<T, NetError>>> + Send + 'static,
+        F: Future<Output = Result<Shaken<T>, NetError>> + Send + 'static,
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = session.token().child_token();
         let (gone, serving) = std::sync::mpsc::channel();
         let shared = Shared {
+            session: session.clone(),
+            call: call.clone(),
             addr,
             timeout,
             default_timeout: session.default_timeout(),
@@ -168,7 +196,7 @@ where
     L: Listening,
     T: Send + 'static,
     H: Fn(L::Client, Limit) -> F,
-    F: Future<Output = Option<Result<T, NetError>>> + Send + 'static,
+    F: Future<Output = Result<Shaken<T>, NetError>> + Send + 'static,
 {
     let socket = &serving.socket;
     let room = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -189,13 +217,21 @@ where
                 let shaken = handshake(client, Limit { length, at });
                 let stop = shared.stop.clone();
                 let ready = shared.ready.clone();
+                let (session, call) = (shared.session.clone(), shared.call.clone());
                 tokio::spawn(async move {
                     let arrival = tokio::select! {
                         _ = stop.cancelled() => return,
                         arrival = shaken => arrival,
                     };
-                    // Passed over, and recorded by the handshake.
-                    let Some(arrival) = arrival else { return };
+                    let arrival = match arrival {
+                        Ok(Shaken::Ready(client)) => Ok(client),
+                        Ok(Shaken::PassedOver(p)) => {
+                            let note = Some(p.why);
+                            session.record(&call, p.kind, p.on, p.local, p.peer, &p.head, note);
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    };
                     let _ = ready.send(Handshaken {
                         arrival,
                         _room: permit,

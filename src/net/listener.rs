@@ -20,7 +20,7 @@ use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::conn::Conn;
 use super::error::{fmt_duration, ErrorKind, NetError};
-use super::handshakes::{Handshakes, Limit, Listening};
+use super::handshakes::{Handshakes, Limit, Listening, PassedOver, Shaken};
 use super::socket_file::{self, SocketFile};
 use super::stream::{Opened, Plain};
 use super::tls::{self, ServerTls};
@@ -71,20 +71,6 @@ struct Inner {
 struct TlsSide {
     cert_pem: String,
     handshakes: Handshakes<Box<Opened>>,
-}
-
-/// A client whose handshake ended (one that failed is an error, which `accept` raises).
-enum Arrival {
-    /// Boxed: an arrival waits in a queue, and the other variant is small.
-    Ready(Box<Opened>),
-    /// Not a TLS client: it closed without sending a byte (a `wait_for` probe, a port scan),
-    /// or sent nothing before the deadline. Recorded when it happens, never handed to
-    /// `accept`.
-    Skipped {
-        peer: Option<Arc<str>>,
-        kind: EventKind,
-        why: String,
-    },
 }
 
 impl Listener {
@@ -164,38 +150,13 @@ impl Listener {
                     addr: local.text.clone(),
                     unix_path: unix_path.clone(),
                 });
-                let recorder = (session.clone(), call.clone());
                 let handshakes = Handshakes::start(
                     session,
+                    call,
                     socket,
                     local.text.clone(),
                     timeout.clone(),
-                    move |plain, limit| {
-                        let (session, call) = recorder.clone();
-                        let shared = shared.clone();
-                        async move {
-                            match handshake(plain, shared.clone(), limit).await {
-                                Ok(Arrival::Ready(opened)) => Some(Ok(opened)),
-                                // Recorded (as the listener's, from its `listen`) when it
-                                // happens, passed over.
-                                Ok(Arrival::Skipped { peer, kind, why }) => {
-                                    // An unnamed Unix client, named for its listener.
-                                    let peer = peer.map(|p| match &*p {
-                                        "unix:" => Arc::from(format!("{}#client", shared.addr)),
-                                        _ => p,
-                                    });
-                                    let on = On {
-                                        conn: None,
-                                        transport: Some(Transport::Tls),
-                                    };
-                                    let local = Some(shared.addr.clone());
-                                    session.record(&call, kind, on, local, peer, b"", Some(why));
-                                    None
-                                }
-                                Err(e) => Some(Err(e)),
-                            }
-                        }
-                    },
+                    move |plain, limit| handshake(plain, shared.clone(), limit),
                 );
                 let side = TlsSide {
                     cert_pem: acceptor.cert_pem,
@@ -407,29 +368,41 @@ async fn handshake(
     plain: Plain,
     shared: Arc<TlsHandshake>,
     limit: Limit,
-) -> Result<Arrival, NetError> {
+) -> Result<Shaken<Box<Opened>>, NetError> {
     let deadline = limit.at;
-    let peer = plain.peer_text();
     let addr = &*shared.addr;
+    let peer = plain.peer_text();
+    // Not a TLS client: it closed without sending a byte (a `wait_for` probe, a port scan), or
+    // sent nothing before the deadline.
+    let skipped = |kind, why| {
+        Ok(Shaken::PassedOver(PassedOver {
+            kind,
+            on: On {
+                conn: None,
+                transport: Some(Transport::Tls),
+            },
+            local: Some(shared.addr.clone()),
+            // An unnamed Unix client, named for its listener.
+            peer: peer.clone().map(|p| match &*p {
+                "unix:" => Arc::from(format!("{addr}#client")),
+                _ => p,
+            }),
+            head: bytes::Bytes::new(),
+            why,
+        }))
+    };
     match tokio::time::timeout_at(deadline, plain.sends_a_byte()).await {
         Ok(Ok(false)) => {
-            return Ok(Arrival::Skipped {
-                peer,
-                kind: EventKind::Eof,
-                why: "the client closed the connection without sending a byte: skipped, \
-                      no tls handshake"
-                    .to_owned(),
-            })
+            let why = "the client closed the connection without sending a byte: skipped, no \
+                       tls handshake";
+            return skipped(EventKind::Eof, why.to_owned());
         }
         Err(_) => {
-            return Ok(Arrival::Skipped {
-                peer,
-                kind: EventKind::Close,
-                why: format!(
-                    "the client sent nothing within {}: closed, no tls handshake",
-                    fmt_duration(limit.length)
-                ),
-            })
+            let why = format!(
+                "the client sent nothing within {}: closed, no tls handshake",
+                fmt_duration(limit.length)
+            );
+            return skipped(EventKind::Close, why);
         }
         // A byte is there, or the socket failed: the handshake tells which.
         Ok(_) => {}
@@ -437,7 +410,7 @@ async fn handshake(
     let path = shared.unix_path.as_deref();
     let tls = plain.server_tls("accept", &shared.acceptor, addr, path);
     match tokio::time::timeout_at(deadline, tls).await {
-        Ok(opened) => Ok(Arrival::Ready(Box::new(opened?))),
+        Ok(opened) => Ok(Shaken::Ready(Box::new(opened?))),
         Err(_) => {
             let why = format!(
                 "the client did not finish it within {}",

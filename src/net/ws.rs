@@ -45,7 +45,7 @@ use super::addr::{self, Endpoint};
 use super::bridge::{CloseSignal, HandleSlot, HandleTimeout, Opening, Session};
 use super::call::Call;
 use super::error::{describe, fmt_duration, ErrorKind, NetError};
-use super::handshakes::{Handshakes, Limit, Listening};
+use super::handshakes::{Handshakes, Limit, Listening, PassedOver, Shaken};
 use super::plain::{PlainSocket, Polled, Spinning};
 use super::tls::{self, ClientTls, ServerTls, TlsInfo};
 use crate::transcript::{EventKind, On, Transport};
@@ -1166,22 +1166,6 @@ enum Upgrade {
     Refused(Bytes, String),
 }
 
-/// A client whose upgrade ended, for `accept` to take.
-enum Arrival {
-    /// Boxed: an arrival waits in a queue.
-    Ready(Box<Upgraded>),
-    /// Not a WebSocket client, or one that failed or stalled before it was one: recorded when
-    /// it happens, never handed to `accept`.
-    PassedOver {
-        local: Arc<str>,
-        peer: Arc<str>,
-        kind: EventKind,
-        /// The request head, when there was a whole one.
-        head: Bytes,
-        why: String,
-    },
-}
-
 struct Upgraded {
     ws: Ws,
     local: Endpoint,
@@ -1263,35 +1247,13 @@ impl WsListener {
             protocols: opts.protocols.clone(),
             config: config(session),
         });
-        let recorder = (session.clone(), call.clone());
         let upgrades = Handshakes::start(
             session,
+            call,
             socket,
             local.text.clone(),
             timeout.clone(),
-            move |client, limit| {
-                let (session, call) = recorder.clone();
-                let shaken = handshake(client, shared.clone(), limit);
-                async move {
-                    match shaken.await {
-                        Ok(Arrival::Ready(upgraded)) => Some(Ok(upgraded)),
-                        // A client that fails must not stop the server: recorded (as the
-                        // listener's, from its `ws_listen`) when it happens, passed over.
-                        Ok(Arrival::PassedOver {
-                            local,
-                            peer,
-                            kind,
-                            head,
-                            why,
-                        }) => {
-                            let (local, peer) = (Some(local), Some(peer));
-                            session.record(&call, kind, LISTENER, local, peer, &head, Some(why));
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
-                    }
-                }
-            },
+            move |client, limit| handshake(client, shared.clone(), limit),
         );
         session.record(
             call,
@@ -1424,7 +1386,7 @@ async fn handshake(
     (tcp, peer): (TcpStream, std::net::SocketAddr),
     shared: Arc<Upgrades>,
     limit: Limit,
-) -> Result<Arrival, NetError> {
+) -> Result<Shaken<Box<Upgraded>>, NetError> {
     let op = "accept";
     let addr = &*shared.local.text;
     let _ = tcp.set_nodelay(true);
@@ -1432,14 +1394,16 @@ async fn handshake(
     let local = tcp
         .local_addr()
         .map_or_else(|_| shared.local.clone(), Endpoint::new);
+    // A client that fails must not stop the server: passed over.
     let passed_over = |kind, head, why| {
-        Ok(Arrival::PassedOver {
-            local: local.text.clone(),
-            peer: peer.text.clone(),
+        Ok(Shaken::PassedOver(PassedOver {
             kind,
+            on: LISTENER,
+            local: Some(local.text.clone()),
+            peer: Some(peer.text.clone()),
             head,
             why,
-        })
+        }))
     };
     let within = || fmt_duration(limit.length);
     let (io, settled) = match &shared.acceptor {
@@ -1469,7 +1433,7 @@ async fn handshake(
     };
     let upgrade = upgrade(io, settled, &shared.protocols, shared.config);
     match tokio::time::timeout_at(limit.at, upgrade).await {
-        Ok(Ok(Upgrade::Done(ws, handshake))) => Ok(Arrival::Ready(Box::new(Upgraded {
+        Ok(Ok(Upgrade::Done(ws, handshake))) => Ok(Shaken::Ready(Box::new(Upgraded {
             ws: *ws,
             local,
             peer,
